@@ -1,0 +1,41 @@
+package pairing
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/t3fleet/t3fleet"
+)
+
+// Credential is a one-time pairing credential minted for one instance.
+type Credential struct {
+	ID        string
+	Secret    string // the 12-character credential the exchange takes
+	ExpiresAt time.Time
+}
+
+// Minter mints a one-time credential for an instance (the t3 CLI's
+// `auth pairing create`, run as the instance's user, with its own build).
+type Minter interface {
+	Mint(ctx context.Context, in t3fleet.Instance) (Credential, error)
+}
+
+// Session is the result of a successful pairing: the t3 session cookies to
+// relay to the browser, the exchange endpoint that answered, and whether it
+// was reached by falling back from the new name.
+type Session struct {
+	Cookies  []*http.Cookie
+	Endpoint string
+	Fallback bool
+}
+
+// Pairer pairs a new browser session into an instance.
+type Pairer interface {
+	Pair(ctx context.Context, in t3fleet.Instance) (*Session, error)
+}
+
+// Router maps an SSO user name to that user's instance.
+type Router interface {
+	Route(ssoUser string) (t3fleet.Instance, bool)
+}
