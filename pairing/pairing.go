@@ -28,6 +28,9 @@ type Session struct {
 	Cookies  []*http.Cookie
 	Endpoint string
 	Fallback bool
+	// MintDuration is how long minting the credential took (zero when the
+	// Pairer does not mint).
+	MintDuration time.Duration
 }
 
 // Pairer pairs a new browser session into an instance.

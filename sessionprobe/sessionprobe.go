@@ -24,3 +24,15 @@ const (
 type Prober interface {
 	Check(ctx context.Context, in t3fleet.Instance, cookies []*http.Cookie) (Verdict, error)
 }
+
+// String returns "unknown", "valid" or "invalid" (metric and log label).
+func (v Verdict) String() string {
+	switch v {
+	case Valid:
+		return "valid"
+	case Invalid:
+		return "invalid"
+	default:
+		return "unknown"
+	}
+}
