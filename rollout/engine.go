@@ -1,0 +1,263 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/t3fleet/t3fleet"
+	"github.com/t3fleet/t3fleet/idlegate"
+	"github.com/t3fleet/t3fleet/statebackup"
+)
+
+// Defaults for Options.
+const (
+	DefaultTrack         = "nightly"
+	DefaultVerifyTimeout = 90 * time.Second
+	DefaultHealthTimeout = 3 * time.Minute
+	DefaultTmpDir        = "/var/tmp"
+	// PrebumpLabelPrefix + target is the label of the backups a run takes.
+	PrebumpLabelPrefix = "prebump-"
+)
+
+// Sentinels for the failures a caller branches on (exit 1).
+var (
+	ErrHealthCheckFailed = errors.New("HEALTH-CHECK FAILED")
+	ErrRolledBack        = errors.New("rolled back")
+	ErrRollbackFailed    = errors.New("ROLLBACK FAILED")
+	ErrCrashed           = errors.New("crash injected")
+	ErrMissingDependency = errors.New("engine dependency missing")
+)
+
+// Options tune an Engine; the zero value works.
+type Options struct {
+	StateDir   string // default DefaultStateDir
+	FreezeFile string // default DefaultFreezeFile
+	Pin        string // a version to go to; tracking off
+	Track      string // channel; default DefaultTrack
+	MinAge     time.Duration
+	// AllowMissingBackup lets a user with no database yet go without a backup.
+	AllowMissingBackup bool
+	// SeedUser's newest prebump snapshot feeds the health check; default the
+	// user with the largest database.
+	SeedUser string
+	// Order puts these users first in the canary, in this order; the rest
+	// follow smallest database first, OperatorUser last.
+	Order        []string
+	OperatorUser string
+	LockWait     time.Duration // default DefaultLockWait; negative: try once
+	// VerifyTimeout bounds one VerifyPairing; default DefaultVerifyTimeout.
+	VerifyTimeout time.Duration
+	HealthTimeout time.Duration // default DefaultHealthTimeout
+	TmpDir        string        // scratch for --check-candidate; default DefaultTmpDir
+	// CandidateInstaller returns an installer staging into dir, for Plan's
+	// candidate check; nil disables it.
+	CandidateInstaller func(dir string) Installer
+	Logger             *slog.Logger // nil: no logging
+	OnEvent            func(Event)
+	// CrashAfter, when it returns true for a step name, makes the run stop
+	// right there with ErrCrashed, leaving the journal as a dead process would.
+	CrashAfter func(step string) bool
+	Now        func() time.Time
+	Who        string // recorded in a freeze this engine writes; default "t3fleet updater"
+}
+
+// Engine is the gated bump. Fill the dependencies and Options; nil Idle
+// means every unit is treated as busy-unknown (deferred), so set it.
+type Engine struct {
+	Units     UnitManager
+	Registry  Registry
+	Installer Installer
+	Health    HealthChecker
+	Verifier  Verifier
+	Backups   statebackup.Backuper
+	Idle      idlegate.IdleOracle
+	Locator   Locator // default HomeLocator{}
+	Options
+}
+
+// Outcome says how a run ended.
+type Outcome string
+
+// Outcomes of Run.
+const (
+	OutcomeDone              Outcome = "done"
+	OutcomeFrozen            Outcome = "frozen"
+	OutcomeRefused           Outcome = "refused"
+	OutcomeLocked            Outcome = "locked"
+	OutcomeHealthCheckFailed Outcome = "health-check-failed"
+	OutcomeRolledBack        Outcome = "rolled-back"
+	OutcomeRollbackFailed    Outcome = "rollback-failed"
+	OutcomeFailed            Outcome = "failed" // an error stopped the run before any change
+)
+
+// Result is what a run did.
+type Result struct {
+	Outcome   Outcome
+	Target    string
+	Previous  string
+	Reason    string // for frozen, refused, locked and failures
+	Resumed   bool   // a journal was finished first
+	Restarted []string
+	Deferred  []string
+	Took      time.Duration
+}
+
+// ExitCode is the process exit status for the result: 0 for done, frozen,
+// refused and locked; 1 otherwise.
+func (r Result) ExitCode() int {
+	switch r.Outcome {
+	case OutcomeDone, OutcomeFrozen, OutcomeRefused, OutcomeLocked:
+		return 0
+	}
+	return 1
+}
+
+// Line is the one-line summary a command prints.
+func (r Result) Line() string {
+	switch r.Outcome {
+	case OutcomeDone:
+		return fmt.Sprintf("done: %s -> %s restarted=%d deferred=%d took=%s",
+			r.Previous, r.Target, len(r.Restarted), len(r.Deferred), r.Took.Round(time.Millisecond))
+	case OutcomeFrozen:
+		return "FROZEN: " + r.Reason
+	case OutcomeRefused:
+		return "refused: " + r.Reason
+	case OutcomeLocked:
+		return "another run holds the lock: " + r.Reason
+	case OutcomeHealthCheckFailed:
+		return "HEALTH-CHECK FAILED (" + r.Reason + ")"
+	case OutcomeRolledBack:
+		return "rolled back " + r.Target + ": " + r.Reason
+	case OutcomeRollbackFailed:
+		return "ROLLBACK FAILED: " + r.Reason
+	}
+	return "failed: " + r.Reason
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+// State returns the engine's state directory.
+func (e *Engine) State() State {
+	if e.StateDir == "" {
+		return State{Dir: DefaultStateDir}
+	}
+	return State{Dir: e.StateDir}
+}
+
+// Freezer returns the engine's freeze file.
+func (e *Engine) Freezer() FreezeFile {
+	if e.FreezeFile == "" {
+		return FreezeFile{Path: DefaultFreezeFile}
+	}
+	return FreezeFile{Path: e.FreezeFile}
+}
+
+func (e *Engine) track() string {
+	if e.Track == "" {
+		return DefaultTrack
+	}
+	return e.Track
+}
+
+func (e *Engine) locator() Locator {
+	if e.Locator == nil {
+		return HomeLocator{}
+	}
+	return e.Locator
+}
+
+func (e *Engine) who() string {
+	if e.Who == "" {
+		return "t3fleet updater"
+	}
+	return e.Who
+}
+
+func (e *Engine) crash(step string) error {
+	if e.CrashAfter != nil && e.CrashAfter(step) {
+		return fmt.Errorf("after %s: %w", step, ErrCrashed)
+	}
+	return nil
+}
+
+func (e *Engine) check() error {
+	var missing []string
+	if e.Units == nil {
+		missing = append(missing, "Units")
+	}
+	if e.Installer == nil {
+		missing = append(missing, "Installer")
+	}
+	if e.Backups == nil {
+		missing = append(missing, "Backups")
+	}
+	if e.Verifier == nil {
+		missing = append(missing, "Verifier")
+	}
+	if e.Health == nil {
+		missing = append(missing, "Health")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %v", ErrMissingDependency, missing)
+	}
+	return nil
+}
+
+// Lock takes the state directory's lock for command ("run", "migrate-idle",
+// "watchdog"), waiting LockWait. A busy lock returns a *LockedError.
+func (e *Engine) Lock(ctx context.Context, command string) (*Lock, error) {
+	wait := e.LockWait
+	if wait == 0 {
+		wait = DefaultLockWait
+	} else if wait < 0 {
+		wait = 0
+	}
+	st := e.State()
+	if err := mkdirState(st.Dir); err != nil {
+		return nil, err
+	}
+	return AcquireLock(ctx, filepath.Join(st.Dir, LockFile), command, wait)
+}
+
+// Member is one unit of the fleet and the instance it serves.
+type Member struct {
+	Unit     Unit
+	Instance t3fleet.Instance
+}
+
+// Fleet lists the units and locates their instances.
+func (e *Engine) Fleet(ctx context.Context) ([]Member, error) {
+	units, err := e.Units.Units(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list units: %w", err)
+	}
+	out := make([]Member, 0, len(units))
+	for _, u := range units {
+		if err := t3fleet.ValidOSUser(u.User); err != nil {
+			return nil, fmt.Errorf("unit %s: %w", u.Name, err)
+		}
+		in, err := e.locator().Locate(ctx, u)
+		if err != nil {
+			return nil, fmt.Errorf("locate %s: %w", u.User, err)
+		}
+		if in.OSUser == "" {
+			in.OSUser = u.User
+		}
+		out = append(out, Member{Unit: u, Instance: in})
+	}
+	return out, nil
+}
+
+// Target returns the backup target of a member.
+func (m Member) Target(version string) statebackup.Target {
+	return statebackup.Target{User: m.Unit.User, UserdataDir: UserdataDir(m.Instance), Version: version}
+}

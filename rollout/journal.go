@@ -1,0 +1,89 @@
+package rollout
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/t3fleet/t3fleet/statebackup"
+)
+
+// Phase is where a run stands; it says what a resuming run must finish.
+type Phase string
+
+// Phases of a run, in order. Before PhaseCanary nothing live has changed, so
+// a resumed run starts over; PhaseCanary is finished forward, PhaseRollback
+// backward, PhaseDone only needs its bookkeeping.
+const (
+	PhasePrepare  Phase = "prepare"
+	PhaseCanary   Phase = "canary"
+	PhaseRollback Phase = "rollback"
+	PhaseDone     Phase = "done"
+)
+
+// Journal records a run's progress before each step acts, so a run that
+// finds it after a crash can finish the rollout or the rollback.
+type Journal struct {
+	Target    string                          `json:"target"`
+	Previous  string                          `json:"previous"` // the version active before the run
+	Phase     Phase                           `json:"phase"`
+	Step      string                          `json:"step"` // the last step begun
+	Started   time.Time                       `json:"started"`
+	Snapshots map[string]statebackup.Snapshot `json:"snapshots,omitempty"` // prebump snapshot per user
+	Verified  []string                        `json:"verified,omitempty"`  // restarted onto Target and verified
+	Deferred  []string                        `json:"deferred,omitempty"`
+	Failed    string                          `json:"failed,omitempty"` // the user whose canary failed
+	Reason    string                          `json:"reason,omitempty"`
+}
+
+func (j *Journal) verified(user string) bool { return slices.Contains(j.Verified, user) }
+func (j *Journal) deferred(user string) bool { return slices.Contains(j.Deferred, user) }
+
+// Journal returns the journal left by an unfinished run, nil when none.
+func (s State) Journal() (*Journal, error) {
+	b, err := os.ReadFile(s.path(JournalFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read journal: %w", err)
+	}
+	var j Journal
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("journal %s: %w (%v); inspect it, then move it aside", s.path(JournalFile), ErrMalformed, err)
+	}
+	switch j.Phase {
+	case PhasePrepare, PhaseCanary, PhaseRollback, PhaseDone:
+	default:
+		return nil, fmt.Errorf("journal %s: %w: unknown phase %q", s.path(JournalFile), ErrMalformed, j.Phase)
+	}
+	if _, err := ParseVersion(j.Target); err != nil {
+		return nil, fmt.Errorf("journal %s: %w: target: %v", s.path(JournalFile), ErrMalformed, err)
+	}
+	return &j, nil
+}
+
+// WriteJournal records j atomically.
+func (s State) WriteJournal(j *Journal) error {
+	b, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return WriteFileAtomic(s.path(JournalFile), append(b, '\n'), 0o644)
+}
+
+// RemoveJournal removes the journal; none is not an error.
+func (s State) RemoveJournal() error {
+	err := os.Remove(s.path(JournalFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove journal: %w", err)
+	}
+	if err == nil {
+		return syncDir(s.Dir)
+	}
+	return nil
+}

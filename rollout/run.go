@@ -1,0 +1,440 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/t3fleet/t3fleet/statebackup"
+)
+
+// Run is one `updater run`: lock, finish a journal, freeze, resolve and gate
+// the target, back up, stage, health check, activate, canary, and either
+// finish or roll back. Frozen, refused and locked runs return a nil error;
+// Result.ExitCode gives the process status either way.
+func (e *Engine) Run(ctx context.Context) (Result, error) {
+	start := e.now()
+	if err := e.check(); err != nil {
+		return Result{Outcome: OutcomeFailed, Reason: err.Error()}, err
+	}
+	lock, err := e.Lock(ctx, "run")
+	if err != nil {
+		var le *LockedError
+		if errors.As(err, &le) {
+			e.emit(ctx, Event{Kind: EventLockBusy, Reason: le.Holder})
+			return Result{Outcome: OutcomeLocked, Reason: le.Error()}, nil
+		}
+		return Result{Outcome: OutcomeFailed, Reason: err.Error()}, err
+	}
+	defer lock.Release()
+
+	res, err := e.run(ctx)
+	res.Took = e.now().Sub(start)
+	if err != nil && res.Outcome == "" {
+		res.Outcome, res.Reason = OutcomeFailed, err.Error()
+	}
+	return res, err
+}
+
+func (e *Engine) run(ctx context.Context) (Result, error) {
+	st := e.State()
+	j, err := st.Journal()
+	if err != nil {
+		return Result{}, err
+	}
+	resumed := false
+	if j != nil {
+		e.emit(ctx, Event{Kind: EventResumed, Version: j.Target, Reason: "phase " + string(j.Phase) + " step " + j.Step})
+		resumed = true
+		switch j.Phase {
+		case PhasePrepare:
+			// Nothing live changed: start over.
+			if err := st.RemoveJournal(); err != nil {
+				return Result{}, err
+			}
+		default:
+			res, err := e.resume(ctx, j)
+			res.Resumed = true
+			return res, err
+		}
+	}
+
+	if fr, err := e.Freezer().Read(); err != nil {
+		return Result{}, err
+	} else if fr != nil {
+		if fr.Expired(e.now()) {
+			e.emit(ctx, Event{Kind: EventFreezeExpired, Reason: fr.String()})
+		} else {
+			e.emit(ctx, Event{Kind: EventFrozen, Reason: fr.String()})
+			return Result{Outcome: OutcomeFrozen, Reason: fr.String(), Resumed: resumed}, nil
+		}
+	}
+
+	current, rel, pinned, err := e.resolve(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	deadEnds, err := st.DeadEndVersions()
+	if err != nil {
+		return Result{}, err
+	}
+	if err := Gate(GateInput{Current: current, Release: rel, Channel: e.track(), Pinned: pinned,
+		DeadEnds: deadEnds, MinAge: e.MinAge, Now: e.now()}); err != nil {
+		var re *RefusedError
+		if errors.As(err, &re) {
+			e.emit(ctx, Event{Kind: EventRefused, Version: rel.Version, Reason: re.Reason, Err: re.Err})
+			return Result{Outcome: OutcomeRefused, Target: rel.Version, Previous: current, Reason: re.Reason, Resumed: resumed}, nil
+		}
+		return Result{}, err
+	}
+	fleet, err := e.Fleet(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	j = &Journal{Target: rel.Version, Previous: current, Phase: PhasePrepare, Step: "journal",
+		Started: e.now(), Snapshots: map[string]statebackup.Snapshot{}}
+	if err := st.WriteJournal(j); err != nil {
+		return Result{}, err
+	}
+	res := Result{Target: j.Target, Previous: current, Resumed: resumed}
+	if err := e.crash("journal"); err != nil {
+		return res, err
+	}
+	if err := e.backupAll(ctx, j, fleet); err != nil {
+		// Nothing changed yet: the journal goes, the run stops.
+		if rerr := st.RemoveJournal(); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		if errors.Is(err, ErrCrashed) {
+			return res, err
+		}
+		return res, err
+	}
+	if res, err := e.stageAndCheck(ctx, j, fleet); err != nil || res.Outcome != "" {
+		return res, err
+	}
+	j.Phase, j.Step = PhaseCanary, "activate"
+	if err := st.WriteJournal(j); err != nil {
+		return res, err
+	}
+	if err := e.activate(ctx, j.Target); err != nil {
+		return res, err
+	}
+	if err := e.crash("activate"); err != nil {
+		return res, err
+	}
+	return e.canary(ctx, j, fleet, res)
+}
+
+// resolve returns the current version and the release to go to.
+func (e *Engine) resolve(ctx context.Context) (current string, rel Release, pinned bool, err error) {
+	current, err = e.Installer.Current(ctx)
+	if err != nil {
+		return "", Release{}, false, fmt.Errorf("current version: %w", err)
+	}
+	if e.Pin != "" {
+		rel = Release{Version: e.Pin}
+		pinned = true
+	} else {
+		if e.Registry == nil {
+			return "", Release{}, false, fmt.Errorf("%w: Registry", ErrMissingDependency)
+		}
+		rel, err = e.Registry.Resolve(ctx, e.track())
+		if err != nil {
+			return "", Release{}, false, fmt.Errorf("resolve %s: %w", e.track(), err)
+		}
+	}
+	e.emit(ctx, Event{Kind: EventResolved, Version: rel.Version, Reason: fmt.Sprintf("current %s, pinned=%v, channel %s", current, pinned, e.track())})
+	return current, rel, pinned, nil
+}
+
+func (e *Engine) backupAll(ctx context.Context, j *Journal, fleet []Member) error {
+	st := e.State()
+	label := PrebumpLabelPrefix + j.Target
+	for _, m := range fleet {
+		user := m.Unit.User
+		j.Step = "backup:" + user
+		t0 := e.now()
+		snap, err := e.Backups.Backup(ctx, m.Target(j.Previous), label)
+		if err != nil && e.AllowMissingBackup && errors.Is(err, statebackup.ErrNoDatabase) {
+			e.emit(ctx, Event{Kind: EventBackupSkipped, User: user, Unit: m.Unit.Name, Reason: "no database yet"})
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("backup %s: %w", user, err)
+		}
+		j.Snapshots[user] = snap
+		if err := st.WriteJournal(j); err != nil {
+			return err
+		}
+		e.emit(ctx, Event{Kind: EventBackedUp, User: user, Unit: m.Unit.Name, Version: j.Target, Reason: snap.Path, Took: e.now().Sub(t0)})
+		if err := e.crash("backup:" + user); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// seedSnapshot picks the snapshot that feeds the health check.
+func (e *Engine) seedSnapshot(snaps map[string]statebackup.Snapshot) (string, error) {
+	if e.SeedUser != "" {
+		s, ok := snaps[e.SeedUser]
+		if !ok {
+			return "", fmt.Errorf("seed user %s has no prebump snapshot", e.SeedUser)
+		}
+		return s.Path, nil
+	}
+	users := make([]string, 0, len(snaps))
+	for u := range snaps {
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	best := ""
+	var size int64 = -1
+	for _, u := range users {
+		if snaps[u].Size > size {
+			best, size = snaps[u].Path, snaps[u].Size
+		}
+	}
+	return best, nil
+}
+
+func (e *Engine) stageAndCheck(ctx context.Context, j *Journal, fleet []Member) (Result, error) {
+	st := e.State()
+	res := Result{Target: j.Target, Previous: j.Previous}
+	j.Step = "stage"
+	if err := st.WriteJournal(j); err != nil {
+		return res, err
+	}
+	t0 := e.now()
+	b, err := e.Installer.Stage(ctx, j.Target)
+	if err != nil {
+		_ = st.RemoveJournal()
+		return res, fmt.Errorf("stage %s: %w", j.Target, err)
+	}
+	e.emit(ctx, Event{Kind: EventStaged, Version: j.Target, Reason: b.Dir, Took: e.now().Sub(t0)})
+	if err := e.crash("stage"); err != nil {
+		return res, err
+	}
+	seed, err := e.seedSnapshot(j.Snapshots)
+	if err != nil {
+		_ = st.RemoveJournal()
+		return res, err
+	}
+	j.Step = "health"
+	if err := st.WriteJournal(j); err != nil {
+		return res, err
+	}
+	rep, err := e.check1(ctx, b, seed)
+	if err != nil || !rep.Passed {
+		reason := rep.Reason
+		if err != nil {
+			reason = err.Error()
+		}
+		if reason == "" {
+			reason = "health check did not pass"
+		}
+		var errs []error
+		errs = append(errs, st.AddDeadEnd(j.Target, "health check: "+reason))
+		errs = append(errs, e.Installer.Drop(ctx, j.Target))
+		errs = append(errs, st.RemoveJournal())
+		e.emit(ctx, Event{Kind: EventHealthCheckFailed, Version: j.Target, Reason: reason, Took: rep.Took})
+		res.Outcome, res.Reason = OutcomeHealthCheckFailed, reason
+		return res, errors.Join(append([]error{fmt.Errorf("%w (%s)", ErrHealthCheckFailed, reason)}, errs...)...)
+	}
+	e.emit(ctx, Event{Kind: EventHealthChecked, Version: j.Target, Took: rep.Took,
+		Reason: fmt.Sprintf("endpoint=%s cookie=%s schema=%d", rep.Endpoint, rep.Cookie, rep.Schema)})
+	if err := e.crash("health"); err != nil {
+		return res, err
+	}
+	return Result{}, nil
+}
+
+func (e *Engine) check1(ctx context.Context, b Build, seed string) (HealthReport, error) {
+	d := e.HealthTimeout
+	if d <= 0 {
+		d = DefaultHealthTimeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return e.Health.Check(cctx, b, seed)
+}
+
+// activate makes version the current one (staging it first, which for an
+// already-staged version needs no network).
+func (e *Engine) activate(ctx context.Context, version string) error {
+	b, err := e.Installer.Stage(ctx, version)
+	if err != nil {
+		return fmt.Errorf("activate %s: stage: %w", version, err)
+	}
+	if err := e.Installer.Activate(ctx, b); err != nil {
+		return fmt.Errorf("activate %s: %w", version, err)
+	}
+	e.emit(ctx, Event{Kind: EventActivated, Version: version})
+	return nil
+}
+
+// CanaryOrder sorts the fleet for the canary: users named in order first (in
+// that order), then the smallest database first, operator last. size gives a
+// member's database size.
+func CanaryOrder(fleet []Member, order []string, operator string, size func(Member) int64) []Member {
+	out := slices.Clone(fleet)
+	rank := func(m Member) int {
+		if i := slices.Index(order, m.Unit.User); i >= 0 {
+			return i
+		}
+		if m.Unit.User == operator && operator != "" {
+			return len(order) + 1
+		}
+		return len(order)
+	}
+	sort.SliceStable(out, func(a, b int) bool {
+		ra, rb := rank(out[a]), rank(out[b])
+		if ra != rb {
+			return ra < rb
+		}
+		sa, sb := size(out[a]), size(out[b])
+		if sa != sb {
+			return sa < sb
+		}
+		return out[a].Unit.User < out[b].Unit.User
+	})
+	return out
+}
+
+func (e *Engine) sizeFunc(snaps map[string]statebackup.Snapshot) func(Member) int64 {
+	return func(m Member) int64 {
+		if s, ok := snaps[m.Unit.User]; ok {
+			return s.Size
+		}
+		return LiveDBSize(m.Instance)
+	}
+}
+
+func (e *Engine) canary(ctx context.Context, j *Journal, fleet []Member, res Result) (Result, error) {
+	st := e.State()
+	for _, m := range CanaryOrder(fleet, e.Order, e.OperatorUser, e.sizeFunc(j.Snapshots)) {
+		user := m.Unit.User
+		if j.verified(user) || j.deferred(user) {
+			continue
+		}
+		us, err := e.Units.Status(ctx, m.Unit)
+		if err != nil {
+			return res, fmt.Errorf("status %s: %w", user, err)
+		}
+		if !us.Active {
+			e.emit(ctx, Event{Kind: EventSkipped, User: user, Unit: m.Unit.Name, Reason: "not running (" + us.State + "); it starts on the new build"})
+			continue
+		}
+		if idle, why := e.idle(ctx, m); !idle {
+			if err := st.Defer(user, j.Target); err != nil {
+				return res, err
+			}
+			j.Deferred = append(j.Deferred, user)
+			if err := st.WriteJournal(j); err != nil {
+				return res, err
+			}
+			e.emit(ctx, Event{Kind: EventDeferred, User: user, Unit: m.Unit.Name, Version: j.Target, Reason: why})
+			continue
+		}
+		j.Step = "restart:" + user
+		if err := st.WriteJournal(j); err != nil {
+			return res, err
+		}
+		if err := e.RestartVerify(ctx, m.Unit); err != nil {
+			if errors.Is(err, ErrCrashed) {
+				return res, err
+			}
+			j.Phase, j.Failed, j.Reason = PhaseRollback, user, fmt.Sprintf("canary %s failed: %v", user, err)
+			if werr := st.WriteJournal(j); werr != nil {
+				return res, errors.Join(err, werr)
+			}
+			return e.rollbackRun(ctx, j, fleet)
+		}
+		j.Verified = append(j.Verified, user)
+		if err := st.WriteJournal(j); err != nil {
+			return res, err
+		}
+		if err := e.crash("verified:" + user); err != nil {
+			return res, err
+		}
+	}
+	return e.finish(ctx, j)
+}
+
+func (e *Engine) idle(ctx context.Context, m Member) (bool, string) {
+	if e.Idle == nil {
+		return false, "no idle gate configured"
+	}
+	v, err := e.Idle.Idle(ctx, m.Instance)
+	if err != nil {
+		return false, "idle gate: " + err.Error()
+	}
+	if !v.Idle {
+		why := v.Reason
+		if why == "" {
+			why = fmt.Sprintf("%d active turns", v.ActiveTurns)
+		}
+		return false, why
+	}
+	return true, ""
+}
+
+func (e *Engine) finish(ctx context.Context, j *Journal) (Result, error) {
+	st := e.State()
+	j.Phase, j.Step = PhaseDone, "last-good"
+	if err := st.WriteJournal(j); err != nil {
+		return Result{}, err
+	}
+	if err := st.SetLastGood(j.Target); err != nil {
+		return Result{}, err
+	}
+	if err := e.crash("last-good"); err != nil {
+		return Result{}, err
+	}
+	for _, u := range j.Verified {
+		if m, err := st.Marker(u); err != nil {
+			return Result{}, err
+		} else if m != nil && CompareVersions(m.Target, j.Target) <= 0 {
+			if err := st.ClearMarker(u); err != nil {
+				return Result{}, err
+			}
+		}
+	}
+	if err := st.RemoveJournal(); err != nil {
+		return Result{}, err
+	}
+	res := Result{Outcome: OutcomeDone, Target: j.Target, Previous: j.Previous,
+		Restarted: slices.Clone(j.Verified), Deferred: slices.Clone(j.Deferred)}
+	took := e.now().Sub(j.Started)
+	e.emit(ctx, Event{Kind: EventDone, Version: j.Target, Took: took,
+		Reason: fmt.Sprintf("restarted=%d [%s] deferred=%d [%s]", len(j.Verified), strings.Join(j.Verified, " "), len(j.Deferred), strings.Join(j.Deferred, " "))})
+	return res, nil
+}
+
+// resume finishes a journal found at the start of a run.
+func (e *Engine) resume(ctx context.Context, j *Journal) (Result, error) {
+	switch j.Phase {
+	case PhaseDone:
+		return e.finish(ctx, j)
+	case PhaseCanary:
+		fleet, err := e.Fleet(ctx)
+		if err != nil {
+			return Result{}, err
+		}
+		if err := e.activate(ctx, j.Target); err != nil {
+			return Result{}, err
+		}
+		return e.canary(ctx, j, fleet, Result{Target: j.Target, Previous: j.Previous})
+	case PhaseRollback:
+		fleet, err := e.Fleet(ctx)
+		if err != nil {
+			return Result{}, err
+		}
+		return e.rollbackRun(ctx, j, fleet)
+	}
+	return Result{}, fmt.Errorf("resume: %w: phase %q", ErrMalformed, j.Phase)
+}

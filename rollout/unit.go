@@ -1,0 +1,235 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/t3fleet/t3fleet/statebackup"
+)
+
+// CanaryError is a unit that failed its restart or verification.
+type CanaryError struct {
+	User string
+	Step string // "restart" or "verify"
+	Err  error
+}
+
+func (e *CanaryError) Error() string { return e.Step + " " + e.User + ": " + e.Err.Error() }
+func (e *CanaryError) Unwrap() error { return e.Err }
+
+// RestartVerify restarts one unit (onto whatever build is active) and
+// verifies, through the Verifier, that its user can pair, bounded by
+// VerifyTimeout. It does not recover: see Cycle and Rollback.
+func (e *Engine) RestartVerify(ctx context.Context, u Unit) error {
+	t0 := e.now()
+	if err := e.Units.Restart(ctx, u); err != nil {
+		e.emit(ctx, Event{Kind: EventVerifyFailed, User: u.User, Unit: u.Name, Err: err, Reason: "restart failed"})
+		return &CanaryError{User: u.User, Step: "restart", Err: err}
+	}
+	e.emit(ctx, Event{Kind: EventRestarted, User: u.User, Unit: u.Name, Took: e.now().Sub(t0)})
+	if err := e.crash("restart:" + u.User); err != nil {
+		return err
+	}
+	if err := e.verify(ctx, u.User); err != nil {
+		e.emit(ctx, Event{Kind: EventVerifyFailed, User: u.User, Unit: u.Name, Err: err})
+		return &CanaryError{User: u.User, Step: "verify", Err: err}
+	}
+	e.emit(ctx, Event{Kind: EventVerified, User: u.User, Unit: u.Name, Took: e.now().Sub(t0)})
+	return nil
+}
+
+func (e *Engine) verify(ctx context.Context, user string) error {
+	d := e.VerifyTimeout
+	if d <= 0 {
+		d = DefaultVerifyTimeout
+	}
+	vctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return e.Verifier.VerifyPairing(vctx, user)
+}
+
+// Restore is one unit a rollback puts back: its database from Snapshot (nil:
+// it had none, only restart it).
+type Restore struct {
+	Member   Member
+	Snapshot *statebackup.Snapshot
+}
+
+// Rollback is the recovery after a failed canary (or drain, or watchdog
+// restart): freeze first, so nothing moves while it runs.
+type Rollback struct {
+	Bad      string // version to add to the dead ends; "" for none
+	To       string // version to activate; "" keeps the active one
+	Reason   string // why; becomes the freeze reason
+	Restores []Restore
+}
+
+// Rollback freezes with the reason, dead-ends Bad, stops each unit and
+// restores its database, activates To, starts the units again and verifies
+// them. It emits RolledBack, or RollbackFailed and returns an error wrapping
+// ErrRollbackFailed. It does not take the lock: the caller holds it.
+func (e *Engine) Rollback(ctx context.Context, rb Rollback) error {
+	st := e.State()
+	var errs []error
+	if err := e.Freezer().Write(Freeze{Reason: rb.Reason, Who: e.who(), When: e.now()}); err != nil {
+		errs = append(errs, err)
+	}
+	if err := e.crash("rollback-freeze"); err != nil {
+		return err
+	}
+	if rb.Bad != "" {
+		if err := st.AddDeadEnd(rb.Bad, rb.Reason); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	stopped := make([]bool, len(rb.Restores))
+	for i, r := range rb.Restores {
+		u := r.Member.Unit
+		if err := e.Units.Stop(ctx, u); err != nil {
+			// Never restore under a running server.
+			errs = append(errs, fmt.Errorf("stop %s: %w", u.User, err))
+			continue
+		}
+		stopped[i] = true
+		if r.Snapshot != nil {
+			if err := e.Backups.Restore(ctx, r.Member.Target(r.Snapshot.Version), *r.Snapshot); err != nil {
+				errs = append(errs, fmt.Errorf("restore %s: %w", u.User, err))
+				continue
+			}
+			e.emit(ctx, Event{Kind: EventRestored, User: u.User, Unit: u.Name, Reason: r.Snapshot.Path})
+		}
+		if err := e.crash("rollback-restore:" + u.User); err != nil {
+			return err
+		}
+	}
+	if rb.To != "" {
+		if err := e.activate(ctx, rb.To); err != nil {
+			errs = append(errs, err)
+		}
+		if err := e.crash("rollback-activate"); err != nil {
+			return err
+		}
+	}
+	for i, r := range rb.Restores {
+		u := r.Member.Unit
+		var err error
+		if stopped[i] {
+			err = e.Units.Start(ctx, u)
+		} else {
+			err = e.Units.Restart(ctx, u)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("start %s: %w", u.User, err))
+			continue
+		}
+		if err := e.verify(ctx, u.User); err != nil {
+			errs = append(errs, fmt.Errorf("verify %s after rollback: %w", u.User, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		reason := rb.Reason + "; " + strings.ReplaceAll(err.Error(), "\n", "; ")
+		e.emit(ctx, Event{Kind: EventRollbackFailed, Version: rb.To, Reason: reason, Err: err})
+		return fmt.Errorf("%w: %s", ErrRollbackFailed, reason)
+	}
+	e.emit(ctx, Event{Kind: EventRolledBack, Version: rb.Bad, Reason: rb.Reason + "; now on " + rb.To})
+	return nil
+}
+
+// rollbackRun rolls back the run j records: every unit restarted onto the
+// target (the failed one first) gets its prebump database back, so no unit
+// is left on a database migrated past the build it will run.
+func (e *Engine) rollbackRun(ctx context.Context, j *Journal, fleet []Member) (Result, error) {
+	st := e.State()
+	to := j.Previous
+	if to == "" {
+		lg, err := st.LastGood()
+		if err != nil {
+			return Result{}, err
+		}
+		to = lg
+	}
+	byUser := map[string]Member{}
+	for _, m := range fleet {
+		byUser[m.Unit.User] = m
+	}
+	users := append([]string{j.Failed}, j.Verified...)
+	var restores []Restore
+	for _, u := range users {
+		m, ok := byUser[u]
+		if !ok {
+			continue
+		}
+		r := Restore{Member: m}
+		if s, ok := j.Snapshots[u]; ok {
+			r.Snapshot = &s
+		}
+		restores = append(restores, r)
+	}
+	res := Result{Target: j.Target, Previous: j.Previous, Reason: j.Reason}
+	err := e.Rollback(ctx, Rollback{Bad: j.Target, To: to, Reason: j.Reason, Restores: restores})
+	if errors.Is(err, ErrCrashed) {
+		return res, err
+	}
+	// Deferred users never left the old build: their markers point nowhere now.
+	for _, u := range j.Deferred {
+		if m, merr := st.Marker(u); merr == nil && m != nil && m.Target == j.Target {
+			err = errors.Join(err, st.ClearMarker(u))
+		}
+	}
+	err = errors.Join(err, st.RemoveJournal())
+	if err != nil {
+		res.Outcome = OutcomeRollbackFailed
+		if !errors.Is(err, ErrRollbackFailed) {
+			err = fmt.Errorf("%w: %w", ErrRollbackFailed, err)
+		}
+		res.Reason = err.Error()
+		return res, err
+	}
+	res.Outcome = OutcomeRolledBack
+	return res, fmt.Errorf("%w: %s", ErrRolledBack, j.Reason)
+}
+
+// CycleOptions tune Cycle.
+type CycleOptions struct {
+	Label      string // backup label, e.g. "pre-migrate-idle"
+	Version    string // the active version the unit moves to; recorded with the backup
+	DeadEnd    bool   // on failure, add Version to the dead ends
+	RollbackTo string // on failure, activate this version; "" keeps the active one
+}
+
+// Cycle is the per-unit routine the idle drainer and the watchdog share:
+// backup -> restart -> verify -> on failure Rollback (restore that user's
+// database, switch to RollbackTo, freeze). It does not take the lock and
+// does not consult the idle gate or the freeze: the caller does.
+// A failure returns an error wrapping ErrRolledBack or ErrRollbackFailed.
+func (e *Engine) Cycle(ctx context.Context, m Member, o CycleOptions) error {
+	if err := e.check(); err != nil {
+		return err
+	}
+	var snap *statebackup.Snapshot
+	s, err := e.Backups.Backup(ctx, m.Target(o.Version), o.Label)
+	switch {
+	case err == nil:
+		snap = &s
+		e.emit(ctx, Event{Kind: EventBackedUp, User: m.Unit.User, Unit: m.Unit.Name, Version: o.Version, Reason: s.Path})
+	case e.AllowMissingBackup && errors.Is(err, statebackup.ErrNoDatabase):
+		e.emit(ctx, Event{Kind: EventBackupSkipped, User: m.Unit.User, Unit: m.Unit.Name, Reason: "no database yet"})
+	default:
+		return fmt.Errorf("backup %s: %w", m.Unit.User, err)
+	}
+	err = e.RestartVerify(ctx, m.Unit)
+	if err == nil || errors.Is(err, ErrCrashed) {
+		return err
+	}
+	rb := Rollback{To: o.RollbackTo, Reason: fmt.Sprintf("%s %s failed on %s: %v", o.Label, m.Unit.User, o.Version, err),
+		Restores: []Restore{{Member: m, Snapshot: snap}}}
+	if o.DeadEnd {
+		rb.Bad = o.Version
+	}
+	if rerr := e.Rollback(ctx, rb); rerr != nil {
+		return rerr
+	}
+	return fmt.Errorf("%w: %s", ErrRolledBack, rb.Reason)
+}
