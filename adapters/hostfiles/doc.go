@@ -1,0 +1,16 @@
+// Package hostfiles reads the operator's existing host files so the module
+// drops into a machine that runs the seed's scripts today, starting with the
+// dispatch's routing table, /etc/t3-serve/dispatch.json, as a
+// pairing.Router ([DispatchTable]).
+//
+// # Example
+//
+//	tbl, err := hostfiles.NewDispatchTable(hostfiles.DefaultDispatchTable, hostfiles.DispatchTableOptions{})
+//	in, ok := tbl.Route("emil.barzin") // in.BaseURL == "http://127.0.0.1:3801"
+//
+// # What it does not do
+//
+// It never writes the host's files, and it never lets a bad edit take
+// effect: a file that does not parse or holds an invalid name keeps the last
+// good table in use. It watches by polling on lookup (no inotify).
+package hostfiles
