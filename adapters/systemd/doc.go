@@ -1,0 +1,39 @@
+// Package systemd is a rollout.UnitManager over systemd's D-Bus API: each
+// user's instance is one instance of a template unit, by default
+// t3-serve@<user>.service, the seed's layout.
+//
+// # Which manager
+//
+//   - DialSystem: the system manager (units in /etc/systemd/system), through
+//     the system bus, or directly on /run/systemd/private when root on a
+//     machine without a bus daemon. The updater then runs as root.
+//   - DialUser: the calling user's own manager, what `systemctl --user`
+//     drives: a rootless deployment where one account runs every instance
+//     from ~/.config/systemd/user. It uses $XDG_RUNTIME_DIR/systemd/private
+//     when present, else the session bus.
+//   - DialSocket: any manager's private socket, e.g. a user manager started
+//     by a test (see the systemdtest package).
+//
+// New takes any Client (the handful of go-systemd methods used), so tests can
+// fake systemd entirely.
+//
+// # Semantics
+//
+// Units lists the loaded instances of the template and maps each back to its
+// OS user. Start, Stop and Restart wait for systemd's job and return a
+// *JobError (errors.Is ErrJobFailed) unless it ends "done"; Start and Restart
+// also report a unit that is already failed once its job is done (a binary
+// that could not be executed). Status reads ActiveState, MainPID and
+// ActiveEnterTimestamp. A user name is checked with t3fleet.ValidOSUser
+// before it becomes a unit name, so a hostile name never reaches D-Bus.
+//
+//	m, err := systemd.DialSystem(ctx, systemd.Options{})
+//	if err != nil { ... }
+//	defer m.Close()
+//	err = m.Restart(ctx, rollout.Unit{User: "emil"}) // t3-serve@emil.service
+//
+// # What it does not do
+//
+// It does not write, enable or reload unit files, manage the binary the unit
+// runs, or read the journal. Health and pairing checks belong to rollout.
+package systemd
