@@ -25,7 +25,7 @@ const (
 	DefaultTimeout = 2 * time.Second
 	// DefaultCacheTTL is how long a Valid verdict is reused for the same
 	// cookie values. Invalid verdicts are never cached.
-	DefaultCacheTTL = 5 * time.Second
+	DefaultCacheTTL = 2 * time.Second
 	// DefaultMaxCacheEntries bounds the Valid-verdict cache.
 	DefaultMaxCacheEntries = 4096
 	// maxBody bounds how much of the session answer is read.

@@ -1,0 +1,73 @@
+package pairing
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/t3fleet/t3fleet/sessionprobe"
+)
+
+// Metric names, all under the t3fleet_dispatch_ prefix.
+const (
+	MetricPairs          = "t3fleet_dispatch_pairs_total"
+	MetricProbeVerdicts  = "t3fleet_dispatch_probe_verdicts_total"
+	MetricMintSeconds    = "t3fleet_dispatch_mint_seconds"
+	MetricProxied        = "t3fleet_dispatch_proxied_requests_total"
+	MetricWebSocketsOpen = "t3fleet_dispatch_websockets_open"
+	MetricRefused        = "t3fleet_dispatch_refused_requests_total"
+)
+
+// Pair outcomes (label "outcome" of MetricPairs).
+const (
+	OutcomeOK             = "ok"
+	OutcomeMintFailed     = "mint_failed"
+	OutcomeExchangeFailed = "exchange_failed"
+	OutcomeLoopGuard      = "loop_guard"
+)
+
+type metrics struct {
+	pairs    *prometheus.CounterVec
+	verdicts *prometheus.CounterVec
+	mint     prometheus.Histogram
+	proxied  *prometheus.CounterVec
+	wsOpen   prometheus.Gauge
+	refused  *prometheus.CounterVec
+
+	proxiedPage, proxiedOther, proxiedWS prometheus.Counter
+	verdict                              [3]prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		pairs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricPairs,
+			Help: "Pairings by outcome, exchange endpoint and whether it fell back from the new name."},
+			[]string{"outcome", "endpoint", "fallback"}),
+		verdicts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricProbeVerdicts,
+			Help: "Session probe verdicts on page loads that carried a cookie."}, []string{"verdict"}),
+		mint: prometheus.NewHistogram(prometheus.HistogramOpts{Name: MetricMintSeconds,
+			Help: "Time to mint a pairing credential.", Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
+		proxied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricProxied,
+			Help: "Requests proxied to an instance, by kind (page, other, websocket)."}, []string{"kind"}),
+		wsOpen: prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricWebSocketsOpen,
+			Help: "WebSocket connections currently proxied."}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricRefused,
+			Help: "Requests refused before routing, by HTTP status."}, []string{"status"}),
+	}
+	m.proxiedPage = m.proxied.WithLabelValues("page")
+	m.proxiedOther = m.proxied.WithLabelValues("other")
+	m.proxiedWS = m.proxied.WithLabelValues("websocket")
+	for _, v := range []sessionprobe.Verdict{sessionprobe.Unknown, sessionprobe.Valid, sessionprobe.Invalid} {
+		m.verdict[v] = m.verdicts.WithLabelValues(v.String())
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.pairs, m.verdicts, m.mint, m.proxied, m.wsOpen, m.refused} {
+			reg.MustRegister(c)
+		}
+	}
+	return m
+}
+
+func (m *metrics) pair(outcome, endpoint string, fallback bool) {
+	m.pairs.WithLabelValues(outcome, endpoint, strconv.FormatBool(fallback)).Inc()
+}

@@ -1,0 +1,131 @@
+package pairing
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Transport tuning defaults for NewTransport.
+const (
+	DefaultMaxIdleConnsPerHost = 256
+	DefaultIdleConnTimeout     = 90 * time.Second
+	DefaultDialTimeout         = 5 * time.Second
+)
+
+// NewTransport returns the tuned transport the handler shares between
+// proxying, probing and pairing: keep-alive connections pooled per instance,
+// many idle ones kept, no compression negotiated (bodies pass through as the
+// instance sent them), no proxy from the environment.
+func NewTransport() *http.Transport {
+	d := &net.Dialer{Timeout: DefaultDialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		DialContext:           d.DialContext,
+		MaxIdleConns:          4 * DefaultMaxIdleConnsPerHost,
+		MaxIdleConnsPerHost:   DefaultMaxIdleConnsPerHost,
+		IdleConnTimeout:       DefaultIdleConnTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+		WriteBufferSize:       32 << 10,
+		ReadBufferSize:        32 << 10,
+	}
+}
+
+type ctxKey int
+
+const targetKey ctxKey = 0
+
+// proxyTarget is what the Rewrite hook needs from the routing decision.
+type proxyTarget struct {
+	user string
+	url  *url.URL
+	ws   bool
+}
+
+func newReverseProxy(t http.RoundTripper, header string, h *Handler) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Transport:     t,
+		FlushInterval: -1, // stream (server-sent events, long polls)
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			tg := pr.In.Context().Value(targetKey).(*proxyTarget)
+			pr.SetURL(tg.url)
+			pr.Out.Header.Del(header)
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.StatusCode != http.StatusSwitchingProtocols {
+				return nil
+			}
+			tg, _ := resp.Request.Context().Value(targetKey).(*proxyTarget)
+			if tg == nil {
+				return nil
+			}
+			rwc, ok := resp.Body.(io.ReadWriteCloser)
+			if !ok {
+				return nil
+			}
+			h.metrics.wsOpen.Inc()
+			h.log.Info("ws open", "user", tg.user, "path", resp.Request.URL.Path)
+			resp.Body = &wsConn{ReadWriteCloser: rwc, h: h, user: tg.user, start: h.now()}
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			tg, _ := r.Context().Value(targetKey).(*proxyTarget)
+			user := ""
+			if tg != nil {
+				user = tg.user
+			}
+			if r.Context().Err() == context.Canceled {
+				return // the browser went away; nothing to answer
+			}
+			h.log.Warn("proxy to instance failed", "user", user, "path", r.URL.Path, "err", err)
+			http.Error(w, "your t3 instance is not answering; try again in a moment", http.StatusBadGateway)
+		},
+	}
+}
+
+// wsConn wraps the upstream side of a proxied WebSocket to log its close:
+// if the instance's side ended before the proxy closed it, the instance hung
+// up; otherwise the client did.
+type wsConn struct {
+	io.ReadWriteCloser
+	h     *Handler
+	user  string
+	start time.Time
+
+	upstreamEnded atomic.Bool
+	closing       atomic.Bool
+	once          sync.Once
+}
+
+func (c *wsConn) Read(p []byte) (int, error) {
+	n, err := c.ReadWriteCloser.Read(p)
+	if err != nil && !c.closing.Load() {
+		c.upstreamEnded.Store(true)
+	}
+	return n, err
+}
+
+func (c *wsConn) Close() error {
+	c.closing.Store(true)
+	err := c.ReadWriteCloser.Close()
+	c.once.Do(func() {
+		by := "client"
+		if c.upstreamEnded.Load() {
+			by = "upstream"
+		}
+		c.h.metrics.wsOpen.Dec()
+		c.h.log.Info("ws close", "user", c.user, "duration", c.h.now().Sub(c.start).Round(time.Millisecond), "closed_by", by)
+	})
+	return err
+}
+
+// discardLogger is the nil-logger default.
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
