@@ -31,6 +31,16 @@ type UnitManager struct {
 	StopFunc    func(ctx context.Context, u rollout.Unit) error
 	StartFunc   func(ctx context.Context, u rollout.Unit) error
 	StatusFunc  func(ctx context.Context, u rollout.Unit) (rollout.UnitStatus, error)
+	// RunningVersionFunc backs the optional rollout.VersionReporter.
+	RunningVersionFunc func(ctx context.Context, u rollout.Unit) (string, error)
+}
+
+// RunningVersion calls RunningVersionFunc (nil: "").
+func (m *UnitManager) RunningVersion(ctx context.Context, u rollout.Unit) (string, error) {
+	if m.RunningVersionFunc == nil {
+		return "", nil
+	}
+	return m.RunningVersionFunc(ctx, u)
 }
 
 // Units calls UnitsFunc (nil: no units).

@@ -241,6 +241,14 @@ func (s *Sim) UnitManager() *UnitManager {
 			}
 			return nil
 		},
+		RunningVersionFunc: func(_ context.Context, u rollout.Unit) (string, error) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if su, ok := s.users[u.User]; ok && su.Running {
+				return su.Version, nil
+			}
+			return "", nil
+		},
 		StatusFunc: func(_ context.Context, u rollout.Unit) (rollout.UnitStatus, error) {
 			s.mu.Lock()
 			defer s.mu.Unlock()

@@ -1,0 +1,252 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/t3fleet/t3fleet/statebackup"
+)
+
+// Rough costs Plan uses for its expected duration.
+const (
+	EstimateBackup  = 2 * time.Second
+	EstimateStage   = 20 * time.Second
+	EstimateHealth  = 15 * time.Second
+	EstimateRestart = 10 * time.Second // restart + first successful verification
+)
+
+// PlanOptions tune Plan.
+type PlanOptions struct {
+	// CheckCandidate stages the target into a temp dir (Options.TmpDir,
+	// through Options.CandidateInstaller) and health-checks it there.
+	CheckCandidate bool
+}
+
+// PlanUser is what a run would do with one instance.
+type PlanUser struct {
+	User    string
+	Unit    string
+	Running bool
+	DBSize  int64
+	Backup  string // what the run would back up, or why it would stop
+	Action  string // "restart", "defer", "skip"
+	Why     string
+}
+
+// Plan is what Run would do now, computed without changing anything.
+type Plan struct {
+	Current   string
+	LastGood  string
+	Channel   string
+	Pinned    bool
+	Target    string
+	Why       string // how the target was chosen
+	Go        bool   // a run would roll out Target
+	Refusal   string // why not, when a gate says no
+	Freeze    *Freeze
+	Expired   bool     // Freeze has expired and would be ignored
+	Journal   *Journal // an unfinished run a real run would finish first
+	Seed      string   // the user whose snapshot feeds the health check
+	Users     []PlanUser
+	Candidate *HealthReport // with CheckCandidate
+	Expected  time.Duration
+}
+
+// Plan computes what Run would do: touching no state, taking no lock, and
+// (unless CheckCandidate) staging nothing.
+func (e *Engine) Plan(ctx context.Context, o PlanOptions) (Plan, error) {
+	st := e.State()
+	p := Plan{Channel: e.track(), Pinned: e.Pin != ""}
+	var err error
+	if p.LastGood, err = st.LastGood(); err != nil {
+		return p, err
+	}
+	if p.Journal, err = st.Journal(); err != nil {
+		return p, err
+	}
+	if p.Freeze, err = e.Freezer().Read(); err != nil {
+		return p, err
+	}
+	p.Expired = p.Freeze != nil && p.Freeze.Expired(e.now())
+	if e.Installer == nil || e.Units == nil {
+		return p, fmt.Errorf("%w: Installer and Units", ErrMissingDependency)
+	}
+	current, rel, pinned, err := e.resolve(ctx)
+	if err != nil {
+		return p, err
+	}
+	p.Current, p.Target = current, rel.Version
+	if pinned {
+		p.Why = "pinned to " + rel.Version
+	} else {
+		p.Why = fmt.Sprintf("channel %s points at %s", p.Channel, rel.Version)
+		if !rel.Published.IsZero() {
+			p.Why += fmt.Sprintf(" (published %s, %s ago)", rel.Published.UTC().Format(time.RFC3339), e.now().Sub(rel.Published).Truncate(time.Minute))
+		}
+	}
+	deadEnds, err := st.DeadEndVersions()
+	if err != nil {
+		return p, err
+	}
+	gerr := Gate(GateInput{Current: current, Release: rel, Channel: p.Channel, Pinned: pinned, DeadEnds: deadEnds, MinAge: e.MinAge, Now: e.now()})
+	var re *RefusedError
+	switch {
+	case errors.As(gerr, &re):
+		p.Refusal = re.Reason
+	case gerr != nil:
+		return p, gerr
+	}
+	p.Go = gerr == nil && (p.Freeze == nil || p.Expired) && p.Journal == nil
+
+	fleet, err := e.Fleet(ctx)
+	if err != nil {
+		return p, err
+	}
+	sizes := map[string]int64{}
+	for _, m := range fleet {
+		sizes[m.Unit.User] = LiveDBSize(m.Instance)
+	}
+	ordered := CanaryOrder(fleet, e.Order, e.OperatorUser, func(m Member) int64 { return sizes[m.Unit.User] })
+	restarts := 0
+	var largest int64 = -1
+	for _, m := range ordered {
+		pu := PlanUser{User: m.Unit.User, Unit: m.Unit.Name, DBSize: sizes[m.Unit.User]}
+		switch {
+		case HasDatabase(m.Instance):
+			pu.Backup = PrebumpLabelPrefix + p.Target
+		case m.Instance.StateDir == "":
+			pu.Backup = PrebumpLabelPrefix + p.Target + " (database not on this host)"
+		case e.AllowMissingBackup:
+			pu.Backup = "none: no database yet (allowed)"
+		default:
+			pu.Backup = "MISSING: no database; the run would stop (see --allow-missing-backup)"
+		}
+		if e.SeedUser == "" && HasDatabase(m.Instance) && pu.DBSize > largest {
+			p.Seed, largest = m.Unit.User, pu.DBSize
+		}
+		us, err := e.Units.Status(ctx, m.Unit)
+		switch {
+		case err != nil:
+			pu.Action, pu.Why = "skip", "status: "+err.Error()
+		case !us.Active:
+			pu.Action, pu.Why = "skip", "not running ("+us.State+")"
+		default:
+			pu.Running = true
+			if idle, why := e.idle(ctx, m); idle {
+				pu.Action, pu.Why = "restart", "idle"
+				restarts++
+			} else {
+				pu.Action, pu.Why = "defer", why
+			}
+		}
+		p.Users = append(p.Users, pu)
+	}
+	if e.SeedUser != "" {
+		p.Seed = e.SeedUser
+	}
+	p.Expected = time.Duration(len(fleet))*EstimateBackup + EstimateStage + EstimateHealth + time.Duration(restarts)*EstimateRestart
+
+	if o.CheckCandidate {
+		rep, err := e.checkCandidate(ctx, p.Target, fleet, p.Seed)
+		if err != nil {
+			rep = HealthReport{Passed: false, Reason: err.Error()}
+		}
+		p.Candidate = &rep
+	}
+	return p, nil
+}
+
+func (e *Engine) checkCandidate(ctx context.Context, target string, fleet []Member, seedUser string) (HealthReport, error) {
+	if e.CandidateInstaller == nil || e.Health == nil {
+		return HealthReport{}, fmt.Errorf("%w: CandidateInstaller and Health", ErrMissingDependency)
+	}
+	tmp := e.TmpDir
+	if tmp == "" {
+		tmp = DefaultTmpDir
+	}
+	dir, err := os.MkdirTemp(tmp, "t3-candidate-")
+	if err != nil {
+		return HealthReport{}, fmt.Errorf("check candidate: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	b, err := e.CandidateInstaller(dir).Stage(ctx, target)
+	if err != nil {
+		return HealthReport{}, fmt.Errorf("check candidate: stage %s: %w", target, err)
+	}
+	seed := ""
+	for _, m := range fleet {
+		if m.Unit.User != seedUser || e.Backups == nil {
+			continue
+		}
+		snaps, err := e.Backups.List(ctx, m.Target(""))
+		if err != nil {
+			return HealthReport{}, fmt.Errorf("check candidate: list %s: %w", seedUser, err)
+		}
+		if s, ok := newest(snaps); ok {
+			seed = s.Path
+		}
+	}
+	return e.check1(ctx, b, seed)
+}
+
+func newest(snaps []statebackup.Snapshot) (statebackup.Snapshot, bool) {
+	var best statebackup.Snapshot
+	ok := false
+	for _, s := range snaps {
+		if !ok || s.Time.After(best.Time) {
+			best, ok = s, true
+		}
+	}
+	return best, ok
+}
+
+// Lines renders the plan for a terminal, one fact per line.
+func (p Plan) Lines() []string {
+	var out []string
+	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	add("current %s, last-good %s", orNone(p.Current), orNone(p.LastGood))
+	add("target %s: %s", p.Target, p.Why)
+	if p.Journal != nil {
+		add("an unfinished run (%s -> %s, phase %s) would be finished first", p.Journal.Previous, p.Journal.Target, p.Journal.Phase)
+	}
+	if p.Freeze != nil {
+		if p.Expired {
+			add("freeze expired, would be ignored: %s", p.Freeze)
+		} else {
+			add("FROZEN: %s", p.Freeze)
+		}
+	}
+	if p.Refusal != "" {
+		add("refused: %s", p.Refusal)
+	}
+	if p.Go {
+		add("would roll out %s -> %s; health check seeded from %s", orNone(p.Current), p.Target, orNone(p.Seed))
+	} else {
+		add("would not roll out")
+	}
+	for i, u := range p.Users {
+		add("%d. %s (%s) db=%dB backup=%s -> %s (%s)", i+1, u.User, u.Unit, u.DBSize, u.Backup, u.Action, u.Why)
+	}
+	if p.Candidate != nil {
+		if p.Candidate.Passed {
+			add("candidate health check passed (endpoint %s, cookie %s, schema %d, took %s)", p.Candidate.Endpoint, p.Candidate.Cookie, p.Candidate.Schema, p.Candidate.Took.Round(time.Millisecond))
+		} else {
+			add("candidate HEALTH-CHECK FAILED (%s)", p.Candidate.Reason)
+		}
+	}
+	if p.Go {
+		add("expected duration about %s", p.Expected)
+	}
+	return out
+}
+
+func orNone(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "(none)"
+	}
+	return s
+}

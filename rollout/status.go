@@ -1,0 +1,172 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/t3fleet/t3fleet/statebackup"
+)
+
+// VersionReporter is implemented by a UnitManager that knows which build a
+// unit's process was started from. Status uses it when present.
+type VersionReporter interface {
+	RunningVersion(ctx context.Context, u Unit) (string, error)
+}
+
+// InstanceStatus is one instance in Status.
+type InstanceStatus struct {
+	User         string
+	Unit         string
+	Status       UnitStatus
+	Version      string                // from a VersionReporter; "" when unknown
+	Deferred     string                // the version its deferral marker asks for
+	NewestBackup *statebackup.Snapshot // nil when none
+	Err          string                // what could not be read
+}
+
+// Status is the updater's state and the fleet's, for `updater status`.
+type Status struct {
+	Current   string
+	LastGood  string
+	Freeze    *Freeze
+	Expired   bool
+	DeadEnds  []DeadEnd
+	Markers   []Marker
+	Journal   *Journal
+	Instances []InstanceStatus
+}
+
+// Status reads the state directory, the freeze file and the fleet. It takes
+// no lock and changes nothing; per-instance problems land in Err.
+func (e *Engine) Status(ctx context.Context) (Status, error) {
+	st := e.State()
+	var s Status
+	var err error
+	if s.LastGood, err = st.LastGood(); err != nil {
+		return s, err
+	}
+	if s.Freeze, err = e.Freezer().Read(); err != nil {
+		return s, err
+	}
+	s.Expired = s.Freeze != nil && s.Freeze.Expired(e.now())
+	if s.DeadEnds, err = st.DeadEnds(); err != nil {
+		return s, err
+	}
+	if s.Markers, err = st.Markers(); err != nil {
+		return s, err
+	}
+	if s.Journal, err = st.Journal(); err != nil {
+		return s, err
+	}
+	if e.Installer != nil {
+		if s.Current, err = e.Installer.Current(ctx); err != nil {
+			return s, fmt.Errorf("current version: %w", err)
+		}
+	}
+	if e.Units == nil {
+		return s, nil
+	}
+	fleet, err := e.Fleet(ctx)
+	if err != nil {
+		return s, err
+	}
+	vr, _ := e.Units.(VersionReporter)
+	markers := map[string]string{}
+	for _, m := range s.Markers {
+		markers[m.User] = m.Target
+	}
+	for _, m := range fleet {
+		is := InstanceStatus{User: m.Unit.User, Unit: m.Unit.Name, Deferred: markers[m.Unit.User]}
+		var errs []string
+		if us, err := e.Units.Status(ctx, m.Unit); err != nil {
+			errs = append(errs, "status: "+err.Error())
+		} else {
+			is.Status = us
+		}
+		if vr != nil {
+			if v, err := vr.RunningVersion(ctx, m.Unit); err != nil {
+				errs = append(errs, "version: "+err.Error())
+			} else {
+				is.Version = v
+			}
+		}
+		if e.Backups != nil {
+			if snaps, err := e.Backups.List(ctx, m.Target("")); err != nil {
+				errs = append(errs, "backups: "+err.Error())
+			} else if n, ok := newest(snaps); ok {
+				is.NewestBackup = &n
+			}
+		}
+		if len(errs) > 0 {
+			is.Err = fmt.Sprint(errs)
+		}
+		s.Instances = append(s.Instances, is)
+	}
+	return s, nil
+}
+
+// Lines renders the status for a terminal.
+func (s Status) Lines() []string {
+	var out []string
+	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	add("current %s, last-good %s", orNone(s.Current), orNone(s.LastGood))
+	switch {
+	case s.Freeze == nil:
+		add("not frozen")
+	case s.Expired:
+		add("freeze expired (ignored): %s", s.Freeze)
+	default:
+		add("FROZEN: %s", s.Freeze)
+	}
+	if s.Journal != nil {
+		add("unfinished run: %s -> %s, phase %s, step %s (the next run finishes it)", s.Journal.Previous, s.Journal.Target, s.Journal.Phase, s.Journal.Step)
+	}
+	for _, d := range s.DeadEnds {
+		add("dead end %s: %s", d.Version, d.Reason)
+	}
+	for _, m := range s.Markers {
+		add("deferred %s -> %s since %s", m.User, m.Target, m.Written.UTC().Format(time.RFC3339))
+	}
+	for _, is := range s.Instances {
+		state := is.Status.State
+		if state == "" {
+			state = "unknown"
+		}
+		line := fmt.Sprintf("%s %s %s version=%s", is.User, is.Unit, state, orNone(is.Version))
+		if !is.Status.ActiveSince.IsZero() {
+			line += " since=" + is.Status.ActiveSince.UTC().Format(time.RFC3339)
+		}
+		if is.Deferred != "" {
+			line += " deferred->" + is.Deferred
+		}
+		if is.NewestBackup != nil {
+			line += fmt.Sprintf(" backup=%s (%s)", is.NewestBackup.Path, is.NewestBackup.Time.UTC().Format(time.RFC3339))
+		} else {
+			line += " backup=(none)"
+		}
+		if is.Err != "" {
+			line += " error=" + is.Err
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// SetFreeze freezes the fleet: reason, who, now, and an expiry when d > 0.
+func (e *Engine) SetFreeze(reason, who string, d time.Duration) (Freeze, error) {
+	f := Freeze{Reason: reason, Who: who, When: e.now()}
+	if d > 0 {
+		f.Until = f.When.Add(d)
+	}
+	return f, e.Freezer().Write(f)
+}
+
+// Unfreeze removes the freeze, returning what it was (nil when none).
+func (e *Engine) Unfreeze() (*Freeze, error) {
+	f, err := e.Freezer().Read()
+	if err != nil {
+		return nil, err
+	}
+	return f, e.Freezer().Remove()
+}
