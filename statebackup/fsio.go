@@ -1,0 +1,123 @@
+package statebackup
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+func baseName(p string) string { return filepath.Base(p) }
+
+// openNoFollow opens path for reading, refusing a symlink in the last
+// element.
+func openNoFollow(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+}
+
+func fsyncPath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// hashFile returns the sha256 and size of the regular file at path.
+func hashFile(path string) (string, int64, error) {
+	f, err := openNoFollow(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// setOwnerMode gives path mode and, when running as root, owner o.
+func setOwnerMode(path string, o Owner, mode os.FileMode) error {
+	if err := os.Chmod(path, mode); err != nil {
+		return err
+	}
+	if os.Geteuid() == 0 && o.UID >= 0 {
+		if err := os.Lchown(path, o.UID, o.GID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// safeDir makes sure dir exists as a real directory (never a symlink) with
+// mode 0700 and owner o, creating it when missing.
+func safeDir(dir string, o Owner) error {
+	fi, err := os.Lstat(dir)
+	if os.IsNotExist(err) {
+		if err := os.Mkdir(dir, 0o700); err != nil && !os.IsExist(err) {
+			return err
+		}
+		fi, err = os.Lstat(dir)
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s: %w: not a directory (symlink or file planted?)", dir, ErrUnsafePath)
+	}
+	if fi.Mode().Perm() != 0o700 || (os.Geteuid() == 0 && !ownedBy(fi, o)) {
+		return setOwnerMode(dir, o, 0o700)
+	}
+	return nil
+}
+
+func ownedBy(fi os.FileInfo, o Owner) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return !ok || (int(st.Uid) == o.UID && int(st.Gid) == o.GID)
+}
+
+// copyFile copies src (no symlink) to a new file dst (O_EXCL), returning
+// the sha256 of the bytes copied. dst is fsynced.
+func copyFile(src, dst string) (string, int64, error) {
+	in, err := openNoFollow(src)
+	if err != nil {
+		return "", 0, err
+	}
+	defer in.Close()
+	if fi, err := in.Stat(); err != nil {
+		return "", 0, err
+	} else if !fi.Mode().IsRegular() {
+		return "", 0, fmt.Errorf("%s: %w: not a regular file", src, ErrUnsafePath)
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return "", 0, err
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(out, h), in)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+func removeSidecars(dbPath string) error {
+	for _, s := range sidecarSuffixes {
+		if err := os.Remove(dbPath + s); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
+	return nil
+}

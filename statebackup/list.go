@@ -1,0 +1,117 @@
+package statebackup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// List returns t's snapshots, newest first. Snapshots without metadata
+// (taken by the seed's scripts) are listed from their names, Verified false.
+// Symlinks, directories and files that fail to describe themselves are
+// skipped.
+func (s *Store) List(ctx context.Context, t Target) ([]Snapshot, error) {
+	dir, err := s.UserDir(t.User)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", t.User, err)
+	}
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", t.User, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("list %s: %s: %w: not a directory", t.User, dir, ErrUnsafePath)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", t.User, err)
+	}
+	var out []Snapshot
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("list %s: %w", t.User, err)
+		}
+		name := e.Name()
+		if !e.Type().IsRegular() || !strings.HasPrefix(name, "state-") || !strings.HasSuffix(name, ".sqlite") {
+			continue
+		}
+		snap, err := ReadSnapshot(filepath.Join(dir, name))
+		if err != nil {
+			s.opts.Logger.Warn("snapshot skipped", LogKeyUser, t.User, LogKeySnapshot, name, "err", err)
+			continue
+		}
+		if snap.User == "" {
+			snap.User = t.User
+		}
+		out = append(out, snap)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].Time.Equal(out[j].Time) {
+			return out[i].Time.After(out[j].Time)
+		}
+		return out[i].Path > out[j].Path
+	})
+	return out, nil
+}
+
+// LatestPrebump returns t's newest prebump snapshot, or ErrNoSnapshot.
+func (s *Store) LatestPrebump(ctx context.Context, t Target) (Snapshot, error) {
+	snaps, err := s.List(ctx, t)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	for _, sn := range snaps {
+		if IsPrebump(sn.Label) {
+			return sn, nil
+		}
+	}
+	return Snapshot{}, fmt.Errorf("latest prebump %s: %w", t.User, ErrNoSnapshot)
+}
+
+// retentionClass groups snapshots that count against the same keep: all
+// prebump snapshots together, every other label on its own.
+func retentionClass(label string) string {
+	if IsPrebump(label) {
+		return LabelPrebumpPrefix
+	}
+	return label
+}
+
+// Prune keeps the newest keep snapshots of each kind (daily, prebump,
+// manual... counted apart) and deletes the rest with their metadata. The
+// newest prebump snapshot is never deleted. keep <= 0 means DefaultKeep.
+func (s *Store) Prune(ctx context.Context, t Target, keep int) error {
+	if keep <= 0 {
+		keep = DefaultKeep
+	}
+	snaps, err := s.List(ctx, t)
+	if err != nil {
+		return fmt.Errorf("prune %s: %w", t.User, err)
+	}
+	seen := map[string]int{}
+	var errs []error
+	for _, sn := range snaps { // newest first
+		class := retentionClass(sn.Label)
+		seen[class]++
+		if seen[class] <= keep {
+			continue
+		}
+		for _, p := range []string{sn.Path + MetadataSuffix, sn.Path} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+		s.opts.Logger.Info("snapshot pruned", LogKeyUser, t.User, LogKeySnapshot, sn.Path)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("prune %s: %w", t.User, err)
+	}
+	return nil
+}

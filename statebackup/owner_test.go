@@ -1,0 +1,135 @@
+package statebackup_test
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
+	"github.com/t3fleet/t3fleet/statebackup"
+)
+
+const otherUID, otherGID = 4242, 4343
+
+// chownTree gives every file under dir to uid:gid.
+func chownTree(t *testing.T, dir string, uid, gid int) {
+	t.Helper()
+	require.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	}))
+}
+
+// assertOwnedBy checks every entry under dir belongs to uid.
+func assertOwnedBy(t *testing.T, dir string, uid int) {
+	t.Helper()
+	n := 0
+	require.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		n++
+		assert.Equal(t, uint32(uid), fi.Sys().(*syscall.Stat_t).Uid, "owner of %s", p)
+		return nil
+	}))
+	assert.Greater(t, n, 1)
+}
+
+// As root, snapshotting and restoring a database owned by another uid must
+// leave no root-owned file in that user's data directory: a root-owned -shm
+// would lock the user's own server out.
+func TestRootLeavesNoRootOwnedFiles(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("T3FLEET_REQUIRE_REAL") == "1" {
+			t.Fatal("this test needs root (T3FLEET_REQUIRE_REAL=1)")
+		}
+		t.Skip("needs root")
+	}
+	cases := []struct {
+		name string
+		era  t3test.Era
+		wal  bool // leave a -wal (no -shm), as a killed server does
+	}{
+		{"clean, no sidecars", t3test.EraC, false},
+		{"wal without shm", t3test.EraC, true},
+		{"statev2", t3test.EraE, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tg := mustSeed(t, "emil", c.era, t3test.SeedOptions{BulkRows: 100})
+			setMarker(t, mustLive(t, tg), 1)
+			if c.wal {
+				tg = killedServerImage(t, tg, 2)
+			}
+			live := mustLive(t, tg)
+			_, err := os.Stat(live + "-shm")
+			require.ErrorIs(t, err, os.ErrNotExist, "no -shm before the snapshot")
+			chownTree(t, tg.UserdataDir, otherUID, otherGID)
+
+			st, dest := newStore(t, statebackup.Options{})
+			snap, err := st.Backup(bg, tg, "")
+			require.NoError(t, err)
+			_, err = os.Stat(live + "-shm")
+			require.NoError(t, err, "the scenario: the root open did create a -shm")
+			assertOwnedBy(t, tg.UserdataDir, otherUID)
+			assertOwnedBy(t, filepath.Join(dest, "emil"), otherUID)
+			fi, err := os.Stat(snap.Path)
+			require.NoError(t, err)
+			assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+
+			_, err = idleProbe(live)
+			require.NoError(t, err)
+			require.NoError(t, st.Restore(bg, tg, snap))
+			assertOwnedBy(t, tg.UserdataDir, otherUID)
+		})
+	}
+}
+
+// idleProbe reads the database read-only the way a status command would,
+// then fixes sidecars as every root open must.
+func idleProbe(path string) (int, error) {
+	c, err := sqlite.OpenConn(path, sqlite.OpenReadOnly)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	err = sqlitex.ExecuteTransient(c, "SELECT count(*) FROM sqlite_master", &sqlitex.ExecOptions{
+		ResultFunc: func(s *sqlite.Stmt) error { n = s.ColumnInt(0); return nil }})
+	c.Close()
+	if ferr := statebackup.FixSidecars(path); err == nil {
+		err = ferr
+	}
+	return n, err
+}
+
+func TestBackupBusyIsReported(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "userdata")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	db := filepath.Join(dir, statebackup.StateDB)
+	c, err := sqlite.OpenConn(db, sqlite.OpenReadWrite|sqlite.OpenCreate)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, sqlitex.ExecuteScript(c, `PRAGMA journal_mode=delete; CREATE TABLE t (x); INSERT INTO t VALUES (1);`, nil))
+	require.NoError(t, sqlitex.ExecuteTransient(c, "BEGIN EXCLUSIVE", nil))
+	defer sqlitex.ExecuteTransient(c, "ROLLBACK", nil)
+
+	st, _ := newStore(t, statebackup.Options{BusyTimeout: 100 * time.Millisecond})
+	start := time.Now()
+	_, err = st.Backup(bg, statebackup.Target{User: "emil", UserdataDir: dir}, "")
+	assert.ErrorIs(t, err, statebackup.ErrBusy)
+	assert.Less(t, time.Since(start), 30*time.Second, "busy is retried briefly, not forever")
+}

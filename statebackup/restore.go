@@ -1,0 +1,277 @@
+package statebackup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+)
+
+// RestoreStep names one step of Restore, in order.
+type RestoreStep string
+
+// The steps of Restore. A crash before StepSwap leaves the old database
+// whole under the live name; from StepSwap on, the new one.
+const (
+	// StepCopy copies the snapshot to a temporary name beside the live DB.
+	StepCopy RestoreStep = "copy"
+	// StepVerify compares the copy's sha256 with the recorded one and runs
+	// the integrity check on it.
+	StepVerify RestoreStep = "verify"
+	// StepCheckpoint folds the old database's WAL into its main file, so the
+	// main file alone is whole; a busy database (server still running) stops
+	// the restore here.
+	StepCheckpoint RestoreStep = "checkpoint"
+	// StepSetAside hard-links the old database to <name>.replaced-<ts> and
+	// moves its -wal/-shm/-journal there, so no stale WAL meets the new file.
+	StepSetAside RestoreStep = "set-aside"
+	// StepSwap renames the verified copy onto the live name (atomic) and
+	// fsyncs the directory.
+	StepSwap RestoreStep = "swap"
+	// StepCleanup deletes the set-aside database (unless KeepReplaced) and
+	// retires a statev2.sqlite that a restored state.sqlite predates.
+	StepCleanup RestoreStep = "cleanup"
+)
+
+// RestoreSteps lists the steps in the order Restore runs them.
+var RestoreSteps = []RestoreStep{StepCopy, StepVerify, StepCheckpoint, StepSetAside, StepSwap, StepCleanup}
+
+const restoreTmpInfix = ".restore-"
+
+// Restore puts snapshot snap back as t's live database. The caller has
+// stopped the instance. The snapshot is copied beside the live database,
+// checked against its recorded sha256 and with the integrity check, given
+// the live file's owner and mode, and renamed onto the live name; the old
+// database is kept aside until then. It restores onto the database the
+// snapshot was taken from (snap.Source; state.sqlite when unknown).
+func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("restore %s from %s: %w", t.User, snap.Path, err)
+		}
+	}()
+	if _, err := s.UserDir(t.User); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	step := func(st RestoreStep) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if s.opts.BeforeRestoreStep != nil {
+			if err := s.opts.BeforeRestoreStep(st); err != nil {
+				return fmt.Errorf("step %s: %w", st, err)
+			}
+		}
+		return nil
+	}
+
+	liveName := StateDB
+	if snap.Source == StateV2DB {
+		liveName = StateV2DB
+	}
+	dir := t.UserdataDir
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s: %w: not a directory", dir, ErrUnsafePath)
+	}
+	live := filepath.Join(dir, liveName)
+	owner, mode, err := FileOwner(live)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		owner, _, err = FileOwner(dir)
+		mode = 0o600
+		if err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case !mode.IsRegular():
+		return fmt.Errorf("%s: %w: not a regular file", live, ErrUnsafePath)
+	}
+	removeStaleRestoreTemps(dir, liveName)
+
+	if snap.SHA256 == "" {
+		if m, ok, err := readMetadata(snap.Path); err == nil && ok {
+			snap.SHA256 = m.SHA256
+		}
+	}
+	stamp := s.opts.Now().UTC().Format(TimeLayout)
+	tmp := filepath.Join(dir, "."+liveName+restoreTmpInfix+stamp)
+	keepTmp := false
+	defer func() {
+		if !keepTmp {
+			os.Remove(tmp)
+			removeSidecars(tmp)
+		}
+	}()
+
+	if err := step(StepCopy); err != nil {
+		keepTmp = true
+		return err
+	}
+	sum, _, err := copyFile(snap.Path, tmp)
+	if err != nil {
+		return err
+	}
+	if err := setOwnerMode(tmp, owner, mode.Perm()); err != nil {
+		return err
+	}
+
+	if err := step(StepVerify); err != nil {
+		keepTmp = true
+		return err
+	}
+	if snap.SHA256 != "" && !strings.EqualFold(sum, snap.SHA256) {
+		return &ChecksumError{Path: snap.Path, Want: snap.SHA256, Got: sum}
+	}
+	if _, err := checkDB(ctx, tmp, s.opts.IntegrityCheck, s.opts.BusyTimeout); err != nil {
+		return err
+	}
+	if err := removeSidecars(tmp); err != nil {
+		return err
+	}
+	if err := fsyncPath(tmp); err != nil {
+		return err
+	}
+
+	if err := step(StepCheckpoint); err != nil {
+		keepTmp = true
+		return err
+	}
+	if err := s.checkpoint(ctx, live); err != nil {
+		if errors.Is(err, ErrBusy) || ctx.Err() != nil {
+			return fmt.Errorf("old database still in use (is the instance stopped?): %w", err)
+		}
+		s.opts.Logger.Warn("checkpoint of the replaced database failed; its WAL goes aside with it",
+			LogKeyUser, t.User, "db", live, "err", err)
+	}
+
+	if err := step(StepSetAside); err != nil {
+		keepTmp = true
+		return err
+	}
+	aside := freeAside(live + ".replaced-" + stamp)
+	hadLive := false
+	if err := os.Link(live, aside); err == nil {
+		hadLive = true
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("set aside: %w", err)
+	}
+	for _, sfx := range sidecarSuffixes {
+		if err := os.Rename(live+sfx, aside+sfx); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("set aside %s: %w", sfx, err)
+		}
+	}
+	if err := fsyncPath(dir); err != nil {
+		return err
+	}
+
+	if err := step(StepSwap); err != nil {
+		keepTmp = true
+		return err
+	}
+	if err := os.Rename(tmp, live); err != nil {
+		return err
+	}
+	keepTmp = true // it is the live database now
+	if err := fsyncPath(dir); err != nil {
+		return err
+	}
+	s.opts.Logger.Info("restored", LogKeyUser, t.User, LogKeySnapshot, snap.Path, "db", live)
+
+	if err := step(StepCleanup); err != nil {
+		return err
+	}
+	if hadLive && !s.opts.KeepReplaced {
+		os.Remove(aside)
+		removeSidecars(aside)
+	}
+	if liveName == StateDB {
+		// The snapshot predates statev2 (or it was stale): a statev2.sqlite
+		// left behind would otherwise shadow the restored state.sqlite.
+		v2 := filepath.Join(dir, StateV2DB)
+		if _, err := os.Lstat(v2); err == nil {
+			v2aside := freeAside(v2 + ".replaced-" + stamp)
+			for _, sfx := range append([]string{""}, sidecarSuffixes...) {
+				if err := os.Rename(v2+sfx, v2aside+sfx); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return fmt.Errorf("retire %s: %w", StateV2DB, err)
+				}
+			}
+			s.opts.Logger.Info("statev2 retired", LogKeyUser, t.User, "db", v2aside)
+		}
+	}
+	return fsyncPath(dir)
+}
+
+// checkpoint folds live's WAL into its main file (TRUNCATE), so the main
+// file is whole without it. A missing database is not an error.
+func (s *Store) checkpoint(ctx context.Context, live string) (err error) {
+	if _, err := os.Lstat(live); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	c, err := sqlite.OpenConn(live, sqlite.OpenReadWrite|openNoFollowFlag)
+	if err != nil {
+		return sqliteErr(ctx, err)
+	}
+	c.SetBusyTimeout(s.opts.BusyTimeout)
+	c.SetInterrupt(ctx.Done())
+	defer func() {
+		if cerr := c.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+		if ferr := FixSidecars(live); err == nil && ferr != nil {
+			err = ferr
+		}
+	}()
+	busy := 0
+	err = sqlitex.ExecuteTransient(c, "PRAGMA wal_checkpoint(TRUNCATE)", &sqlitex.ExecOptions{
+		ResultFunc: func(st *sqlite.Stmt) error { busy = st.ColumnInt(0); return nil },
+	})
+	if err != nil {
+		return sqliteErr(ctx, err)
+	}
+	if busy != 0 {
+		return fmt.Errorf("%w: checkpoint blocked by another connection", ErrBusy)
+	}
+	return nil
+}
+
+// freeAside returns base, or base.N, whichever names no file yet (nor its
+// sidecars).
+func freeAside(base string) string {
+	for n := 0; ; n++ {
+		p := base
+		if n > 0 {
+			p = fmt.Sprintf("%s.%d", base, n)
+		}
+		free := true
+		for _, sfx := range append([]string{""}, sidecarSuffixes...) {
+			if _, err := os.Lstat(p + sfx); !errors.Is(err, os.ErrNotExist) {
+				free = false
+			}
+		}
+		if free {
+			return p
+		}
+	}
+}
+
+// removeStaleRestoreTemps deletes copies a crashed restore left behind.
+func removeStaleRestoreTemps(dir, liveName string) {
+	matches, _ := filepath.Glob(filepath.Join(dir, "."+liveName+restoreTmpInfix+"*"))
+	for _, m := range matches {
+		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() {
+			os.Remove(m)
+		}
+	}
+}

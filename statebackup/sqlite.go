@@ -1,0 +1,106 @@
+package statebackup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+)
+
+// openNoFollowFlag is SQLITE_OPEN_NOFOLLOW: the database path may not be a
+// symlink.
+const openNoFollowFlag sqlite.OpenFlags = 0x01000000
+
+// openRO opens path read-only: no write lock is ever taken, and SQLite
+// refuses a symlink.
+func openRO(ctx context.Context, path string, busy time.Duration) (*sqlite.Conn, error) {
+	c, err := sqlite.OpenConn(path, sqlite.OpenReadOnly|openNoFollowFlag)
+	if err != nil {
+		return nil, err
+	}
+	c.SetBusyTimeout(busy)
+	c.SetInterrupt(ctx.Done())
+	return c, nil
+}
+
+// sqliteErr turns SQLite's busy and interrupt codes into ErrBusy and the
+// context's error.
+func sqliteErr(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	switch sqlite.ErrCode(err).ToPrimary() {
+	case sqlite.ResultBusy, sqlite.ResultLocked:
+		return fmt.Errorf("%w: %w", ErrBusy, err)
+	case sqlite.ResultInterrupt:
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w: %w", context.Cause(ctx), err)
+		}
+	}
+	return err
+}
+
+// checkDB runs PRAGMA quick_check (or integrity_check) on path and returns
+// its schema level. A database that fails returns a *CheckError.
+func checkDB(ctx context.Context, path string, integrity bool, busy time.Duration) (level int, err error) {
+	c, err := openRO(ctx, path, busy)
+	if err != nil {
+		return 0, &CheckError{Path: path, Result: []string{err.Error()}}
+	}
+	defer func() {
+		if cerr := c.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+		if ferr := FixSidecars(path); err == nil {
+			err = ferr
+		}
+	}()
+	pragma := "PRAGMA quick_check"
+	if integrity {
+		pragma = "PRAGMA integrity_check"
+	}
+	var rows []string
+	err = sqlitex.ExecuteTransient(c, pragma, &sqlitex.ExecOptions{
+		ResultFunc: func(s *sqlite.Stmt) error { rows = append(rows, s.ColumnText(0)); return nil },
+	})
+	if err != nil {
+		if e := sqliteErr(ctx, err); errors.Is(e, ErrBusy) || ctx.Err() != nil {
+			return 0, e
+		}
+		return 0, &CheckError{Path: path, Result: []string{err.Error()}}
+	}
+	if len(rows) != 1 || rows[0] != "ok" {
+		return 0, &CheckError{Path: path, Result: rows}
+	}
+	// A zero-byte or table-less file passes the check but is no state: a
+	// restore of it would wipe the user's data.
+	tables := 0
+	if err := sqlitex.ExecuteTransient(c, `SELECT count(*) FROM sqlite_master WHERE type='table'`,
+		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error { tables = s.ColumnInt(0); return nil }}); err != nil {
+		return 0, &CheckError{Path: path, Result: []string{err.Error()}}
+	}
+	if tables == 0 {
+		return 0, &CheckError{Path: path, Result: []string{"empty database: no tables"}}
+	}
+	return SchemaLevel(c)
+}
+
+// SchemaLevel returns the database's schema level: the largest
+// migration_id in effect_sql_migrations, 0 when the table is absent or
+// empty.
+func SchemaLevel(c *sqlite.Conn) (int, error) {
+	var n int
+	err := sqlitex.ExecuteTransient(c,
+		`SELECT count(*) FROM sqlite_master WHERE type='table' AND name='effect_sql_migrations'`,
+		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error { n = s.ColumnInt(0); return nil }})
+	if err != nil || n == 0 {
+		return 0, err
+	}
+	var level int
+	err = sqlitex.ExecuteTransient(c, `SELECT coalesce(max(migration_id), 0) FROM effect_sql_migrations`,
+		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error { level = s.ColumnInt(0); return nil }})
+	return level, err
+}

@@ -1,0 +1,255 @@
+package statebackup
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/t3fleet/t3fleet"
+	"zombiezen.com/go/sqlite/sqlitex"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultTimeout     = 15 * time.Minute
+	DefaultBusyTimeout = 5 * time.Second
+	DefaultKeep        = 6
+)
+
+// Log keys used by Store.
+const (
+	LogKeyUser     = "user"
+	LogKeySnapshot = "snapshot"
+	LogKeySource   = "source"
+	LogKeyTook     = "took"
+)
+
+// Options tunes a Store. The zero value works.
+type Options struct {
+	// Timeout bounds one snapshot or one restore. Zero: DefaultTimeout.
+	Timeout time.Duration
+	// BusyTimeout is how long a locked database is retried before the
+	// operation fails with ErrBusy. Zero: DefaultBusyTimeout.
+	BusyTimeout time.Duration
+	// IntegrityCheck runs PRAGMA integrity_check instead of quick_check.
+	IntegrityCheck bool
+	// KeepReplaced keeps the database a restore replaced, renamed
+	// <name>.replaced-<ts>, instead of deleting it once the restore is done.
+	KeepReplaced bool
+	// Now returns the current time. Nil: time.Now.
+	Now func() time.Time
+	// Logger receives one line per snapshot, restore and deletion. Nil:
+	// discard.
+	Logger *slog.Logger
+	// BeforeRestoreStep, when set, runs before each step of Restore. An error
+	// stops the restore right there, with no cleanup, as a crash would: it is
+	// the fault-injection point for crash tests.
+	BeforeRestoreStep func(step RestoreStep) error
+}
+
+// Store is a Backuper over SQLite: snapshots live under Dest, one directory
+// per user, in the seed's layout:
+//
+//	<Dest>/<user>/state-<YYYYmmdd-HHMMSS>.sqlite
+//	<Dest>/<user>/state-prebump-<version>-<YYYYmmdd-HHMMSS>.sqlite
+//	<Dest>/<user>/<snapshot>.json   (metadata)
+type Store struct {
+	Dest string
+	opts Options
+}
+
+var _ Backuper = (*Store)(nil)
+
+// NewStore returns a Store keeping snapshots under dest.
+func NewStore(dest string, opts Options) *Store {
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = DefaultBusyTimeout
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Store{Dest: dest, opts: opts}
+}
+
+// UserDir is the directory holding user's snapshots. It fails for a user
+// name that is not a valid OS user.
+func (s *Store) UserDir(user string) (string, error) {
+	if err := t3fleet.ValidOSUser(user); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.Dest, user), nil
+}
+
+// Backup takes an online snapshot of t's live database while its server
+// keeps writing: VACUUM INTO a staging file in Dest, fsync, integrity check,
+// then rename into <Dest>/<user>/ next to its metadata. label "" means
+// LabelDaily. A snapshot that fails its check is deleted and the error is a
+// *CheckError.
+func (s *Store) Backup(ctx context.Context, t Target, label string) (snap Snapshot, err error) {
+	if label == "" {
+		label = LabelDaily
+	}
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("backup %s: %w", t.User, err)
+		}
+	}()
+	userDir, err := s.UserDir(t.User)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	if err := ValidLabel(label); err != nil {
+		return Snapshot{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	start := time.Now()
+
+	src, err := LiveDB(t.UserdataDir)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	owner, _, err := FileOwner(src)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	if err := os.MkdirAll(s.Dest, 0o700); err != nil {
+		return Snapshot{}, err
+	}
+	if err := safeDir(userDir, owner); err != nil {
+		return Snapshot{}, err
+	}
+	// Stage in a directory only this process can write, so nobody can plant
+	// a link at the name SQLite is about to create.
+	staging, err := os.MkdirTemp(s.Dest, ".staging-")
+	if err != nil {
+		return Snapshot{}, err
+	}
+	defer os.RemoveAll(staging)
+	tmp := filepath.Join(staging, "snapshot.sqlite")
+
+	if err := s.vacuumInto(ctx, src, tmp); err != nil {
+		return Snapshot{}, fmt.Errorf("snapshot %s: %w", src, err)
+	}
+	if err := fsyncPath(tmp); err != nil {
+		return Snapshot{}, err
+	}
+	level, err := checkDB(ctx, tmp, s.opts.IntegrityCheck, s.opts.BusyTimeout)
+	if err != nil {
+		s.opts.Logger.Warn("snapshot failed its check, deleted", LogKeyUser, t.User, LogKeySource, src, "err", err)
+		return Snapshot{}, err
+	}
+	sum, size, err := hashFile(tmp)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	if err := setOwnerMode(tmp, owner, 0o600); err != nil {
+		return Snapshot{}, err
+	}
+
+	now := s.opts.Now().UTC().Truncate(time.Millisecond)
+	name, err := freeName(userDir, label, now)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	final := filepath.Join(userDir, name)
+	m := metadata{
+		User: t.User, Label: label, Time: now, Size: size, SHA256: sum,
+		SchemaLevel: level, Version: t.Version, Source: filepath.Base(src),
+		Check: checkName(s.opts.IntegrityCheck),
+	}
+	metaTmp := filepath.Join(staging, "snapshot.json")
+	if err := writeJSON(metaTmp, m); err != nil {
+		return Snapshot{}, err
+	}
+	if err := setOwnerMode(metaTmp, owner, 0o600); err != nil {
+		return Snapshot{}, err
+	}
+	// Metadata first: a crash in between leaves an orphan .json that List
+	// ignores, never a snapshot that looks old and unverified.
+	if err := os.Rename(metaTmp, final+MetadataSuffix); err != nil {
+		return Snapshot{}, err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		os.Remove(final + MetadataSuffix)
+		return Snapshot{}, err
+	}
+	if err := fsyncPath(userDir); err != nil {
+		return Snapshot{}, err
+	}
+	snap = m.snapshot(final)
+	s.opts.Logger.Info("snapshot taken", LogKeyUser, t.User, LogKeySnapshot, final,
+		LogKeySource, src, "size", size, "schema", level, LogKeyTook, time.Since(start))
+	return snap, nil
+}
+
+func checkName(integrity bool) string {
+	if integrity {
+		return "integrity_check"
+	}
+	return "quick_check"
+}
+
+// vacuumInto copies src into the new file dst with VACUUM INTO on a
+// read-only connection: one read transaction, so a WAL writer is never
+// blocked and the copy is one consistent point in time.
+func (s *Store) vacuumInto(ctx context.Context, src, dst string) (err error) {
+	c, err := openRO(ctx, src, s.opts.BusyTimeout)
+	if err != nil {
+		return sqliteErr(ctx, err)
+	}
+	defer func() {
+		if cerr := c.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+		if ferr := FixSidecars(src); err == nil && ferr != nil {
+			err = ferr
+		}
+	}()
+	err = sqlitex.ExecuteTransient(c, "VACUUM INTO ?", &sqlitex.ExecOptions{Args: []any{dst}})
+	return sqliteErr(ctx, err)
+}
+
+// freeName picks the seed-style name for a new snapshot, adding .N when a
+// snapshot already holds the plain name.
+func freeName(dir, label string, t time.Time) (string, error) {
+	for seq := 0; seq < 1000; seq++ {
+		name := SnapshotName(label, t, seq)
+		_, err1 := os.Lstat(filepath.Join(dir, name))
+		_, err2 := os.Lstat(filepath.Join(dir, name+MetadataSuffix))
+		if os.IsNotExist(err1) && os.IsNotExist(err2) {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("%s: no free snapshot name for %s", dir, t.Format(TimeLayout))
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
