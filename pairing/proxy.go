@@ -103,23 +103,46 @@ type wsConn struct {
 	upstreamEnded atomic.Bool
 	closing       atomic.Bool
 	once          sync.Once
+
+	// Each direction is copied by one goroutine, so each watcher has one
+	// user; firstClose records who sent the first close frame.
+	fromUpstream, fromClient frameWatcher
+	firstClose               atomic.Value // string
 }
 
+// Read carries the instance's bytes toward the browser.
 func (c *wsConn) Read(p []byte) (int, error) {
 	n, err := c.ReadWriteCloser.Read(p)
+	if n > 0 && c.fromUpstream.feed(p[:n]) {
+		c.firstClose.CompareAndSwap(nil, "upstream")
+	}
 	if err != nil && !c.closing.Load() {
 		c.upstreamEnded.Store(true)
 	}
 	return n, err
 }
 
+// Write carries the browser's bytes toward the instance.
+func (c *wsConn) Write(p []byte) (int, error) {
+	if c.fromClient.feed(p) {
+		c.firstClose.CompareAndSwap(nil, "client")
+	}
+	return c.ReadWriteCloser.Write(p)
+}
+
 func (c *wsConn) Close() error {
 	c.closing.Store(true)
 	err := c.ReadWriteCloser.Close()
 	c.once.Do(func() {
-		by := "client"
-		if c.upstreamEnded.Load() {
+		// Who sent the first close frame hung up; with no close frame
+		// (a dropped connection), the side whose stream ended first did.
+		by, _ := c.firstClose.Load().(string)
+		switch {
+		case by != "":
+		case c.upstreamEnded.Load():
 			by = "upstream"
+		default:
+			by = "client"
 		}
 		c.h.metrics.wsOpen.Dec()
 		c.h.log.Info("ws close", "user", c.user, "duration", c.h.now().Sub(c.start).Round(time.Millisecond), "closed_by", by)

@@ -1,0 +1,134 @@
+package sessionprobe_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/t3fleet/t3fleet"
+	"github.com/t3fleet/t3fleet/sessionprobe"
+)
+
+// sessionServer answers GET /api/auth/session with answer(); it counts calls
+// and records the cookies it was sent.
+func sessionServer(t *testing.T, answer func(w http.ResponseWriter, r *http.Request)) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if r.URL.Path != sessionprobe.SessionPath || r.Method != http.MethodGet {
+			http.NotFound(w, r)
+			return
+		}
+		answer(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &calls
+}
+
+func body(s string) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, s) }
+}
+
+func TestHTTPProberVerdicts(t *testing.T) {
+	tests := []struct {
+		name    string
+		answer  func(http.ResponseWriter, *http.Request)
+		want    sessionprobe.Verdict
+		wantErr bool
+	}{
+		{"authenticated", body(`{"authenticated":true,"auth":{"sessionCookieName":"t3_session"},"scopes":["*"]}`), sessionprobe.Valid, false},
+		{"definite false", body(`{"authenticated":false,"auth":{"policy":"x"}}`), sessionprobe.Invalid, false},
+		{"500", func(w http.ResponseWriter, _ *http.Request) { http.Error(w, `{"authenticated":false}`, 500) }, sessionprobe.Unknown, true},
+		{"401 with false body", func(w http.ResponseWriter, _ *http.Request) { http.Error(w, `{"authenticated":false}`, 401) }, sessionprobe.Unknown, true},
+		{"html", body(`<!doctype html>`), sessionprobe.Unknown, true},
+		{"no field", body(`{"auth":{}}`), sessionprobe.Unknown, true},
+		{"string field", body(`{"authenticated":"false"}`), sessionprobe.Unknown, true},
+		{"null field", body(`{"authenticated":null}`), sessionprobe.Unknown, true},
+		{"empty", body(``), sessionprobe.Unknown, true},
+		{"slow", func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }, sessionprobe.Unknown, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, _ := sessionServer(t, tc.answer)
+			p := sessionprobe.NewHTTPProber(sessionprobe.Options{Timeout: 200 * time.Millisecond})
+			v, err := p.Check(context.Background(), t3fleet.Instance{User: "ana", BaseURL: srv.URL}, []*http.Cookie{{Name: "t3_session", Value: "v"}})
+			assert.Equal(t, tc.want, v)
+			assert.Equal(t, tc.wantErr, err != nil, "err: %v", err)
+		})
+	}
+}
+
+func TestHTTPProberUnreachable(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close()
+	v, err := sessionprobe.NewHTTPProber(sessionprobe.Options{}).Check(context.Background(), t3fleet.Instance{BaseURL: url}, nil)
+	assert.Equal(t, sessionprobe.Unknown, v)
+	assert.Error(t, err)
+}
+
+// TestHTTPProberCache: Valid verdicts are reused within the TTL per
+// instance and cookie values; Invalid ones never.
+func TestHTTPProberCache(t *testing.T) {
+	var mu sync.Mutex
+	live := map[string]bool{"good": true}
+	srv, calls := sessionServer(t, func(w http.ResponseWriter, r *http.Request) {
+		c, _ := r.Cookie("t3_session")
+		mu.Lock()
+		ok := c != nil && live[c.Value]
+		mu.Unlock()
+		fmt.Fprintf(w, `{"authenticated":%t}`, ok)
+	})
+	now := time.Unix(1_800_000_000, 0)
+	p := sessionprobe.NewHTTPProber(sessionprobe.Options{CacheTTL: time.Second, Now: func() time.Time { return now }})
+	in := t3fleet.Instance{User: "ana", BaseURL: srv.URL}
+	check := func(val string) sessionprobe.Verdict {
+		v, _ := p.Check(context.Background(), in, []*http.Cookie{{Name: "t3_session", Value: val}})
+		return v
+	}
+
+	require.Equal(t, sessionprobe.Valid, check("good"))
+	require.Equal(t, sessionprobe.Valid, check("good"))
+	assert.EqualValues(t, 1, calls.Load(), "second Valid came from the cache")
+
+	require.Equal(t, sessionprobe.Invalid, check("bad"))
+	require.Equal(t, sessionprobe.Invalid, check("bad"))
+	assert.EqualValues(t, 3, calls.Load(), "Invalid is always asked again")
+
+	mu.Lock()
+	delete(live, "good") // the server wiped its sessions
+	mu.Unlock()
+	assert.Equal(t, sessionprobe.Valid, check("good"), "still cached inside the TTL")
+	now = now.Add(time.Second)
+	assert.Equal(t, sessionprobe.Invalid, check("good"), "asked again once the TTL passed")
+	assert.EqualValues(t, 4, calls.Load())
+
+	other := sessionprobe.NewHTTPProber(sessionprobe.Options{CacheTTL: -1})
+	for range 2 {
+		v, _ := other.Check(context.Background(), in, []*http.Cookie{{Name: "t3_session", Value: "bad"}})
+		assert.Equal(t, sessionprobe.Invalid, v)
+	}
+	assert.EqualValues(t, 6, calls.Load(), "negative TTL disables the cache")
+}
+
+func TestHTTPProberSendsOnlyTheGivenCookies(t *testing.T) {
+	var got string
+	srv, _ := sessionServer(t, func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Get("Cookie")
+		fmt.Fprint(w, `{"authenticated":true}`)
+	})
+	p := sessionprobe.NewHTTPProber(sessionprobe.Options{})
+	_, err := p.Check(context.Background(), t3fleet.Instance{BaseURL: srv.URL},
+		[]*http.Cookie{{Name: "t3_session", Value: "a"}, {Name: "t3_session_3801", Value: "b", Path: "/", HttpOnly: true}})
+	require.NoError(t, err)
+	assert.Equal(t, "t3_session=a; t3_session_3801=b", got)
+}
