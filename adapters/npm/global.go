@@ -169,4 +169,3 @@ func (g *Global) Drop(ctx context.Context, v string) error {
 	}
 	return nil
 }
-

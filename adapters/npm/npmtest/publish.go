@@ -35,6 +35,9 @@ type PublishOptions struct {
 	// Postinstall, when set, is the package's postinstall script: e.g.
 	// "exit 1" for a build whose install fails after npm unpacked it.
 	Postinstall string
+	// ViaNPM publishes with `npm publish` (~0.6-2 s) instead of the same
+	// request npm sends, made directly (~10 ms).
+	ViaNPM bool
 }
 
 // PublishT3 publishes <package>@<version> under dist-tag tag (default
@@ -73,7 +76,12 @@ func (r *Registry) PublishT3(ctx context.Context, version, tag string, opts Publ
 	if err := os.WriteFile(filepath.Join(dir, "t3.sh"), []byte(BinScript(version, opts)), 0o755); err != nil {
 		return fmt.Errorf("publish %s@%s: %w", opts.Package, version, err)
 	}
-	if _, err := r.NPM(ctx, dir, "publish", "--tag", tag); err != nil {
+	if opts.ViaNPM {
+		_, err = r.NPM(ctx, dir, "publish", "--tag", tag)
+	} else {
+		err = r.publishHTTP(ctx, dir, manifest, tag)
+	}
+	if err != nil {
 		return fmt.Errorf("publish %s@%s: %w", opts.Package, version, err)
 	}
 	return nil

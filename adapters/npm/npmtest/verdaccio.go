@@ -56,12 +56,12 @@ type Registry struct {
 	// Dir holds the config, storage, npmrc, npm cache and global prefix.
 	Dir string
 
-	opts   Options
-	logger *slog.Logger
-	cmd    *exec.Cmd
-	done   chan struct{} // closed when the process has exited
+	opts    Options
+	logger  *slog.Logger
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the process has exited
 	waitErr error
-	stop   sync.Once
+	stop    sync.Once
 }
 
 // FindVerdaccio returns the verdaccio executable: $T3FLEET_VERDACCIO, then
