@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -164,19 +163,6 @@ func (e *Engine) checkCandidate(ctx context.Context, target string, fleet []Memb
 	if e.CandidateInstaller == nil || e.Health == nil {
 		return HealthReport{}, fmt.Errorf("%w: CandidateInstaller and Health", ErrMissingDependency)
 	}
-	tmp := e.TmpDir
-	if tmp == "" {
-		tmp = DefaultTmpDir
-	}
-	dir, err := os.MkdirTemp(tmp, "t3-candidate-")
-	if err != nil {
-		return HealthReport{}, fmt.Errorf("check candidate: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	b, err := e.CandidateInstaller(dir).Stage(ctx, target)
-	if err != nil {
-		return HealthReport{}, fmt.Errorf("check candidate: stage %s: %w", target, err)
-	}
 	seed := ""
 	for _, m := range fleet {
 		if m.Unit.User != seedUser || e.Backups == nil {
@@ -190,7 +176,8 @@ func (e *Engine) checkCandidate(ctx context.Context, target string, fleet []Memb
 			seed = s.Path
 		}
 	}
-	return e.check1(ctx, b, seed)
+	// A Build without a binary makes checkBuild stage it into scratch.
+	return e.checkBuild(ctx, Build{Version: target}, seed)
 }
 
 func newest(snaps []statebackup.Snapshot) (statebackup.Snapshot, bool) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -228,7 +229,7 @@ func (e *Engine) stageAndCheck(ctx context.Context, j *Journal, fleet []Member) 
 	if err := st.WriteJournal(j); err != nil {
 		return res, err
 	}
-	rep, err := e.check1(ctx, b, seed)
+	rep, err := e.checkBuild(ctx, b, seed)
 	if err != nil || !rep.Passed {
 		reason := rep.Reason
 		if err != nil {
@@ -251,6 +252,29 @@ func (e *Engine) stageAndCheck(ctx context.Context, j *Journal, fleet []Member) 
 		return res, err
 	}
 	return Result{}, nil
+}
+
+// checkBuild health-checks b; a build with no binary of its own (the global
+// installer stages nothing before Activate) is checked as a candidate staged
+// into a scratch directory by CandidateInstaller.
+func (e *Engine) checkBuild(ctx context.Context, b Build, seed string) (HealthReport, error) {
+	if b.Bin != "" || e.CandidateInstaller == nil {
+		return e.check1(ctx, b, seed)
+	}
+	tmp := e.TmpDir
+	if tmp == "" {
+		tmp = DefaultTmpDir
+	}
+	dir, err := os.MkdirTemp(tmp, "t3-candidate-")
+	if err != nil {
+		return HealthReport{}, fmt.Errorf("health check scratch: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	cb, err := e.CandidateInstaller(dir).Stage(ctx, b.Version)
+	if err != nil {
+		return HealthReport{}, fmt.Errorf("stage candidate %s: %w", b.Version, err)
+	}
+	return e.check1(ctx, cb, seed)
 }
 
 func (e *Engine) check1(ctx context.Context, b Build, seed string) (HealthReport, error) {

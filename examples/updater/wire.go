@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/t3fleet/t3fleet/adapters/npm"
+	"github.com/t3fleet/t3fleet/adapters/systemd"
+	"github.com/t3fleet/t3fleet/rollout"
+	"github.com/t3fleet/t3fleet/statebackup"
+)
+
+// wireReal builds the engine over the real adapters: systemd units, the npm
+// registry and installers, statebackup snapshots under T3_BACKUP_DEST.
+func wireReal(ctx context.Context, c engineConfig) (*rollout.Engine, func(), error) {
+	lg := c.Options.Logger
+	e := &rollout.Engine{Options: c.Options}
+	if c.HomeRoot != "" {
+		e.Locator = rollout.HomeLocator{Root: c.HomeRoot}
+	}
+	var units *systemd.Manager
+	var err error
+	sopts := systemd.Options{Template: c.Template, Logger: lg}
+	if c.UserBus {
+		units, err = systemd.DialUser(ctx, sopts)
+	} else {
+		units, err = systemd.DialSystem(ctx, sopts)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("systemd: %w", err)
+	}
+	closeFn := func() { units.Close() }
+	e.Units = units
+	e.Registry = npm.NewRegistry(npm.RegistryOptions{Logger: lg})
+	switch c.Installer {
+	case installerGlobal:
+		g, err := npm.NewGlobal(npm.GlobalOptions{Logger: lg})
+		if err != nil {
+			closeFn()
+			return nil, nil, fmt.Errorf("installer: %w", err)
+		}
+		e.Installer = g
+	default:
+		s, err := npm.NewSideBySide(c.Prefix, npm.SideBySideOptions{Logger: lg})
+		if err != nil {
+			closeFn()
+			return nil, nil, fmt.Errorf("installer: %w", err)
+		}
+		e.Installer = s
+	}
+	e.CandidateInstaller = func(dir string) rollout.Installer {
+		s, err := npm.NewSideBySide(filepath.Join(dir, "candidate"), npm.SideBySideOptions{Logger: lg})
+		if err != nil {
+			return failingInstaller{err}
+		}
+		return s
+	}
+	e.Backups = statebackup.NewStore(c.BackupDest, statebackup.Options{Logger: lg})
+	if err := wireChecks(e, c); err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	return e, closeFn, nil
+}
+
+// failingInstaller reports the error that kept an installer from being made.
+type failingInstaller struct{ err error }
+
+func (f failingInstaller) Current(context.Context) (string, error) { return "", f.err }
+func (f failingInstaller) Stage(context.Context, string) (rollout.Build, error) {
+	return rollout.Build{}, f.err
+}
+func (f failingInstaller) Activate(context.Context, rollout.Build) error { return f.err }
+func (f failingInstaller) Drop(context.Context, string) error            { return f.err }
