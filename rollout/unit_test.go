@@ -1,0 +1,112 @@
+package rollout_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/t3fleet/t3fleet/rollout"
+	"github.com/t3fleet/t3fleet/rollout/rollouttest"
+)
+
+func member(t *testing.T, e *rollout.Engine, user string) rollout.Member {
+	t.Helper()
+	fleet, err := e.Fleet(context.Background())
+	require.NoError(t, err)
+	for _, m := range fleet {
+		if m.Unit.User == user {
+			return m
+		}
+	}
+	t.Fatalf("no member %s", user)
+	return rollout.Member{}
+}
+
+func TestCycle(t *testing.T) {
+	cases := []struct {
+		name       string
+		fail       bool
+		wantErr    error
+		wantFrozen bool
+	}{
+		{"restart verifies", false, nil, false},
+		{"failure restores and freezes", true, rollout.ErrRolledBack, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sim := newSim(t)
+			// bob was deferred: the fleet is on v2, bob still runs v1.
+			e := sim.Engine(rollout.Options{})
+			require.NoError(t, sim.Installer().ActivateFunc(context.Background(), mustStage(t, sim, v2)))
+			if c.fail {
+				sim.FailCanary(v2, "bob")
+			}
+			before, err := os.ReadFile(sim.DBPath("bob"))
+			require.NoError(t, err)
+
+			err = e.Cycle(context.Background(), member(t, e, "bob"), rollout.CycleOptions{Label: "pre-migrate-idle", Version: v2, RollbackTo: v1})
+			if c.wantErr == nil {
+				require.NoError(t, err)
+				require.Equal(t, v2, sim.User("bob").Version)
+			} else {
+				require.ErrorIs(t, err, c.wantErr)
+				after, rerr := os.ReadFile(sim.DBPath("bob"))
+				require.NoError(t, rerr)
+				require.Equal(t, before, after, "bob's database restored byte for byte")
+				require.Contains(t, sim.Calls(), "restore bob")
+				require.Equal(t, v1, sim.User("bob").Version)
+				require.Equal(t, v1, sim.Current())
+			}
+			fr, err := e.Freezer().Read()
+			require.NoError(t, err)
+			require.Equal(t, c.wantFrozen, fr != nil)
+			require.Contains(t, sim.Calls(), "backup bob pre-migrate-idle")
+		})
+	}
+}
+
+func mustStage(t *testing.T, sim *rollouttest.Sim, v string) rollout.Build {
+	t.Helper()
+	b, err := sim.Installer().Stage(context.Background(), v)
+	require.NoError(t, err)
+	return b
+}
+
+// A global install stages nothing before Activate: the health check must run
+// on a scratch side-by-side candidate, never skip.
+func TestHealthCheckOfBinarylessBuild(t *testing.T) {
+	sim := newSim(t)
+	e := sim.Engine(rollout.Options{TmpDir: t.TempDir()})
+	inner := sim.Installer()
+	e.Installer = &rollouttest.Installer{
+		CurrentFunc: inner.CurrentFunc,
+		StageFunc: func(ctx context.Context, v string) (rollout.Build, error) {
+			_, err := inner.StageFunc(ctx, v)
+			return rollout.Build{Version: v}, err
+		},
+		ActivateFunc: inner.ActivateFunc,
+		DropFunc:     inner.DropFunc,
+	}
+	var checked rollout.Build
+	e.Health = &rollouttest.HealthChecker{CheckFunc: func(_ context.Context, b rollout.Build, _ string) (rollout.HealthReport, error) {
+		checked = b
+		_, err := os.Stat(b.Dir)
+		return rollout.HealthReport{Passed: err == nil}, nil
+	}}
+	e.CandidateInstaller = func(dir string) rollout.Installer {
+		return &rollouttest.Installer{StageFunc: func(_ context.Context, v string) (rollout.Build, error) {
+			d := filepath.Join(dir, v)
+			return rollout.Build{Version: v, Dir: d, Bin: filepath.Join(d, "t3")}, os.MkdirAll(d, 0o755)
+		}}
+	}
+	res, err := e.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, rollout.OutcomeDone, res.Outcome)
+	require.Equal(t, v2, checked.Version)
+	require.NotEmpty(t, checked.Bin)
+	_, err = os.Stat(checked.Dir)
+	require.True(t, os.IsNotExist(err), "scratch removed")
+}
