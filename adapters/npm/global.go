@@ -3,8 +3,11 @@ package npm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -73,13 +76,16 @@ func (g *Global) globalArgs(args ...string) []string {
 	return args
 }
 
-// Current returns the globally installed version (ErrNoCurrent when the
-// package is not installed).
+// Current returns the globally installed version, "" (and no error) when the
+// package is not installed, as rollout expects.
 func (g *Global) Current(ctx context.Context) (string, error) {
 	if g.opts.ProbeVersion {
 		bin, err := g.Bin(ctx)
 		if err != nil {
 			return "", fmt.Errorf("current global: %w", err)
+		}
+		if _, err := os.Stat(bin); errors.Is(err, fs.ErrNotExist) {
+			return "", nil
 		}
 		return BinVersion(ctx, bin, g.opts.Env)
 	}
@@ -101,14 +107,14 @@ func (g *Global) Current(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("current global: npm ls output: %w", err)
 	}
 	if ls.Error != nil && ls.Error.Code == "ENOENT" {
-		return "", fmt.Errorf("current global: %w", ErrNoCurrent)
+		return "", nil // the prefix does not exist yet
 	}
 	dep, ok := ls.Dependencies[g.opts.Package]
 	if !ok {
 		if runErr != nil {
 			return "", fmt.Errorf("current global: %w", runErr)
 		}
-		return "", fmt.Errorf("current global: %w: %s not installed", ErrNoCurrent, g.opts.Package)
+		return "", nil
 	}
 	if err := ValidVersion(dep.Version); err != nil {
 		return "", fmt.Errorf("current global: %w", err)
@@ -151,7 +157,7 @@ func (g *Global) Activate(ctx context.Context, b rollout.Build) error {
 	if _, err := g.run.npmRun(ctx, args...); err != nil {
 		return fmt.Errorf("activate %s: %w", b.Version, err)
 	}
-	got, err := g.Current(ctx)
+	got, err := g.installed(ctx)
 	if err != nil {
 		return fmt.Errorf("activate %s: %w", b.Version, err)
 	}
@@ -160,6 +166,15 @@ func (g *Global) Activate(ctx context.Context, b rollout.Build) error {
 	}
 	g.run.logger.LogAttrs(ctx, slog.LevelInfo, "npm: activated globally", slog.String(LogKeyVersion, b.Version))
 	return nil
+}
+
+// installed reads the installed package.json under a known prefix (no npm
+// start-up), else asks Current.
+func (g *Global) installed(ctx context.Context) (string, error) {
+	if g.opts.Prefix == "" {
+		return g.Current(ctx)
+	}
+	return installedVersion(filepath.Join(g.opts.Prefix, "lib", "node_modules", g.opts.Package, "package.json"))
 }
 
 // Drop is a no-op: a global install keeps no other versions.

@@ -21,14 +21,16 @@ func TestGlobal(t *testing.T) {
 	g, err := npm.NewGlobal(npm.GlobalOptions{Prefix: prefix, Env: reg.Env(), Logger: npmtest.Logger(t)})
 	require.NoError(t, err)
 
-	_, err = g.Current(ctx)
-	require.ErrorIs(t, err, npm.ErrNoCurrent)
+	assertCurrent(t, g, "") // nothing installed
+
+	probing, err := npm.NewGlobal(npm.GlobalOptions{Prefix: prefix, Env: reg.Env(), ProbeVersion: true})
+	require.NoError(t, err)
+	assertCurrent(t, probing, "")
 
 	b, err := g.Stage(ctx, "0.0.25")
 	require.NoError(t, err)
 	assert.Equal(t, rollout.Build{Version: "0.0.25"}, b, "a global stage installs nothing")
-	_, err = g.Current(ctx)
-	require.ErrorIs(t, err, npm.ErrNoCurrent)
+	assertCurrent(t, g, "") // nothing installed
 
 	steps := []string{"0.0.25", "0.0.30-nightly.20260901.100", "0.0.24"} // forward, then back
 	for _, v := range steps {
@@ -36,8 +38,6 @@ func TestGlobal(t *testing.T) {
 		assertCurrent(t, g, v)
 		assertBinVersion(t, filepath.Join(prefix, "bin", "t3"), v)
 	}
-	probing, err := npm.NewGlobal(npm.GlobalOptions{Prefix: prefix, Env: reg.Env(), ProbeVersion: true})
-	require.NoError(t, err)
 	assertCurrent(t, probing, "0.0.24")
 
 	require.NoError(t, g.Drop(ctx, "0.0.25"))

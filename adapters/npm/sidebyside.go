@@ -17,9 +17,6 @@ import (
 	"github.com/t3fleet/t3fleet/rollout"
 )
 
-// ErrNoCurrent is returned (wrapped) by Current when no version is active yet.
-var ErrNoCurrent = errors.New("no current version")
-
 // ErrNotStaged is returned (wrapped) for a version that is not staged.
 var ErrNotStaged = errors.New("version not staged")
 
@@ -136,12 +133,13 @@ func (s *SideBySide) build(v string) (rollout.Build, error) {
 	return rollout.Build{Version: v, Dir: filepath.Dir(filepath.Dir(filepath.Dir(bin))), Bin: bin}, nil
 }
 
-// Current returns the version the current link points at, ErrNoCurrent when
-// there is none. With ProbeVersion it also runs the stable bin's --version.
+// Current returns the version the current link points at, "" (and no error)
+// when nothing is active yet, as rollout expects. With ProbeVersion it also
+// runs the stable bin's --version and checks the two agree.
 func (s *SideBySide) Current(ctx context.Context) (string, error) {
 	target, err := os.Readlink(filepath.Join(s.prefix, CurrentLink))
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("current in %s: %w", s.prefix, ErrNoCurrent)
+		return "", nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("current in %s: %w", s.prefix, err)
@@ -314,7 +312,7 @@ func (s *SideBySide) Drop(ctx context.Context, v string) error {
 		return fmt.Errorf("drop %s: %w", v, err)
 	}
 	cur, err := s.currentLink()
-	if err != nil && !errors.Is(err, ErrNoCurrent) {
+	if err != nil {
 		return fmt.Errorf("drop %s: %w", v, err)
 	}
 	if cur == v {

@@ -23,16 +23,14 @@ func TestSideBySide(t *testing.T) {
 	inst, err := npm.NewSideBySide(prefix, npm.SideBySideOptions{Env: reg.Env(), Logger: npmtest.Logger(t)})
 	require.NoError(t, err)
 
-	_, err = inst.Current(ctx)
-	require.ErrorIs(t, err, npm.ErrNoCurrent)
+	assertCurrent(t, inst, "") // nothing active yet
 
 	const oldV, newV = "0.0.25", "0.0.30-nightly.20260902.101"
 	oldB, err := inst.Stage(ctx, oldV)
 	require.NoError(t, err)
 	assert.Equal(t, rollout.Build{Version: oldV, Dir: filepath.Join(prefix, "versions", oldV),
 		Bin: filepath.Join(prefix, "versions", oldV, "node_modules", ".bin", "t3")}, oldB)
-	_, err = inst.Current(ctx)
-	require.ErrorIs(t, err, npm.ErrNoCurrent, "staging does not activate")
+	assertCurrent(t, inst, "") // staging does not activate
 	require.NoError(t, inst.Activate(ctx, oldB))
 
 	newB, err := inst.Stage(ctx, newV)
