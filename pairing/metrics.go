@@ -60,6 +60,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, v := range []sessionprobe.Verdict{sessionprobe.Unknown, sessionprobe.Valid, sessionprobe.Invalid} {
 		m.verdict[v] = m.verdicts.WithLabelValues(v.String())
 	}
+	// Start the series alerts watch at zero, so a rate() sees the first one.
+	for _, l := range [][3]string{
+		{OutcomeOK, EndpointBrowserSession, "false"}, {OutcomeOK, EndpointBootstrap, "false"},
+		{OutcomeOK, EndpointBrowserSession, "true"}, {OutcomeOK, EndpointBootstrap, "true"},
+		{OutcomeMintFailed, "", "false"}, {OutcomeLoopGuard, "", "false"},
+		{OutcomeExchangeFailed, EndpointBrowserSession, "false"}, {OutcomeExchangeFailed, EndpointBootstrap, "false"},
+	} {
+		m.pairs.WithLabelValues(l[0], l[1], l[2])
+	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.pairs, m.verdicts, m.mint, m.proxied, m.wsOpen, m.refused} {
 			reg.MustRegister(c)

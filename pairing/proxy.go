@@ -57,6 +57,10 @@ func newReverseProxy(t http.RoundTripper, header string, h *Handler) *httputil.R
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			tg := pr.In.Context().Value(targetKey).(*proxyTarget)
 			pr.SetURL(tg.url)
+			// Keep the Host the browser used, so an instance's same-origin
+			// checks (WebSocket Origin vs Host) see what the browser sees.
+			pr.Out.Host = pr.In.Host
+			pr.SetXForwarded()
 			pr.Out.Header.Del(header)
 		},
 		ModifyResponse: func(resp *http.Response) error {
