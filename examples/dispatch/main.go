@@ -1,0 +1,166 @@
+// Command dispatch is the t3fleet proxy: it sits behind an SSO forward-auth
+// proxy, puts every user into their own t3 instance already paired, and
+// proxies everything else. It is a drop-in for the seed's t3-dispatch: same
+// routing table, same mint command, same log lines. With -demo it runs
+// against fake instances and needs no root, no t3 and no SSO.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/t3fleet/t3fleet/adapters/hostfiles"
+	"github.com/t3fleet/t3fleet/adapters/t3"
+	"github.com/t3fleet/t3fleet/pairing"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// config is the parsed command line.
+type config struct {
+	listen, table, userHeader, trustedProxies, mintCommand, upstreamHost, logFormat string
+	demo, listenSet                                                                 bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("dispatch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.listen, "listen", ":3780", "address to listen on")
+	fs.StringVar(&c.table, "table", hostfiles.DefaultDispatchTable, "routing table: {\"<sso user>\": {\"os_user\": \"...\", \"port\": N}}")
+	fs.StringVar(&c.userHeader, "user-header", pairing.DefaultUserHeader, "header carrying the SSO user name")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", "127.0.0.0/8,::1/128", "comma-separated CIDRs allowed to set the user header")
+	fs.StringVar(&c.mintCommand, "mint-command", t3.DefaultMintCommand, "argv template minting a credential; {os_user} and {state_dir} are whole arguments; no shell")
+	fs.StringVar(&c.upstreamHost, "upstream-host", hostfiles.DefaultUpstreamHost, "host the instances listen on")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&c.demo, "demo", false, "run against fake instances with a user picker standing in for SSO")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	fs.Visit(func(f *flag.Flag) { c.listenSet = c.listenSet || f.Name == "listen" })
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return c, fmt.Errorf("-log-format must be text or json, not %q", c.logFormat)
+	}
+	return c, nil
+}
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// run is main without the process: flags in, exit code out.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "dispatch:", err)
+		return 2
+	}
+	log := newLogger(c.logFormat, stderr)
+	if c.demo {
+		return runDemo(ctx, c, log, stdout, stderr)
+	}
+	trusted, err := pairing.ParseTrustedProxies(c.trustedProxies)
+	if err != nil {
+		fmt.Fprintln(stderr, "dispatch:", err)
+		return 2
+	}
+	argv, err := t3.SplitCommand(c.mintCommand)
+	if err != nil {
+		fmt.Fprintln(stderr, "dispatch:", err)
+		return 2
+	}
+	minter, err := t3.NewCLIMinter(argv, t3.CLIMinterOptions{})
+	if err != nil {
+		fmt.Fprintln(stderr, "dispatch:", err)
+		return 2
+	}
+	table, err := hostfiles.NewDispatchTable(c.table, hostfiles.DispatchTableOptions{UpstreamHost: c.upstreamHost, Logger: log})
+	if err != nil {
+		fmt.Fprintln(stderr, "dispatch:", err)
+		return 1
+	}
+	reg := newRegistry()
+	transport := pairing.NewTransport()
+	h := pairing.NewHandler(table, pairing.NewPairer(minter, pairing.PairerOptions{Client: &http.Client{Transport: transport}}),
+		pairing.HandlerOptions{UserHeader: c.userHeader, TrustedProxies: trusted, Transport: transport, Logger: log, Registerer: reg})
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		fmt.Fprintln(stderr, "dispatch:", err)
+		return 1
+	}
+	log.Info("dispatch listening", "addr", ln.Addr().String(), "table", c.table, "users", table.Users())
+	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
+	if err := serve(ctx, ln, withOps(h, reg)); err != nil {
+		log.Error("dispatch stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// withOps serves /healthz and /metrics next to the dispatch.
+func withOps(h http.Handler, reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", h)
+	return mux
+}
+
+// serve runs an HTTP server on ln until ctx ends, then shuts it down
+// gracefully (WebSockets are cut after a grace period).
+func serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

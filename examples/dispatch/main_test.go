@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
+	"github.com/t3fleet/t3fleet/pairing"
+)
+
+// syncWriter is an io.Writer safe for concurrent writers and readers.
+type syncWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+func TestRunFlagErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want int
+	}{
+		{[]string{"-nope"}, 2},
+		{[]string{"-log-format", "xml"}, 2},
+		{[]string{"extra"}, 2},
+		{[]string{"-trusted-proxies", "10.0.0.0/99"}, 2},
+		{[]string{"-mint-command", "t3-mint --user={os_user}"}, 2},
+		{[]string{"-mint-command", "'unterminated"}, 2},
+		{[]string{"-table", "/nonexistent/dispatch.json", "-listen", "127.0.0.1:0"}, 1},
+		{[]string{"-h"}, 0},
+	}
+	for _, tc := range tests {
+		var out, errw syncWriter
+		assert.Equal(t, tc.want, run(context.Background(), tc.args, &out, &errw), "%v: %s", tc.args, errw.String())
+	}
+}
+
+// startRun runs the binary's run() until the test ends and returns its
+// base URL and its log.
+func startRun(t *testing.T, args ...string) (string, *syncWriter) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, logs syncWriter
+	done := make(chan int)
+	go func() { done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), &out, &logs) }()
+	t.Cleanup(func() {
+		cancel()
+		assert.Equal(t, 0, <-done, "clean shutdown")
+	})
+	re := regexp.MustCompile(`listening on (http://\S+)`)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			return m[1], &logs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run did not start: %s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRunEndToEnd runs the real wiring (dispatch.json, a mint command run
+// without a shell, the CLI JSON) against a fake instance.
+func TestRunEndToEnd(t *testing.T) {
+	srv := t3test.NewServer(t.TempDir(), t3test.Options{Era: t3test.EraB, User: "emil.barzin"})
+	t.Cleanup(srv.Close)
+	cred, err := srv.Mint(0)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	mint := filepath.Join(dir, "t3-mint")
+	// The test's own script: prints one credential minted beforehand, and
+	// records the argv it got.
+	require.NoError(t, os.WriteFile(mint, []byte(fmt.Sprintf("#!/bin/sh\necho \"$@\" > %s/argv\necho '{\"id\":\"p\",\"credential\":\"%s\",\"expiresAt\":\"2030-01-01T00:00:00.000Z\"}'\n", dir, cred)), 0o755))
+	_, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, "http://"), ":")
+	table := filepath.Join(dir, "dispatch.json")
+	require.NoError(t, os.WriteFile(table, []byte(`{"emil.barzin":{"os_user":"emil","port":`+port+`}}`), 0o644))
+
+	base, logs := startRun(t, "-table", table, "-mint-command", mint+" {os_user}", "-user-header", "X-Remote-User", "-log-format", "json")
+
+	for path, want := range map[string]string{"/healthz": "ok\n", "/metrics": "t3fleet_dispatch_pairs_total"} {
+		resp, err := http.Get(base + path)
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.True(t, strings.Contains(string(b), want), "%s lacks %q", path, want)
+	}
+
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(user string, cookies ...*http.Cookie) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, base+"/x?y=1", nil)
+		req.Header.Set("X-Remote-User", user)
+		req.Header.Set("Sec-Fetch-Dest", "document")
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp
+	}
+	assert.Equal(t, http.StatusForbidden, get("mallory").StatusCode)
+	resp := get("emil.barzin@corp.example")
+	require.Equal(t, http.StatusFound, resp.StatusCode, logs.String())
+	assert.Equal(t, "/x?y=1", resp.Header.Get("Location"))
+	argv, err := os.ReadFile(filepath.Join(dir, "argv"))
+	require.NoError(t, err)
+	assert.Equal(t, "emil\n", string(argv))
+	assert.Contains(t, logs.String(), `"msg":"paired","user":"emil.barzin","endpoint":"`+pairing.EndpointBrowserSession+`","fallback":false`)
+	require.NotEmpty(t, resp.Cookies())
+	assert.Equal(t, http.StatusOK, get("emil.barzin", resp.Cookies()...).StatusCode)
+
+	// The credential was one-time: the next pairing is refused by t3.
+	resp = get("emil.barzin")
+	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
+	assert.Contains(t, logs.String(), `pairing for emil.barzin returned 401 (endpoint=/api/auth/browser-session)`)
+}
