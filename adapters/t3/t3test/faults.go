@@ -12,9 +12,10 @@ import (
 type Faults struct {
 	// NoSetCookie: the exchange answers 200 but sets no cookie (t3 #7756).
 	NoSetCookie bool
-	// MigrationFails: the first pending migration throws; serve logs
-	// `Migration "31_AuthAuthorizationScopes" failed` (or whichever is
-	// first) and exits 1; `auth pairing create` fails too.
+	// MigrationFails: a pending migration throws (31 when pending, else the
+	// first pending, else the era's newest) and the batch rolls back; serve
+	// logs `Migration "31_AuthAuthorizationScopes" failed` and exits 1;
+	// `auth pairing create` fails too.
 	MigrationFails bool
 	// PairingBroken: GET / answers 200 while every exchange answers 500.
 	PairingBroken bool

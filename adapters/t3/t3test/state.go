@@ -93,8 +93,9 @@ func Migrate(ctx context.Context, baseDir string, era Era) error {
 }
 
 type migrateOptions struct {
-	// fail makes the first pending migration (or, when none is pending, the
-	// era's newest) fail: the MigrationFails switch.
+	// fail makes a migration fail, the MigrationFails switch: 31 when it is
+	// pending, else the first pending one, else (nothing pending) the era's
+	// newest.
 	fail   bool
 	logger *slog.Logger
 }
@@ -155,9 +156,15 @@ func runMigrations(conn *sqlite.Conn, era Era, fail bool, log *slog.Logger) (lev
 		all := migrationsFor(era)
 		pending = all[len(all)-1:]
 	}
+	failAt := 0 // the fault hits 31_AuthAuthorizationScopes when pending, else the first
+	for i, m := range pending {
+		if m.ID == 31 {
+			failAt = i
+		}
+	}
 	for i, m := range pending {
 		log.Info("Running migration " + m.Label())
-		if fail && i == 0 {
+		if fail && i == failAt {
 			err = &MigrationError{ID: m.ID, Name: m.Name, Err: errors.New("SqlError: injected failure (t3test Faults.MigrationFails)")}
 			log.Error(err.Error())
 			return max, err

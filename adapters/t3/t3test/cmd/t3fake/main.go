@@ -1,0 +1,180 @@
+// Command t3fake is the fake t3 CLI: it answers the argv a real `t3` build
+// does (--version, serve, auth pairing create) over a t3test state
+// directory. The real argv has no room for the fake's own settings, so it
+// takes them from the environment:
+//
+//	T3FAKE_VERSION  the version it claims (default: the era's first version)
+//	T3FAKE_ERA      A..E (default: the era of T3FAKE_VERSION, else E)
+//	T3FAKE_FAULTS   comma list: nosetcookie,migration,pairingbroken,wedged,slowstart=2s
+//	T3FAKE_USER     the user shown on its page (serve only)
+//
+// Tests build it with t3test.BuildCLI.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// build is what this invocation plays, from the environment.
+type build struct {
+	era     t3test.Era
+	version string
+	faults  t3test.Faults
+	user    string
+}
+
+func buildFromEnv(getenv func(string) string) (build, error) {
+	b := build{version: getenv("T3FAKE_VERSION"), era: t3test.Era(strings.ToUpper(getenv("T3FAKE_ERA"))), user: getenv("T3FAKE_USER")}
+	if b.era == "" && b.version != "" {
+		if b.era = t3test.EraFor(b.version); b.era == "" {
+			return b, fmt.Errorf("T3FAKE_VERSION %q is not a t3 version", b.version)
+		}
+	}
+	if b.era == "" {
+		b.era = t3test.DefaultEra
+	}
+	if !b.era.Valid() {
+		return b, fmt.Errorf("T3FAKE_ERA %q is not one of A..E", b.era)
+	}
+	if b.version == "" {
+		b.version = t3test.DefaultVersion(b.era)
+	}
+	f, err := t3test.ParseFaults(getenv(t3test.FaultsEnv))
+	if err != nil {
+		return b, err
+	}
+	b.faults = f
+	return b, nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	b, err := buildFromEnv(getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "t3:", err)
+		return 2
+	}
+	switch {
+	case len(args) == 0:
+		fmt.Fprintln(stderr, "usage: t3 [--version] <serve|auth> ...")
+		return 2
+	case args[0] == "--version" || args[0] == "-v" || args[0] == "version":
+		fmt.Fprintf(stdout, "t3 v%s\n", b.version)
+		return 0
+	case args[0] == "serve":
+		return serve(ctx, b, args[1:], getenv, stdout, stderr)
+	case len(args) >= 3 && args[0] == "auth" && args[1] == "pairing" && args[2] == "create":
+		return pairingCreate(ctx, b, args[3:], getenv, stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "t3: %q is not supported by the fake t3 CLI\n", strings.Join(args, " "))
+		return 2
+	}
+}
+
+func defaultBaseDir(getenv func(string) string) string {
+	if d := getenv("T3CODE_HOME"); d != "" {
+		return d
+	}
+	return filepath.Join(getenv("HOME"), ".t3")
+}
+
+func serve(ctx context.Context, b build, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	host := fs.String("host", t3test.DefaultHost, "host to bind")
+	port := fs.Int("port", 3773, "port to bind (0: any free port)")
+	baseDir := fs.String("base-dir", defaultBaseDir(getenv), "state directory")
+	mode := fs.String("mode", "web", "web|desktop")
+	fs.Bool("no-browser", false, "do not open a browser")
+	logLevel := fs.String("log-level", "info", "debug|info|warn|error")
+	fs.String("public-url", "", "public URL (ignored by the fake)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "t3: bad --log-level %q\n", *logLevel)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: level}))
+	srv, err := t3test.Start(ctx, *baseDir, t3test.Options{
+		Era: b.era, Version: b.version, Host: *host, Port: *port, Mode: *mode,
+		User: b.user, Faults: b.faults, Logger: logger,
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "t3:", err)
+		return 1
+	}
+	defer srv.Close()
+	select {
+	case <-srv.Ready():
+	case <-srv.Done():
+		fmt.Fprintln(stderr, "t3: server failed to listen")
+		return 1
+	case <-ctx.Done():
+		return 0
+	}
+	fmt.Fprintf(stdout, "T3 Code v%s ready at %s\n", b.version, srv.URL)
+	if srv.OwnerPairingURL != "" {
+		fmt.Fprintf(stdout, "Pair a browser: %s\n", srv.OwnerPairingURL)
+	}
+	select {
+	case <-ctx.Done():
+		return 0
+	case <-srv.Done():
+		fmt.Fprintln(stderr, "t3: server stopped")
+		return 1
+	}
+}
+
+func pairingCreate(ctx context.Context, b build, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("auth pairing create", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	baseDir := fs.String("base-dir", defaultBaseDir(getenv), "state directory")
+	ttl := fs.Duration("ttl", t3test.DefaultPairingTTL, "credential lifetime")
+	asJSON := fs.Bool("json", false, "print JSON")
+	label := fs.String("label", "", "label")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	link, err := t3test.CreatePairing(ctx, *baseDir, b.era, t3test.PairingOptions{
+		TTL: *ttl, Label: *label, FailMigration: b.faults.MigrationFails,
+	})
+	if err != nil {
+		var me *t3test.MigrationError
+		if errors.As(err, &me) {
+			fmt.Fprintln(stderr, me.Error())
+		} else {
+			fmt.Fprintln(stderr, "t3:", err)
+		}
+		return 1
+	}
+	if *asJSON {
+		out, _ := json.MarshalIndent(link, "", "  ")
+		fmt.Fprintf(stdout, "%s\n", out)
+		return 0
+	}
+	exp, _ := time.Parse(t3test.TimeLayout, link.ExpiresAt)
+	fmt.Fprintf(stdout, "Pairing credential: %s (expires %s)\n", link.Credential, exp.Format(time.RFC3339))
+	return 0
+}

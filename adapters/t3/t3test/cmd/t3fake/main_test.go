@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
+)
+
+func env(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a poller.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func TestVersion(t *testing.T) {
+	for _, tc := range []struct {
+		env  func(string) string
+		want string
+	}{
+		{env("T3FAKE_VERSION", "0.0.28-nightly.20260616.571"), "t3 v0.0.28-nightly.20260616.571\n"},
+		{env("T3FAKE_ERA", "b"), "t3 v0.0.25\n"},
+		{env(), "t3 v" + t3test.DefaultVersion(t3test.DefaultEra) + "\n"},
+	} {
+		var out, errb bytes.Buffer
+		require.Equal(t, 0, run(context.Background(), []string{"--version"}, tc.env, &out, &errb), errb.String())
+		assert.Equal(t, tc.want, out.String())
+	}
+	var out, errb bytes.Buffer
+	assert.Equal(t, 2, run(context.Background(), []string{"--version"}, env("T3FAKE_FAULTS", "bogus"), &out, &errb))
+	assert.Equal(t, 2, run(context.Background(), []string{"auth", "session", "list"}, env(), &out, &errb))
+}
+
+func TestPairingCreate(t *testing.T) {
+	for _, era := range t3test.Eras() {
+		t.Run(string(era), func(t *testing.T) {
+			dir := t.TempDir()
+			var out, errb bytes.Buffer
+			code := run(context.Background(), []string{"auth", "pairing", "create", "--base-dir", dir, "--ttl", "5m", "--json"},
+				env("T3FAKE_ERA", string(era)), &out, &errb)
+			require.Equal(t, 0, code, errb.String())
+			assert.True(t, strings.HasPrefix(out.String(), "{\n  \"id\": "), "pretty JSON: %s", out.String())
+			var link map[string]any
+			require.NoError(t, json.Unmarshal(out.Bytes(), &link))
+			assert.Regexp(t, `^[23456789ABCDEFGHJKLMNPQRSTUVWXYZ]{12}$`, link["credential"])
+			if era.UsesScopes() {
+				assert.NotEmpty(t, link["scopes"])
+				assert.NotContains(t, link, "role")
+			} else {
+				assert.Equal(t, "client", link["role"])
+				assert.NotContains(t, link, "scopes")
+			}
+			exp, err := time.Parse(t3test.TimeLayout, link["expiresAt"].(string))
+			require.NoError(t, err)
+			assert.WithinDuration(t, time.Now().Add(5*time.Minute), exp, time.Minute)
+			lvl, err := t3test.ReadLedgerMax(t3test.LiveDB(dir))
+			require.NoError(t, err)
+			assert.Equal(t, era.SchemaLevel(), lvl, "the CLI ran the era's migrations")
+
+			srv := t3test.NewServer(dir, t3test.Options{Era: era})
+			defer srv.Close()
+			resp, err := http.Post(srv.URL+era.PairingPath(), "application/json",
+				strings.NewReader(`{"credential":"`+link["credential"].(string)+`"}`))
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, 200, resp.StatusCode, "a CLI credential works on the server of the same base dir")
+		})
+	}
+}
+
+func TestPairingCreateFailures(t *testing.T) {
+	t.Run("old build on a migrated DB", func(t *testing.T) {
+		dir := t.TempDir()
+		require.NoError(t, t3test.Migrate(context.Background(), dir, t3test.EraC))
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"auth", "pairing", "create", "--base-dir", dir, "--json"}, env("T3FAKE_VERSION", "0.0.27"), &out, &errb)
+		assert.Equal(t, 1, code)
+		assert.Empty(t, out.String())
+		assert.Contains(t, errb.String(), "PersistenceSqlError")
+		assert.Contains(t, errb.String(), "table auth_pairing_links has no column named role")
+	})
+	t.Run("migration fault", func(t *testing.T) {
+		dir := t.TempDir()
+		require.NoError(t, t3test.Migrate(context.Background(), dir, t3test.EraB))
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"auth", "pairing", "create", "--base-dir", dir, "--json"},
+			env("T3FAKE_VERSION", "0.0.30", "T3FAKE_FAULTS", "migration"), &out, &errb)
+		assert.Equal(t, 1, code)
+		assert.Contains(t, errb.String(), `Migration "31_AuthAuthorizationScopes" failed`)
+	})
+}
+
+func TestServe(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--host", "127.0.0.1", "--port", "0", "--base-dir", dir, "--mode", "web", "--no-browser", "--log-level", "info"},
+			env("T3FAKE_VERSION", "0.0.36", "T3FAKE_USER", "emil"), &out, &errb)
+	}()
+	ready := regexp.MustCompile(`T3 Code v0\.0\.36 ready at (http://127\.0\.0\.1:\d+)\n`)
+	var url string
+	require.Eventually(t, func() bool {
+		m := ready.FindStringSubmatch(out.String())
+		if m != nil {
+			url = m[1]
+		}
+		return m != nil
+	}, 10*time.Second, 10*time.Millisecond, "ready line; stderr: %s", errb.String())
+	assert.Regexp(t, `Pair a browser: http://127\.0\.0\.1:\d+/pair#token=[2-9A-Z]{12}`, out.String())
+	assert.Contains(t, out.String(), "Running migration 1_OrchestrationEvents")
+
+	resp, err := http.Get(url + "/.well-known/t3/environment")
+	require.NoError(t, err)
+	var envBody map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&envBody))
+	resp.Body.Close()
+	assert.Equal(t, "0.0.36", envBody["serverVersion"])
+	assert.Equal(t, "emil", envBody["label"])
+
+	cancel() // what SIGTERM does in main
+	select {
+	case code := <-done:
+		assert.Equal(t, 0, code)
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
+
+func TestServeMigrationFailureExits1(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, t3test.Migrate(context.Background(), dir, t3test.EraB))
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--port", "0", "--base-dir", dir},
+		env("T3FAKE_VERSION", "0.0.28", "T3FAKE_FAULTS", "migration"), &out, &errb)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out.String(), `Migration \"31_AuthAuthorizationScopes\" failed`)
+	assert.Contains(t, errb.String(), `Migration "31_AuthAuthorizationScopes" failed`)
+}
