@@ -1,0 +1,154 @@
+package idlegate_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"github.com/t3fleet/t3fleet"
+	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
+	"github.com/t3fleet/t3fleet/idlegate"
+)
+
+var (
+	bg = context.Background()
+	t0 = time.Date(2026, 9, 6, 12, 0, 0, 0, time.UTC)
+)
+
+func exec(tb testing.TB, path, q string) {
+	tb.Helper()
+	c, err := sqlite.OpenConn(path, sqlite.OpenReadWrite|sqlite.OpenCreate)
+	require.NoError(tb, err)
+	defer c.Close()
+	c.SetBusyTimeout(5 * time.Second)
+	for _, stmt := range strings.Split(q, ";") {
+		if strings.TrimSpace(stmt) != "" {
+			require.NoError(tb, sqlitex.ExecuteTransient(c, stmt, nil))
+		}
+	}
+}
+
+func instance(base string) t3fleet.Instance {
+	return t3fleet.Instance{User: "emil", OSUser: "emil", BaseURL: "http://127.0.0.1:1", StateDir: base}
+}
+
+func TestDBOracle(t *testing.T) {
+	cases := []struct {
+		name       string
+		era        t3test.Era
+		setup      func(t *testing.T, base string) // after the base dir exists
+		at         time.Duration                   // oracle's now = t0 + at
+		idle       bool
+		active     int
+		suspicious bool
+		quiet      time.Duration
+		wantErr    error
+	}{
+		{name: "empty table is idle", era: t3test.EraC, setup: func(t *testing.T, base string) {
+			require.NoError(t, t3test.Migrate(bg, base, t3test.EraC))
+		}, idle: true},
+		{name: "quiet for an hour", era: t3test.EraA, setup: seed(t3test.EraA, 0), at: time.Hour, idle: true, quiet: time.Hour},
+		{name: "quiet exactly the threshold", era: t3test.EraD, setup: seed(t3test.EraD, 0), at: 900 * time.Second, idle: true, quiet: 900 * time.Second},
+		{name: "recent activity", era: t3test.EraB, setup: seed(t3test.EraB, 0), at: 3 * time.Minute, quiet: 3 * time.Minute},
+		{name: "turn in flight", era: t3test.EraC, setup: seed(t3test.EraC, 2), at: time.Hour, active: 2, quiet: time.Hour},
+		{name: "turn in flight past the ceiling", era: t3test.EraD, setup: seed(t3test.EraD, 1), at: 7 * time.Hour, active: 1, suspicious: true, quiet: 7 * time.Hour},
+		{name: "statev2 run in flight", era: t3test.EraE, setup: seed(t3test.EraE, 1), at: time.Hour, active: 1, quiet: time.Hour},
+		{name: "statev2 quiet", era: t3test.EraE, setup: seed(t3test.EraE, 0), at: time.Hour, idle: true, quiet: time.Hour},
+		{name: "statev2 run only (sessions finished)", era: t3test.EraE, setup: func(t *testing.T, base string) {
+			seed(t3test.EraE, 1)(t, base)
+			exec(t, t3test.StateV2DB(base), `UPDATE projection_thread_sessions SET active_turn_id = NULL`)
+		}, at: time.Hour, active: 1, quiet: time.Hour},
+		{name: "missing database", era: t3test.EraC, setup: func(t *testing.T, base string) {}, wantErr: idlegate.ErrNoState},
+		{name: "missing table", era: t3test.EraC, setup: func(t *testing.T, base string) {
+			require.NoError(t, os.MkdirAll(t3test.UserDataDir(base), 0o755))
+			exec(t, t3test.StateDB(base), `PRAGMA journal_mode=wal; CREATE TABLE other (x);`)
+		}, wantErr: idlegate.ErrNoState},
+		{name: "statev2 without its runs table", era: t3test.EraE, setup: func(t *testing.T, base string) {
+			seed(t3test.EraE, 0)(t, base)
+			exec(t, t3test.StateV2DB(base), `DROP TABLE orchestration_v2_projection_runs`)
+		}, wantErr: idlegate.ErrNoState},
+		{name: "unparseable timestamp", era: t3test.EraC, setup: func(t *testing.T, base string) {
+			seed(t3test.EraC, 0)(t, base)
+			exec(t, t3test.StateDB(base), `UPDATE projection_thread_sessions SET updated_at = 'yesterday'`)
+		}, at: time.Hour, wantErr: idlegate.ErrBadTimestamp},
+		{name: "future timestamp", era: t3test.EraC, setup: seed(t3test.EraC, 0), at: -time.Hour, wantErr: idlegate.ErrClockSkew},
+		{name: "no state dir", era: t3test.EraC, wantErr: idlegate.ErrNoState},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			base := filepath.Join(t.TempDir(), ".t3")
+			in := instance(base)
+			if c.setup != nil {
+				c.setup(t, base)
+			} else {
+				in.StateDir = ""
+			}
+			o := idlegate.NewDBOracle(idlegate.DBOptions{Now: func() time.Time { return t0.Add(c.at) }})
+			v, err := o.Idle(bg, in)
+			if c.wantErr != nil {
+				require.ErrorIs(t, err, c.wantErr)
+				assert.False(t, v.Idle, "fail closed")
+				assert.Contains(t, v.Reason, "not idle")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, c.idle, v.Idle, v.Reason)
+			assert.Equal(t, c.active, v.ActiveTurns)
+			assert.Equal(t, c.suspicious, v.Suspicious, v.Reason)
+			assert.Equal(t, c.quiet, v.QuietFor)
+			assert.NotEmpty(t, v.Reason)
+		})
+	}
+}
+
+// seed makes a populated state of era stamped t0, with active turns.
+func seed(era t3test.Era, active int) func(t *testing.T, base string) {
+	return func(t *testing.T, base string) {
+		require.NoError(t, t3test.SeedState(base, era, t3test.SeedOptions{Threads: 4, ActiveTurns: active, Now: t0}))
+	}
+}
+
+func TestDBOracleLockedIsNotIdle(t *testing.T) {
+	base := filepath.Join(t.TempDir(), ".t3")
+	seed(t3test.EraC, 0)(t, base)
+	db := t3test.StateDB(base)
+	exec(t, db, `PRAGMA journal_mode=delete;`)
+	c, err := sqlite.OpenConn(db, sqlite.OpenReadWrite)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, sqlitex.ExecuteTransient(c, "BEGIN EXCLUSIVE", nil))
+	defer sqlitex.ExecuteTransient(c, "ROLLBACK", nil)
+
+	o := idlegate.NewDBOracle(idlegate.DBOptions{BusyTimeout: 50 * time.Millisecond, Now: func() time.Time { return t0.Add(time.Hour) }})
+	v, err := o.Idle(bg, instance(base))
+	require.Error(t, err)
+	assert.False(t, v.Idle)
+}
+
+// The oracle only reads: a writer holding a write transaction is neither
+// blocked by it nor does it block the oracle.
+func TestDBOracleNeverTakesAWriteLock(t *testing.T) {
+	base := filepath.Join(t.TempDir(), ".t3")
+	seed(t3test.EraD, 0)(t, base)
+	db := t3test.StateDB(base)
+	w, err := sqlite.OpenConn(db, sqlite.OpenReadWrite)
+	require.NoError(t, err)
+	defer w.Close()
+	w.SetBusyTimeout(0)
+	require.NoError(t, sqlitex.ExecuteTransient(w, "BEGIN IMMEDIATE", nil))
+	require.NoError(t, sqlitex.ExecuteTransient(w, `UPDATE projection_thread_sessions SET status = 'x'`, nil))
+
+	o := idlegate.NewDBOracle(idlegate.DBOptions{BusyTimeout: 50 * time.Millisecond, Now: func() time.Time { return t0.Add(time.Hour) }})
+	v, err := o.Idle(bg, instance(base))
+	require.NoError(t, err)
+	assert.True(t, v.Idle, v.Reason)
+	require.NoError(t, sqlitex.ExecuteTransient(w, "COMMIT", nil), "the writer commits without waiting")
+}

@@ -1,0 +1,34 @@
+// Package idlegate decides whether a t3 instance is idle enough to restart,
+// and fails closed: any doubt is "not idle", with the reason.
+//
+// # Oracles
+//
+// An [IdleOracle] returns a [Verdict]: Idle, a human Reason, the turns in
+// flight, how long the instance has been quiet, and Suspicious when a turn
+// has been in flight longer than the busy ceiling (so the caller can alert;
+// the verdict stays not idle).
+//
+//   - [DBOracle] reads the instance's live state database read-only
+//     (state.sqlite, or statev2.sqlite where a newer build moved the live
+//     state): turns in flight (active_turn_id IS NOT NULL; statev2: runs in
+//     an active status) and the newest updated_at, which must be at least
+//     [DBOptions.QuietThreshold] (default 900 s) ago. A missing database or
+//     table, an unparseable or future timestamp, a lock held past the busy
+//     timeout, any error: not idle. An empty table is idle.
+//
+//   - adapters/proctree offers an oracle over the instance's process tree
+//     (agent children named claude, codex or opencode mean not idle).
+//
+//   - [All] combines oracles: idle only if every one says idle.
+//
+//     gate := idlegate.All(idlegate.NewDBOracle(idlegate.DBOptions{}), procOracle)
+//     v, err := gate.Idle(ctx, inst)
+//     if err != nil || !v.Idle {
+//     // defer the restart; log v.Reason; alert when v.Suspicious
+//     }
+//
+// # What it does not do
+//
+// It never writes to the database, never takes a write lock, and does not
+// decide what to do with a verdict: rollout defers the restart.
+package idlegate

@@ -1,0 +1,49 @@
+package idlegate_test
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
+	"github.com/t3fleet/t3fleet/idlegate"
+)
+
+// As root, a verdict on a database owned by another uid with no -shm must
+// leave every file in its directory with that uid.
+func TestDBOracleAsRootLeavesNoRootOwnedFiles(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("T3FLEET_REQUIRE_REAL") == "1" {
+			t.Fatal("this test needs root (T3FLEET_REQUIRE_REAL=1)")
+		}
+		t.Skip("needs root")
+	}
+	const uid, gid = 4242, 4343
+	base := filepath.Join(t.TempDir(), ".t3")
+	seed(t3test.EraD, 0)(t, base)
+	ud := t3test.UserDataDir(base)
+	_, err := os.Stat(filepath.Join(ud, "state.sqlite-shm"))
+	require.ErrorIs(t, err, os.ErrNotExist)
+	require.NoError(t, filepath.WalkDir(ud, func(p string, d fs.DirEntry, err error) error {
+		require.NoError(t, err)
+		return os.Lchown(p, uid, gid)
+	}))
+
+	o := idlegate.NewDBOracle(idlegate.DBOptions{Now: func() time.Time { return t0.Add(time.Hour) }})
+	v, err := o.Idle(bg, instance(base))
+	require.NoError(t, err)
+	assert.True(t, v.Idle)
+	require.NoError(t, filepath.WalkDir(ud, func(p string, d fs.DirEntry, err error) error {
+		require.NoError(t, err)
+		fi, err := os.Lstat(p)
+		require.NoError(t, err)
+		assert.Equal(t, uint32(uid), fi.Sys().(*syscall.Stat_t).Uid, p)
+		return nil
+	}))
+}
