@@ -103,7 +103,7 @@ func removeStaleCgroups() {
 			}
 			pidStr, _, _ := strings.Cut(rest, "-")
 			pid, err := strconv.Atoi(pidStr)
-			if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+			if err != nil || pid == os.Getpid() || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
 				continue
 			}
 			d := filepath.Join(root, e.Name())

@@ -378,7 +378,27 @@ func shortTempDir() (string, error) {
 	if len(base) > 60 {
 		base = "/tmp"
 	}
-	return os.MkdirTemp(base, "t3sd-")
+	removeStaleDirs(base)
+	return os.MkdirTemp(base, tempPrefix+strconv.Itoa(os.Getpid())+"-")
+}
+
+// tempPrefix starts the name of every Dir, followed by the owner's pid.
+const tempPrefix = "t3sd-"
+
+// removeStaleDirs removes the Dirs of test processes that died before their
+// cleanup ran (their managers got SIGTERM through Pdeathsig and exited).
+func removeStaleDirs(base string) {
+	dirs, _ := filepath.Glob(filepath.Join(base, tempPrefix+"*-*"))
+	for _, d := range dirs {
+		pidStr, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), tempPrefix), "-")
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 func randHex(n int) string {
