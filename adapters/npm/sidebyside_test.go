@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -86,6 +87,7 @@ func TestSideBySideFailedStage(t *testing.T) {
 	reg := npmtest.New(t, npmtest.Options{})
 	require.NoError(t, reg.PublishT3(ctx, "0.0.26", "latest", npmtest.PublishOptions{Postinstall: "exit 1"}))
 	require.NoError(t, reg.PublishT3(ctx, "0.0.27", "latest", npmtest.PublishOptions{}))
+	require.NoError(t, reg.PublishT3(ctx, "0.0.28", "latest", npmtest.PublishOptions{Postinstall: "sleep 60"}))
 	prefix := t.TempDir()
 	inst, err := npm.NewSideBySide(prefix, npm.SideBySideOptions{Env: reg.Env(), Logger: npmtest.Logger(t)})
 	require.NoError(t, err)
@@ -95,14 +97,28 @@ func TestSideBySideFailedStage(t *testing.T) {
 	leftover := filepath.Join(versions, ".stage-0.0.27-crashed")
 	require.NoError(t, os.MkdirAll(filepath.Join(leftover, "node_modules", ".bin"), 0o755))
 
-	cases := []struct{ name, version string }{
-		{"not published", "0.0.99"},
-		{"postinstall fails after unpacking", "0.0.26"},
+	cases := []struct {
+		name, version string
+		timeout       time.Duration
+	}{
+		{"not published", "0.0.99", 0},
+		{"postinstall fails after unpacking", "0.0.26", 0},
+		{"interrupted (a hung postinstall, then the deadline)", "0.0.28", 2 * time.Second},
 	}
 	for _, c := range cases {
-		_, err := inst.Stage(ctx, c.version)
+		cctx, cancel := context.WithCancel(ctx)
+		if c.timeout > 0 {
+			cctx, cancel = context.WithTimeout(ctx, c.timeout)
+		}
+		began := time.Now()
+		_, err := inst.Stage(cctx, c.version)
+		cancel()
 		var ce *npm.CommandError
 		require.ErrorAs(t, err, &ce, c.name)
+		if c.timeout > 0 {
+			require.ErrorIs(t, err, context.DeadlineExceeded, c.name)
+			assert.Less(t, time.Since(began), c.timeout+3*time.Second, "the install's children die with it")
+		}
 		assert.NoDirExists(t, filepath.Join(versions, c.version), c.name)
 		_, err = inst.BinFor(c.version)
 		require.ErrorIs(t, err, npm.ErrNotStaged, c.name)

@@ -155,7 +155,7 @@ func start(ctx context.Context, bin, dir string, opts Options, logger *slog.Logg
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(cleanEnv(), "NODE_NO_WARNINGS=1")
 	// Its own process group, so Close can signal node and any children.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = sysProcAttr()
 	began := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start verdaccio %s: %w", bin, err)
