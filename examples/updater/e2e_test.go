@@ -48,7 +48,7 @@ type e2eFleet struct {
 	running  map[string]string
 	restarts []string
 	atStart  map[string]string // sha256 of the live database when the unit last started
-	badBuild string // the health check's migration fails for this version
+	badBuild string            // the health check's migration fails for this version
 }
 
 func newE2EFleet(t *testing.T) *e2eFleet {
