@@ -10,7 +10,8 @@ import (
 
 // All combines oracles: the instance is idle only if every oracle says
 // idle. Every oracle is asked (so the verdict's Reason lists them all);
-// ActiveTurns is the largest, QuietFor the shortest, Suspicious any. With no
+// ActiveTurns is the largest, QuietFor the shortest an oracle reported
+// (zero from an oracle that cannot tell is ignored), Suspicious any. With no
 // oracles the verdict is not idle.
 func All(oracles ...IdleOracle) IdleOracle { return all(oracles) }
 
@@ -23,7 +24,7 @@ func (a all) Idle(ctx context.Context, in t3fleet.Instance) (Verdict, error) {
 	out := Verdict{Idle: true}
 	var reasons []string
 	var errs []error
-	for i, o := range a {
+	for _, o := range a {
 		v, err := o.Idle(ctx, in)
 		if err != nil {
 			v.Idle = false
@@ -35,7 +36,7 @@ func (a all) Idle(ctx context.Context, in t3fleet.Instance) (Verdict, error) {
 		out.Idle = out.Idle && v.Idle
 		out.ActiveTurns = max(out.ActiveTurns, v.ActiveTurns)
 		out.Suspicious = out.Suspicious || v.Suspicious
-		if i == 0 || v.QuietFor < out.QuietFor {
+		if v.QuietFor > 0 && (out.QuietFor == 0 || v.QuietFor < out.QuietFor) {
 			out.QuietFor = v.QuietFor
 		}
 		reasons = append(reasons, v.Reason)

@@ -41,7 +41,8 @@ func TestAll(t *testing.T) {
 		{"one idle", []idlegate.IdleOracle{says(idle, nil)}, true, 0, false, time.Hour, nil},
 		{"all idle", []idlegate.IdleOracle{says(idle, nil), says(idle, nil)}, true, 0, false, time.Hour, nil},
 		{"one busy", []idlegate.IdleOracle{says(idle, nil), says(busy, nil)}, false, 2, false, time.Minute, nil},
-		{"suspicious carries", []idlegate.IdleOracle{says(stuck, nil), says(idle, nil)}, false, 1, true, 0, nil},
+		{"suspicious carries", []idlegate.IdleOracle{says(stuck, nil), says(idle, nil)}, false, 1, true, time.Hour, nil},
+		{"an oracle without a quiet time does not zero it", []idlegate.IdleOracle{says(idlegate.Verdict{Idle: true, Reason: "idle: no agents"}, nil), says(idle, nil)}, true, 0, false, time.Hour, nil},
 		{"an error is not idle even if it says idle", []idlegate.IdleOracle{says(idle, nil), says(idle, boom)}, false, 0, false, time.Hour, boom},
 	}
 	for _, c := range cases {

@@ -1,0 +1,216 @@
+package proctree
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/t3fleet/t3fleet"
+	"github.com/t3fleet/t3fleet/idlegate"
+)
+
+// DefaultProcRoot is where the process table is read from.
+const DefaultProcRoot = "/proc"
+
+// DefaultAgentNames returns the names of the agent CLIs whose presence
+// under an instance means it has open agent sessions.
+func DefaultAgentNames() []string { return []string{"claude", "codex", "opencode"} }
+
+// isInterpreter reports whether a program runs an agent given as its first
+// argument (node /usr/bin/claude).
+func isInterpreter(name string) bool {
+	switch name {
+	case "node", "nodejs", "bun", "deno":
+		return true
+	}
+	return false
+}
+
+// ErrNoMainPID: the instance has no main process to inspect.
+var ErrNoMainPID = errors.New("no main PID")
+
+// Process is one process of the table.
+type Process struct {
+	PID, PPID int
+	Comm      string   // the kernel's short name (/proc/<pid>/comm)
+	Args      []string // argv, possibly empty (kernel threads, zombies)
+}
+
+// Oracle says an instance is not idle while an agent process (claude, codex,
+// opencode, ...) runs anywhere below its main process.
+type Oracle struct {
+	// MainPID returns the instance's main PID, e.g. from the unit manager's
+	// status. Required. A PID <= 0 or an error is a not-idle verdict.
+	MainPID func(ctx context.Context, in t3fleet.Instance) (int, error)
+	// ProcRoot is the proc file system to read. Empty: DefaultProcRoot.
+	ProcRoot string
+	// AgentNames are matched against each descendant's comm, the base name
+	// of argv[0], and for node/bun/deno the base name of argv[1] without
+	// its .js/.mjs/.cjs extension. Nil: DefaultAgentNames().
+	AgentNames []string
+}
+
+var _ idlegate.IdleOracle = (*Oracle)(nil)
+
+// Idle reports not idle, with the agents in the reason, when any descendant
+// of the main PID is an agent. It fails closed: no main PID, a main PID
+// that does not exist, or an unreadable process table is not idle.
+func (o *Oracle) Idle(ctx context.Context, in t3fleet.Instance) (idlegate.Verdict, error) {
+	v, err := o.idle(ctx, in)
+	if err != nil {
+		return idlegate.Verdict{Reason: "not idle: " + err.Error()}, fmt.Errorf("process tree %s: %w", in.OSUser, err)
+	}
+	return v, nil
+}
+
+func (o *Oracle) idle(ctx context.Context, in t3fleet.Instance) (idlegate.Verdict, error) {
+	if o.MainPID == nil {
+		return idlegate.Verdict{}, fmt.Errorf("%w: no MainPID source configured", ErrNoMainPID)
+	}
+	pid, err := o.MainPID(ctx, in)
+	if err != nil {
+		return idlegate.Verdict{}, fmt.Errorf("%w: %w", ErrNoMainPID, err)
+	}
+	if pid <= 0 {
+		return idlegate.Verdict{}, fmt.Errorf("%w: instance not running", ErrNoMainPID)
+	}
+	agents, err := o.Agents(ctx, pid)
+	if err != nil {
+		return idlegate.Verdict{}, err
+	}
+	if len(agents) == 0 {
+		return idlegate.Verdict{Idle: true, Reason: fmt.Sprintf("idle: no agent process under pid %d", pid)}, nil
+	}
+	var names []string
+	for _, a := range agents {
+		names = append(names, fmt.Sprintf("%s[%d]", a.Comm, a.PID))
+	}
+	return idlegate.Verdict{Reason: fmt.Sprintf("%d agent process(es) under pid %d: %s",
+		len(agents), pid, strings.Join(names, ", "))}, nil
+}
+
+// Agents returns the agent processes below pid (pid itself excluded),
+// sorted by PID.
+func (o *Oracle) Agents(ctx context.Context, pid int) ([]Process, error) {
+	procs, err := o.Processes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := procs[pid]; !ok {
+		return nil, fmt.Errorf("%w: pid %d is not running", ErrNoMainPID, pid)
+	}
+	children := map[int][]int{}
+	for _, p := range procs {
+		children[p.PPID] = append(children[p.PPID], p.PID)
+	}
+	names := o.AgentNames
+	if names == nil {
+		names = DefaultAgentNames()
+	}
+	var out []Process
+	seen := map[int]bool{pid: true}
+	queue := append([]int(nil), children[pid]...)
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = queue[1:]
+		if seen[c] {
+			continue
+		}
+		seen[c] = true
+		p := procs[c]
+		if isAgent(p, names) {
+			out = append(out, p)
+		}
+		queue = append(queue, children[c]...)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].PID < out[j].PID })
+	return out, nil
+}
+
+func isAgent(p Process, names []string) bool {
+	cands := []string{p.Comm}
+	if len(p.Args) > 0 {
+		a0 := filepath.Base(p.Args[0])
+		cands = append(cands, a0)
+		if isInterpreter(a0) && len(p.Args) > 1 {
+			a1 := filepath.Base(p.Args[1])
+			for _, ext := range []string{".js", ".mjs", ".cjs"} {
+				a1 = strings.TrimSuffix(a1, ext)
+			}
+			cands = append(cands, a1)
+		}
+	}
+	for _, c := range cands {
+		for _, n := range names {
+			if c == n {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Processes reads the process table. Processes that exit while it is read
+// are skipped.
+func (o *Oracle) Processes(ctx context.Context) (map[int]Process, error) {
+	root := o.ProcRoot
+	if root == "" {
+		root = DefaultProcRoot
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("read process table: %w", err)
+	}
+	procs := map[int]Process{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		p, err := readProcess(filepath.Join(root, e.Name()), pid)
+		if err != nil {
+			continue // gone, or a kernel thread without a readable stat
+		}
+		procs[pid] = p
+	}
+	return procs, nil
+}
+
+// readProcess parses <dir>/stat ("pid (comm) state ppid ...", comm may hold
+// spaces and parentheses) and <dir>/cmdline.
+func readProcess(dir string, pid int) (Process, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "stat"))
+	if err != nil {
+		return Process{}, err
+	}
+	s := string(b)
+	lp, rp := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if lp < 0 || rp < lp {
+		return Process{}, fmt.Errorf("%s/stat: malformed", dir)
+	}
+	fields := strings.Fields(s[rp+1:])
+	if len(fields) < 2 {
+		return Process{}, fmt.Errorf("%s/stat: malformed", dir)
+	}
+	ppid, err := strconv.Atoi(fields[1])
+	if err != nil {
+		return Process{}, fmt.Errorf("%s/stat: ppid: %w", dir, err)
+	}
+	p := Process{PID: pid, PPID: ppid, Comm: s[lp+1 : rp]}
+	if cl, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
+		for _, a := range strings.Split(strings.TrimRight(string(cl), "\x00"), "\x00") {
+			if a != "" {
+				p.Args = append(p.Args, a)
+			}
+		}
+	}
+	return p, nil
+}
