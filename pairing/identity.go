@@ -77,7 +77,7 @@ func (ir *IdentityResolver) User(r *http.Request) (string, error) {
 		return "", &IdentityError{Status: http.StatusForbidden, Err: ErrUntrustedPeer}
 	}
 	for name := range r.Header {
-		if name != ir.header && foldHeaderName(name) == ir.folded {
+		if name != ir.header && foldsTo(name, ir.folded) {
 			return "", &IdentityError{Status: http.StatusBadRequest, Err: fmt.Errorf("%w: %q", ErrLookAlikeHeader, name)}
 		}
 	}
@@ -134,6 +134,26 @@ func foldHeaderName(s string) string {
 		b.WriteByte(c)
 	}
 	return b.String()
+}
+
+// foldsTo reports whether foldHeaderName(name) == folded, without allocating
+// (it runs for every header of every request).
+func foldsTo(name, folded string) bool {
+	j := 0
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '-' || c == '_' || c == '.':
+			continue
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if j >= len(folded) || folded[j] != c {
+			return false
+		}
+		j++
+	}
+	return j == len(folded)
 }
 
 // ParseTrustedProxies parses a comma-separated CIDR list; a bare address is

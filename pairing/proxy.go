@@ -53,7 +53,9 @@ type proxyTarget struct {
 func newReverseProxy(t http.RoundTripper, header string, h *Handler) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Transport:     t,
-		FlushInterval: -1, // stream (server-sent events, long polls)
+		// FlushInterval 0: ReverseProxy still flushes at once for event streams
+		// and bodies of unknown length; flushing every write would cost a
+		// syscall per chunk on the hot path.
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			tg := pr.In.Context().Value(targetKey).(*proxyTarget)
 			pr.SetURL(tg.url)
