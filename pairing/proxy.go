@@ -52,7 +52,7 @@ type proxyTarget struct {
 
 func newReverseProxy(t http.RoundTripper, header string, h *Handler) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Transport:     t,
+		Transport: t,
 		// FlushInterval 0: ReverseProxy still flushes at once for event streams
 		// and bodies of unknown length; flushing every write would cost a
 		// syscall per chunk on the hot path.
