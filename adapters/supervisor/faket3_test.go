@@ -1,0 +1,135 @@
+package supervisor_test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/t3fleet/t3fleet/adapters/supervisor"
+	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
+	"github.com/t3fleet/t3fleet/rollout"
+)
+
+// fleetPrefix stages fake t3 builds side by side under a prefix and points
+// <prefix>/current at the first, the layout a unit's command line names.
+func fleetPrefix(t *testing.T, builds map[string]t3test.Faults, first string) string {
+	t.Helper()
+	cli := t3test.BuildCLI(t)
+	prefix := t.TempDir()
+	for v, f := range builds {
+		_, err := t3test.WriteBuild(filepath.Join(prefix, "versions", v), cli, v, f)
+		require.NoError(t, err)
+	}
+	switchTo(t, prefix, first)
+	return prefix
+}
+
+// switchTo points current at a version atomically, as an Installer would.
+func switchTo(t *testing.T, prefix, version string) {
+	t.Helper()
+	tmp := filepath.Join(prefix, "current.tmp")
+	_ = os.Remove(tmp)
+	require.NoError(t, os.Symlink(filepath.Join("versions", version), tmp))
+	require.NoError(t, os.Rename(tmp, filepath.Join(prefix, "current")))
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// serveSpec runs <prefix>/current/t3 serve on a fixed loopback port, ready
+// once its environment endpoint answers.
+func serveSpec(t *testing.T, prefix string) (supervisor.UnitSpec, string) {
+	port := strconv.Itoa(freePort(t))
+	base := "http://127.0.0.1:" + port
+	dir := t.TempDir()
+	return supervisor.UnitSpec{
+		User:    "emil",
+		Argv:    []string{filepath.Join(prefix, "current", "t3"), "serve", "--host", "127.0.0.1", "--port", port, "--base-dir", filepath.Join(dir, "t3")},
+		LogFile: filepath.Join(dir, "serve.log"),
+		Ready:   supervisor.ReadyHTTP(base + t3test.PathEnvironment),
+	}, base
+}
+
+func serverVersion(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + t3test.PathEnvironment)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var env struct {
+		ServerVersion string `json:"serverVersion"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&env))
+	return env.ServerVersion
+}
+
+func TestFakeT3RestartRunsTheSwitchedBuild(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	prefix := fleetPrefix(t, map[string]t3test.Faults{"0.0.27": {}, "0.0.30": {}}, "0.0.27")
+	spec, base := serveSpec(t, prefix)
+	s := newSupervisor(t, supervisor.Options{}, spec)
+	u := rollout.Unit{User: "emil"}
+
+	require.NoError(t, s.Start(ctx, u))
+	assert.Equal(t, "0.0.27", serverVersion(t, base), "answering as soon as Start returns")
+	before, _ := s.Status(ctx, u)
+
+	switchTo(t, prefix, "0.0.30")
+	require.NoError(t, s.Restart(ctx, u))
+	assert.Equal(t, "0.0.30", serverVersion(t, base))
+	after, _ := s.Status(ctx, u)
+	assert.NotEqual(t, before.MainPID, after.MainPID)
+	assert.False(t, alive(before.MainPID))
+}
+
+func TestFakeT3StartWaitsForASlowListener(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	prefix := fleetPrefix(t, map[string]t3test.Faults{"0.0.30": {SlowStart: 500 * time.Millisecond}}, "0.0.30")
+	spec, base := serveSpec(t, prefix)
+	s := newSupervisor(t, supervisor.Options{ReadyInterval: 20 * time.Millisecond}, spec)
+	require.NoError(t, s.Start(ctx, rollout.Unit{User: "emil"}))
+	assert.Equal(t, "0.0.30", serverVersion(t, base))
+}
+
+func TestFakeT3WedgedIsNotReady(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	prefix := fleetPrefix(t, map[string]t3test.Faults{"0.0.30": {Wedged: true}}, "0.0.30")
+	spec, _ := serveSpec(t, prefix)
+	s := newSupervisor(t, supervisor.Options{ReadyTimeout: time.Second, ReadyCheckTimeout: 100 * time.Millisecond}, spec)
+	u := rollout.Unit{User: "emil"}
+	err := s.Start(ctx, u)
+	require.ErrorIs(t, err, supervisor.ErrNotReady)
+	st, _ := s.Status(ctx, u)
+	assert.Equal(t, rollout.UnitStatus{State: "failed"}, st)
+}
+
+func TestFakeT3FailedMigrationExits(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	prefix := fleetPrefix(t, map[string]t3test.Faults{"0.0.30": {MigrationFails: true}}, "0.0.30")
+	spec, _ := serveSpec(t, prefix)
+	s := newSupervisor(t, supervisor.Options{}, spec)
+	u := rollout.Unit{User: "emil"}
+	err := s.Start(ctx, u)
+	require.ErrorIs(t, err, supervisor.ErrExited)
+	assert.Contains(t, err.Error(), "exit status 1")
+	st, _ := s.Status(ctx, u)
+	assert.Equal(t, "failed", st.State)
+	assert.Contains(t, readLog(t, spec), `Migration "`)
+}
