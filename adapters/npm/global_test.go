@@ -15,6 +15,7 @@ import (
 
 // TestGlobal drives the seed's `npm i -g` layout against a real registry.
 func TestGlobal(t *testing.T) {
+	t.Parallel() // each has its own registry; npm calls mostly wait
 	ctx := context.Background()
 	reg := newFleetRegistry(t)
 	prefix := filepath.Join(t.TempDir(), "global")

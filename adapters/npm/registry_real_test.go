@@ -15,6 +15,7 @@ import (
 // TestRegistryVerdaccio resolves tags on a real registry reached through npm
 // config, including a nightly tag moved backward and back.
 func TestRegistryVerdaccio(t *testing.T) {
+	t.Parallel() // each has its own registry; npm calls mostly wait
 	ctx := context.Background()
 	start := time.Now().Add(-time.Second)
 	reg := newFleetRegistry(t)

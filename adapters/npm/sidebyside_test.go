@@ -18,6 +18,7 @@ import (
 // TestSideBySide stages two versions from a real registry, switches between
 // them, then switches back with the registry gone.
 func TestSideBySide(t *testing.T) {
+	t.Parallel() // each has its own registry; npm calls mostly wait
 	ctx := context.Background()
 	reg := newFleetRegistry(t)
 	prefix := filepath.Join(t.TempDir(), "t3")
@@ -83,6 +84,7 @@ func TestSideBySide(t *testing.T) {
 // TestSideBySideFailedStage checks that an install that fails, before or
 // after npm unpacked the package, leaves nothing that looks staged.
 func TestSideBySideFailedStage(t *testing.T) {
+	t.Parallel() // each has its own registry; npm calls mostly wait
 	ctx := context.Background()
 	reg := npmtest.New(t, npmtest.Options{})
 	require.NoError(t, reg.PublishT3(ctx, "0.0.26", "latest", npmtest.PublishOptions{Postinstall: "exit 1"}))
