@@ -1,12 +1,16 @@
 package main
 
-import "github.com/t3fleet/t3fleet/rollout"
+import (
+	"github.com/t3fleet/t3fleet/idlegate"
+	"github.com/t3fleet/t3fleet/rollout"
+)
 
-// wireChecks sets the health checker, the verifier and the idle gate once
-// their adapters exist; until then Run refuses to start (Engine reports the
-// missing dependency) while plan, status, freeze and unfreeze work.
+// wireChecks sets the idle gate, the health checker and the verifier. A
+// dependency whose adapter is not in this build stays nil: Run then refuses
+// to start (the engine names what is missing) while plan, status, freeze and
+// unfreeze still work.
 func wireChecks(e *rollout.Engine, c engineConfig) error {
-	_ = e
+	e.Idle = idlegate.NewDBOracle(idlegate.DBOptions{})
 	_ = c
 	return nil
 }
