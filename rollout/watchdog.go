@@ -1,0 +1,341 @@
+package rollout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/t3fleet/t3fleet"
+)
+
+// Defaults of WatchdogOptions.
+const (
+	// DefaultWatchdogDir holds the counters: on tmpfs, so they reset on boot.
+	DefaultWatchdogDir         = "/run/t3-watchdog"
+	DefaultWatchdogGrace       = 120 * time.Second
+	DefaultWatchdogFailures    = 3
+	DefaultWatchdogMaxRestarts = 3
+	DefaultWatchdogWindow      = 30 * time.Minute
+	DefaultProbeTimeout        = 5 * time.Second
+	// WatchdogLabel is the label of the backups a watchdog restart takes.
+	WatchdogLabel = "pre-watchdog"
+)
+
+// Events of the watchdog.
+const (
+	EventProbeFailed     EventKind = "probe-failed"
+	EventProvisioning    EventKind = "provisioning" // the instance cannot be probed: not a wedge
+	EventWatchdogRestart EventKind = "watchdog-restart"
+	// EventWatchdogExhausted is the seed's alert string: the unit hit the
+	// restart cap and the watchdog stands down for it.
+	EventWatchdogExhausted EventKind = "WATCHDOG-EXHAUSTED"
+)
+
+// ErrProvisioning is wrapped by a Prober that cannot probe an instance
+// because the host lacks what it needs (no port in its env file): an
+// operator's problem, never counted as a failed probe.
+var ErrProvisioning = errors.New("provisioning problem")
+
+// Prober checks that an instance answers, within ctx's deadline.
+type Prober interface {
+	Probe(ctx context.Context, m Member) error
+}
+
+// ProbeFunc adapts a function to Prober.
+type ProbeFunc func(ctx context.Context, m Member) error
+
+// Probe calls f.
+func (f ProbeFunc) Probe(ctx context.Context, m Member) error { return f(ctx, m) }
+
+// WatchdogOptions tune a Watchdog; the zero value works.
+type WatchdogOptions struct {
+	Dir          string        // counters; default DefaultWatchdogDir
+	Grace        time.Duration // a unit up less than this is left alone; default DefaultWatchdogGrace, negative: none
+	Failures     int           // consecutive failed probes before a restart; default DefaultWatchdogFailures
+	MaxRestarts  int           // restarts allowed in Window; default DefaultWatchdogMaxRestarts
+	Window       time.Duration // default DefaultWatchdogWindow
+	ProbeTimeout time.Duration // default DefaultProbeTimeout
+}
+
+func (o WatchdogOptions) withDefaults() WatchdogOptions {
+	if o.Dir == "" {
+		o.Dir = DefaultWatchdogDir
+	}
+	if o.Grace == 0 {
+		o.Grace = DefaultWatchdogGrace
+	}
+	if o.Failures <= 0 {
+		o.Failures = DefaultWatchdogFailures
+	}
+	if o.MaxRestarts <= 0 {
+		o.MaxRestarts = DefaultWatchdogMaxRestarts
+	}
+	if o.Window <= 0 {
+		o.Window = DefaultWatchdogWindow
+	}
+	if o.ProbeTimeout <= 0 {
+		o.ProbeTimeout = DefaultProbeTimeout
+	}
+	return o
+}
+
+// Watchdog restarts instances whose listener stopped answering. It ignores
+// the freeze (it re-runs the installed build; a freeze is about versions)
+// but takes the engine's lock, and restarts through Engine.Cycle.
+type Watchdog struct {
+	Engine *Engine
+	Probe  Prober
+	WatchdogOptions
+}
+
+// UnitCounters is what the watchdog remembers of one unit between ticks.
+type UnitCounters struct {
+	Failures  int         `json:"failures"`  // consecutive failed probes
+	Restarts  []time.Time `json:"restarts"`  // watchdog restarts inside the window
+	Exhausted bool        `json:"exhausted"` // WATCHDOG-EXHAUSTED was logged for the current cap
+	LastError string      `json:"last_error,omitempty"`
+}
+
+// Counters reads user's counters; none yet is the zero value.
+func (w *Watchdog) Counters(user string) (UnitCounters, error) {
+	var c UnitCounters
+	p, err := w.counterPath(user)
+	if err != nil {
+		return c, err
+	}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return c, fmt.Errorf("watchdog counters %s: %w", user, err)
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		// A torn or hand-edited file must not wedge the watchdog: start over.
+		return UnitCounters{}, nil
+	}
+	return c, nil
+}
+
+func (w *Watchdog) saveCounters(user string, c UnitCounters) error {
+	p, err := w.counterPath(user)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(p, append(b, '\n'), 0o644)
+}
+
+func (w *Watchdog) counterPath(user string) (string, error) {
+	if err := t3fleet.ValidOSUser(user); err != nil {
+		return "", fmt.Errorf("watchdog counters: %w", err)
+	}
+	return filepath.Join(w.withDefaults().Dir, user+".json"), nil
+}
+
+// WatchdogAction is what a tick did with one unit.
+type WatchdogAction string
+
+// Actions of a tick.
+const (
+	WatchdogOK           WatchdogAction = "ok"
+	WatchdogFailing      WatchdogAction = "failing" // failed probes, under the threshold
+	WatchdogGrace        WatchdogAction = "grace"
+	WatchdogInactive     WatchdogAction = "inactive"
+	WatchdogProvisioning WatchdogAction = "provisioning"
+	WatchdogRestarted    WatchdogAction = "restarted"
+	WatchdogExhausted    WatchdogAction = "exhausted"
+	WatchdogRecovered    WatchdogAction = "rolled-back"
+)
+
+// WatchdogUnit is one unit's line of a tick.
+type WatchdogUnit struct {
+	User     string
+	Action   WatchdogAction
+	Failures int
+	Reason   string
+}
+
+// WatchdogResult is what one tick did.
+type WatchdogResult struct {
+	Locked bool   // another run held the lock: nothing done
+	Reason string // why the tick stopped early
+	Units  []WatchdogUnit
+	Took   time.Duration
+}
+
+// Lines renders the tick for a log.
+func (r WatchdogResult) Lines() []string {
+	if r.Locked {
+		return []string{"another run holds the lock: " + r.Reason}
+	}
+	var out []string
+	for _, u := range r.Units {
+		l := fmt.Sprintf("watchdog %s: %s failures=%d", u.User, u.Action, u.Failures)
+		if u.Reason != "" {
+			l += " (" + u.Reason + ")"
+		}
+		out = append(out, l)
+	}
+	if r.Reason != "" {
+		out = append(out, "watchdog stopped: "+r.Reason)
+	}
+	return out
+}
+
+// Tick probes every running unit once and acts on the counters. A restart
+// that fails has been recovered by Cycle (which freezes) and ends the tick
+// with its error.
+func (w *Watchdog) Tick(ctx context.Context) (WatchdogResult, error) {
+	e := w.Engine
+	start := e.now()
+	var res WatchdogResult
+	if w.Probe == nil {
+		return res, fmt.Errorf("%w: Probe", ErrMissingDependency)
+	}
+	if err := e.check(); err != nil {
+		return res, err
+	}
+	lock, err := e.Lock(ctx, "watchdog")
+	if err != nil {
+		var le *LockedError
+		if errors.As(err, &le) {
+			e.emit(ctx, Event{Kind: EventLockBusy, Reason: le.Holder})
+			return WatchdogResult{Locked: true, Reason: le.Error()}, nil
+		}
+		return res, err
+	}
+	defer lock.Release()
+	defer func() { res.Took = e.now().Sub(start) }()
+
+	if err := os.MkdirAll(w.withDefaults().Dir, 0o755); err != nil {
+		return res, fmt.Errorf("watchdog dir: %w", err)
+	}
+	fleet, err := e.Fleet(ctx)
+	if err != nil {
+		return res, err
+	}
+	for _, m := range fleet {
+		u, err := w.tick1(ctx, m)
+		res.Units = append(res.Units, u)
+		if err != nil {
+			res.Reason = err.Error()
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func (w *Watchdog) tick1(ctx context.Context, m Member) (WatchdogUnit, error) {
+	e, o := w.Engine, w.withDefaults()
+	user := m.Unit.User
+	out := WatchdogUnit{User: user}
+	c, err := w.Counters(user)
+	if err != nil {
+		return out, err
+	}
+	now := e.now()
+	save := func(a WatchdogAction, reason string) (WatchdogUnit, error) {
+		out.Action, out.Reason, out.Failures = a, reason, c.Failures
+		return out, w.saveCounters(user, c)
+	}
+	us, err := e.Units.Status(ctx, m.Unit)
+	if err != nil {
+		return out, fmt.Errorf("status %s: %w", user, err)
+	}
+	if !us.Active {
+		// Not running is the unit manager's business, not a wedge.
+		c.Failures = 0
+		return save(WatchdogInactive, orNone(us.State))
+	}
+	if o.Grace > 0 && !us.ActiveSince.IsZero() && now.Sub(us.ActiveSince) < o.Grace {
+		c.Failures = 0
+		return save(WatchdogGrace, "up "+now.Sub(us.ActiveSince).Round(time.Second).String())
+	}
+	pctx, cancel := context.WithTimeout(ctx, o.ProbeTimeout)
+	perr := w.Probe.Probe(pctx, m)
+	cancel()
+	switch {
+	case perr == nil:
+		c.Failures, c.LastError = 0, ""
+		return save(WatchdogOK, "")
+	case errors.Is(perr, ErrProvisioning):
+		e.emit(ctx, Event{Kind: EventProvisioning, User: user, Unit: m.Unit.Name, Reason: perr.Error()})
+		return save(WatchdogProvisioning, perr.Error())
+	}
+	c.Failures++
+	c.LastError = perr.Error()
+	e.emit(ctx, Event{Kind: EventProbeFailed, User: user, Unit: m.Unit.Name,
+		Reason: fmt.Sprintf("%d/%d", c.Failures, o.Failures), Err: perr})
+	if c.Failures < o.Failures {
+		return save(WatchdogFailing, perr.Error())
+	}
+	c.Restarts = slices.DeleteFunc(c.Restarts, func(t time.Time) bool { return now.Sub(t) >= o.Window })
+	if len(c.Restarts) >= o.MaxRestarts {
+		why := fmt.Sprintf("%d restarts in the last %s; standing down", len(c.Restarts), o.Window)
+		if !c.Exhausted {
+			e.emit(ctx, Event{Kind: EventWatchdogExhausted, User: user, Unit: m.Unit.Name, Reason: why, Err: perr})
+			c.Exhausted = true
+		}
+		return save(WatchdogExhausted, why)
+	}
+	// Count the restart before acting, so a crash mid-restart still counts.
+	c.Exhausted = false
+	c.Restarts = append(c.Restarts, now)
+	failures := c.Failures
+	c.Failures = 0
+	if _, err := save(WatchdogRestarted, ""); err != nil {
+		return out, err
+	}
+	out.Failures = failures
+	version := w.runningVersion(ctx, m)
+	if err := e.State().RecordWatchdogRestart(WatchdogRestart{Time: now, Version: version, User: user,
+		RolledOut: e.State().rolledOut(version)}); err != nil {
+		return out, err
+	}
+	e.emit(ctx, Event{Kind: EventWatchdogRestart, User: user, Unit: m.Unit.Name, Version: version,
+		Reason: fmt.Sprintf("%d failed probes: %v", failures, perr)})
+	if err := e.Cycle(ctx, m, CycleOptions{Label: WatchdogLabel, Version: version}); err != nil {
+		out.Action, out.Reason = WatchdogRecovered, err.Error()
+		return out, fmt.Errorf("watchdog restart %s: %w", user, err)
+	}
+	out.Reason = fmt.Sprintf("after %d failed probes", failures)
+	return out, nil
+}
+
+func (w *Watchdog) runningVersion(ctx context.Context, m Member) string {
+	e := w.Engine
+	if vr, ok := e.Units.(VersionReporter); ok {
+		if v, err := vr.RunningVersion(ctx, m.Unit); err == nil && v != "" {
+			return v
+		}
+	}
+	v, err := e.Installer.Current(ctx)
+	if err != nil {
+		return ""
+	}
+	return v
+}
+
+// rolledOut is when version became last-good (the file's mtime), zero when
+// it is not the last-good version.
+func (s State) rolledOut(version string) time.Time {
+	lg, err := s.LastGood()
+	if err != nil || lg == "" || lg != version {
+		return time.Time{}
+	}
+	fi, err := os.Stat(s.path(LastGoodFile))
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
+}
