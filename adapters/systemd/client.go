@@ -21,6 +21,7 @@ type Client interface {
 	RestartUnitContext(ctx context.Context, name, mode string, ch chan<- string) (int, error)
 	GetUnitPropertiesContext(ctx context.Context, unit string) (map[string]any, error)
 	GetUnitTypePropertiesContext(ctx context.Context, unit, unitType string) (map[string]any, error)
+	ResetFailedUnitContext(ctx context.Context, name string) error
 	Close()
 }
 

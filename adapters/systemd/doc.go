@@ -23,7 +23,9 @@
 // OS user. Start, Stop and Restart wait for systemd's job and return a
 // *JobError (errors.Is ErrJobFailed) unless it ends "done"; Start and Restart
 // also report a unit that is already failed once its job is done (a binary
-// that could not be executed). Status reads ActiveState, MainPID and
+// that could not be executed). A failed unit is reset (reset-failed) before
+// Start and Restart, so a unit a bad build crash-looped into its start limit
+// can be restarted onto the last good one. Status reads ActiveState, MainPID and
 // ActiveEnterTimestamp. A user name is checked with t3fleet.ValidOSUser
 // before it becomes a unit name, so a hostile name never reaches D-Bus.
 //

@@ -39,6 +39,12 @@ type Options struct {
 	Template string
 	// JobMode is passed with every job; DefaultJobMode when empty.
 	JobMode string
+	// KeepFailed leaves a failed unit's failed state (and start-rate
+	// counter) alone on Start and Restart. By default it is reset first,
+	// as an operator would with `systemctl reset-failed`, so a unit that a
+	// bad build crash-looped into its start limit can still be restarted
+	// onto last-good.
+	KeepFailed bool
 	// Logger receives one line per job; nil discards.
 	Logger *slog.Logger
 }
@@ -51,6 +57,7 @@ type Manager struct {
 	prefix string // "t3-serve@"
 	suffix string // ".service"
 	mode   string
+	keep   bool
 	log    *slog.Logger
 }
 
@@ -85,7 +92,7 @@ func New(c Client, opts Options) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Manager{c: c, prefix: prefix + "@", suffix: "." + typ, mode: mode, log: log}, nil
+	return &Manager{c: c, prefix: prefix + "@", suffix: "." + typ, mode: mode, keep: opts.KeepFailed, log: log}, nil
 }
 
 // Close closes the D-Bus connection.
@@ -168,7 +175,8 @@ func (m *Manager) Units(ctx context.Context) ([]rollout.Unit, error) {
 type jobFunc func(ctx context.Context, name, mode string, ch chan<- string) (int, error)
 
 // Start starts the unit and waits for its job; an error unless the job is
-// "done" and the unit did not end up failed.
+// "done" and the unit did not end up failed. A failed unit is reset first
+// unless Options.KeepFailed.
 func (m *Manager) Start(ctx context.Context, u rollout.Unit) error {
 	return m.job(ctx, "start", u, m.c.StartUnitContext)
 }
@@ -189,6 +197,11 @@ func (m *Manager) job(ctx context.Context, op string, u rollout.Unit, call jobFu
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	began := time.Now()
+	if op != "stop" && !m.keep {
+		if err := m.resetFailed(ctx, name); err != nil {
+			return fmt.Errorf("%s %s: %w", op, name, err)
+		}
+	}
 	// Buffered: go-systemd sends the result while holding its job lock, and
 	// nobody reads once ctx is done.
 	ch := make(chan string, 1)
@@ -217,6 +230,22 @@ func (m *Manager) job(ctx context.Context, op string, u rollout.Unit, call jobFu
 	if st, _ := props["ActiveState"].(string); st == "failed" {
 		return &JobError{Op: op, Unit: name, Result: result, State: st}
 	}
+	return nil
+}
+
+// resetFailed clears a failed unit's state and start-rate counter.
+func (m *Manager) resetFailed(ctx context.Context, name string) error {
+	props, err := m.c.GetUnitPropertiesContext(ctx, name)
+	if err != nil {
+		return fmt.Errorf("reading state: %w", err)
+	}
+	if st, _ := props["ActiveState"].(string); st != "failed" {
+		return nil
+	}
+	if err := m.c.ResetFailedUnitContext(ctx, name); err != nil {
+		return fmt.Errorf("reset-failed: %w", err)
+	}
+	m.log.Info("unit job", LogKeyOp, "reset-failed", LogKeyUnit, name)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package systemd_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -83,6 +84,11 @@ func (f *fakeClient) GetUnitPropertiesContext(_ context.Context, unit string) (m
 func (f *fakeClient) GetUnitTypePropertiesContext(_ context.Context, unit, typ string) (map[string]any, error) {
 	f.record("props " + typ + " " + unit)
 	return f.svc[unit], f.err
+}
+
+func (f *fakeClient) ResetFailedUnitContext(_ context.Context, name string) error {
+	f.record("reset-failed " + name)
+	return f.err
 }
 
 func (f *fakeClient) Close() {}
@@ -216,7 +222,7 @@ func TestJobs(t *testing.T) {
 			case "restart":
 				err = m.Restart(context.Background(), u)
 			}
-			assert.Equal(t, c.op+" t3-serve@emil.service", f.Calls()[0])
+			assert.Contains(t, f.Calls(), c.op+" t3-serve@emil.service")
 			if c.wantResult == "" {
 				require.NoError(t, err)
 				return
@@ -309,6 +315,43 @@ func TestStatus(t *testing.T) {
 			}
 			assert.True(t, c.want.ActiveSince.Equal(got.ActiveSince), "ActiveSince %v, want %v", got.ActiveSince, c.want.ActiveSince)
 			got.ActiveSince, c.want.ActiveSince = time.Time{}, time.Time{}
+			assert.Equal(t, c.want, got)
+		})
+	}
+}
+
+func TestFailedUnitIsResetBeforeStart(t *testing.T) {
+	cases := []struct {
+		name  string
+		state string
+		keep  bool
+		op    string
+		want  []string
+	}{
+		{"failed, restart", "failed", false, "restart", []string{"props u", "reset-failed u", "restart u", "props u"}},
+		{"failed, start", "failed", false, "start", []string{"props u", "reset-failed u", "start u", "props u"}},
+		{"failed, KeepFailed", "failed", true, "restart", []string{"restart u", "props u"}},
+		{"active, restart", "active", false, "restart", []string{"props u", "restart u", "props u"}},
+		{"failed, stop", "failed", false, "stop", []string{"stop u"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			const name = "t3-serve@emil.service"
+			f := &fakeClient{props: map[string]map[string]any{name: {"LoadState": "loaded", "ActiveState": c.state}}}
+			m := newManager(t, f, systemd.Options{KeepFailed: c.keep})
+			u := rollout.Unit{User: "emil"}
+			switch c.op {
+			case "start":
+				_ = m.Start(context.Background(), u)
+			case "restart":
+				_ = m.Restart(context.Background(), u)
+			case "stop":
+				_ = m.Stop(context.Background(), u)
+			}
+			var got []string
+			for _, call := range f.Calls() {
+				got = append(got, strings.Replace(call, name, "u", 1))
+			}
 			assert.Equal(t, c.want, got)
 		})
 	}

@@ -3,7 +3,9 @@ package systemd_test
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -145,4 +147,44 @@ func TestRealRefusesHostileNames(t *testing.T) {
 	units, err := m.Units(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, units)
+}
+
+// A bad build crash-loops its unit into systemd's start limit; the rollback's
+// restart onto a good build must still work.
+func TestRealRestartAfterStartLimit(t *testing.T) {
+	um := systemdtest.Start(t, systemdtest.Options{})
+	sleep, err := exec.LookPath("sleep")
+	require.NoError(t, err)
+	good := filepath.Join(t.TempDir(), "good")
+	um.WriteService(t, "t3-serve@.service", systemdtest.Service{
+		// Fails until the file exists, like a build that crashes at start.
+		ExecStart: []string{"/bin/sh", "-c", `test -e "$1" || exit 1; exec "$2" infinity`, "sh", good, sleep},
+		Extra:     "Restart=on-failure\nRestartSec=10ms\n",
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	u := rollout.Unit{User: "emil"}
+
+	for _, keep := range []bool{true, false} {
+		m, err := systemd.DialSocket(ctx, um.Socket, systemd.Options{KeepFailed: keep})
+		require.NoError(t, err)
+		defer m.Close()
+		require.NoError(t, os.RemoveAll(good))
+		_ = m.Start(ctx, u) // the process starts, then keeps crashing
+		eventually(t, "start limit hit", func() bool {
+			st, err := m.Status(ctx, u)
+			return err == nil && st.State == "failed"
+		})
+		require.NoError(t, os.WriteFile(good, nil, 0o644))
+		err = m.Restart(ctx, u)
+		if keep {
+			require.Error(t, err, "systemd refuses a unit past its start limit")
+			continue
+		}
+		require.NoError(t, err)
+		st, err := m.Status(ctx, u)
+		require.NoError(t, err)
+		assert.True(t, st.Active)
+		assert.True(t, alive(st.MainPID))
+	}
 }
