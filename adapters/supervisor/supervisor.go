@@ -212,7 +212,8 @@ func (s *Supervisor) Start(ctx context.Context, u rollout.Unit) error {
 }
 
 // Stop sends SIGTERM to the unit's process group, SIGKILL after
-// StopTimeout, and waits for the process to be gone. Stopping a stopped
+// StopTimeout (at once if ctx ends first), and waits for the process to be
+// gone. Stopping a stopped
 // unit is not an error; a failed unit becomes inactive.
 func (s *Supervisor) Stop(ctx context.Context, u rollout.Unit) error {
 	x, err := s.lookup(u)

@@ -109,7 +109,9 @@ func (x *unit) start(ctx context.Context) error {
 		cmd.Stdout, cmd.Stderr = f, f
 	}
 	// Its own process group, so a stop reaches whatever it spawned; and
-	// SIGTERM if the supervisor itself dies, so nothing outlives it.
+	// SIGTERM if the supervisor itself dies, so nothing outlives it. (Linux
+	// sends it when the forking thread ends: only a goroutine that locked
+	// its thread and exits would trigger it early.)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		x.setState(StateFailed)
