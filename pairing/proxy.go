@@ -52,7 +52,8 @@ type proxyTarget struct {
 
 func newReverseProxy(t http.RoundTripper, header string, h *Handler) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Transport: t,
+		Transport:  t,
+		BufferPool: newBufferPool(),
 		// FlushInterval 0: ReverseProxy still flushes at once for event streams
 		// and bodies of unknown length; flushing every write would cost a
 		// syscall per chunk on the hot path.
@@ -155,6 +156,17 @@ func (c *wsConn) Close() error {
 	})
 	return err
 }
+
+// bufferPool recycles copy buffers: without one, ReverseProxy allocates a
+// 32 KiB buffer for every response it copies.
+type bufferPool struct{ p *sync.Pool }
+
+func newBufferPool() bufferPool {
+	return bufferPool{p: &sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (bp bufferPool) Get() []byte  { return *bp.p.Get().(*[]byte) }
+func (bp bufferPool) Put(b []byte) { bp.p.Put(&b) }
 
 // discardLogger is the nil-logger default.
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
