@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/t3fleet/t3fleet/statebackup"
+)
+
+// cmdRestore is `updater restore --user U (--snapshot PATH | --latest-prebump)
+// [--stop]`. It refuses while the user's unit is active unless --stop is
+// given; then it stops the unit, restores, and starts it again (also after
+// a failed restore, which leaves the old database in place).
+func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return opsCLI{}.restore(ctx, args, stdout, stderr)
+}
+
+func (o opsCLI) restore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c, err := o.config()
+	if err != nil {
+		return cmdError(stderr, "restore", err)
+	}
+	fs := newFlags("restore", stderr)
+	user := fs.String("user", "", "the user whose database to restore (required)")
+	path := fs.String("snapshot", "", "the snapshot file to restore")
+	latest := fs.Bool("latest-prebump", false, "restore the user's newest prebump snapshot")
+	stop := fs.Bool("stop", false, "stop the unit if it is active, restore, start it again")
+	var uf unitChoice
+	uf.register(fs)
+	if !parseFlags(fs, args, stderr) {
+		return 2
+	}
+	if *user == "" || (*path == "") == !*latest {
+		fmt.Fprintln(stderr, "updater restore: want --user and exactly one of --snapshot or --latest-prebump")
+		return 2
+	}
+	users, err := o.users(c, *user, stderr)
+	if err != nil {
+		return cmdError(stderr, "restore", err)
+	}
+	u := users[0]
+	t := c.target(u)
+	st := o.store(c, textLogger(stderr))
+
+	var snap statebackup.Snapshot
+	if *latest {
+		snap, err = st.LatestPrebump(ctx, t)
+	} else {
+		snap, err = statebackup.ReadSnapshot(*path)
+	}
+	if err != nil {
+		return cmdError(stderr, "restore", err)
+	}
+
+	units, closeUnits, err := o.units(ctx, uf)
+	if err != nil {
+		return cmdError(stderr, "restore", err)
+	}
+	defer closeUnits()
+	stopped := false
+	if units == nil {
+		if *stop {
+			return cmdError(stderr, "restore", errors.New("--stop needs a unit manager (-units systemd)"))
+		}
+		fmt.Fprintf(stderr, "updater restore: -units none: assuming %s's instance is stopped\n", u)
+	} else {
+		unit := unitFor(uf, u)
+		status, err := units.Status(ctx, unit)
+		if err != nil {
+			return cmdError(stderr, "restore", fmt.Errorf("status of %s: %w", unit.Name, err))
+		}
+		if status.Active {
+			if !*stop {
+				return cmdError(stderr, "restore", fmt.Errorf("%s is %s: stop it first, or pass --stop", unit.Name, status.State))
+			}
+			if err := units.Stop(ctx, unit); err != nil {
+				return cmdError(stderr, "restore", fmt.Errorf("stop %s: %w", unit.Name, err))
+			}
+			stopped = true
+			fmt.Fprintf(stdout, "stopped %s\n", unit.Name)
+		}
+		defer func() {
+			if !stopped {
+				return
+			}
+			// Start again whatever happened: a failed restore left the old
+			// database whole.
+			if err := units.Start(context.WithoutCancel(ctx), unit); err != nil {
+				fmt.Fprintf(stderr, "updater restore: start %s: %v\n", unit.Name, err)
+				return
+			}
+			fmt.Fprintf(stdout, "started %s\n", unit.Name)
+		}()
+	}
+	if err := st.Restore(ctx, t, snap); err != nil {
+		return cmdError(stderr, "restore", err)
+	}
+	fmt.Fprintf(stdout, "%s: restored %s (%s, schema %s)\n", u, snap.Path, snap.Label, schemaText(snap))
+	return 0
+}
+
+func schemaText(s statebackup.Snapshot) string {
+	if !s.Verified {
+		return "unknown"
+	}
+	return fmt.Sprint(s.SchemaLevel)
+}
