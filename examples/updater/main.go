@@ -40,6 +40,8 @@ func commands() []command {
 		{"backups", "list snapshots ([--user U])", cmdBackups},
 		{"restore", "restore a user's database (--user U --snapshot PATH|--latest-prebump [--stop])", cmdRestore},
 		{"idle", "print each instance's idle verdict ([--user U])", cmdIdle},
+		{"migrate-idle", "restart deferred users onto the current build when idle, inside the window", cmdMigrateIdle},
+		{"watchdog", "probe running instances; restart a wedged one (N failures, M restarts per window)", cmdWatchdog},
 	}
 }
 

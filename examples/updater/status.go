@@ -28,5 +28,6 @@ func (r rolloutCLI) status(ctx context.Context, args []string, stdout, stderr io
 	for _, l := range s.Lines() {
 		fmt.Fprintln(stdout, l)
 	}
+	printDrainWatchdogStatus(e, stdout, stderr)
 	return 0
 }

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/t3fleet/t3fleet/adapters/hostfiles"
+	"github.com/t3fleet/t3fleet/rollout"
+)
+
+// EnvironmentPath is t3's unauthenticated liveness and version endpoint.
+const EnvironmentPath = "/.well-known/t3/environment"
+
+// cmdWatchdog is `updater watchdog`: one probe round over the running
+// instances (a timer runs it every minute).
+func cmdWatchdog(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return rolloutCLI{}.watchdog(ctx, args, stdout, stderr)
+}
+
+func (r rolloutCLI) watchdog(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o := rollout.WatchdogOptions{Dir: envOr(r.getenv("T3_WD_STATE_DIR"), rollout.DefaultWatchdogDir),
+		Grace: rollout.DefaultWatchdogGrace, Failures: rollout.DefaultWatchdogFailures,
+		MaxRestarts: rollout.DefaultWatchdogMaxRestarts, Window: rollout.DefaultWatchdogWindow,
+		ProbeTimeout: rollout.DefaultProbeTimeout}
+	envDir := envOr(r.getenv("T3_ENV_DIR"), hostfiles.DefaultEnvDir)
+	for _, d := range []struct {
+		key string
+		dst *time.Duration
+	}{{"T3_WD_GRACE", &o.Grace}, {"T3_WD_WINDOW", &o.Window}, {"T3_WD_TIMEOUT", &o.ProbeTimeout}} {
+		if v := r.getenv(d.key); v != "" {
+			x, err := parseSecondsOrDuration(v)
+			if err != nil {
+				return cmdError(stderr, "watchdog", fmt.Errorf("%s=%q: %w", d.key, v, err))
+			}
+			*d.dst = x
+		}
+	}
+	for _, n := range []struct {
+		key string
+		dst *int
+	}{{"T3_WD_FAILURES", &o.Failures}, {"T3_WD_MAX_RESTARTS", &o.MaxRestarts}} {
+		if v := r.getenv(n.key); v != "" {
+			x, err := strconv.Atoi(v)
+			if err != nil || x < 1 {
+				return cmdError(stderr, "watchdog", fmt.Errorf("%s=%q: want a positive integer", n.key, v))
+			}
+			*n.dst = x
+		}
+	}
+	c, err := r.config("watchdog", args, stderr, func(fs *flag.FlagSet, c *engineConfig) {
+		fs.StringVar(&o.Dir, "counters-dir", o.Dir, "counters, on tmpfs so they reset on boot (T3_WD_STATE_DIR)")
+		fs.DurationVar(&o.Grace, "grace", o.Grace, "leave a unit up less than this alone (T3_WD_GRACE)")
+		fs.IntVar(&o.Failures, "failures", o.Failures, "consecutive failed probes before a restart (T3_WD_FAILURES)")
+		fs.IntVar(&o.MaxRestarts, "max-restarts", o.MaxRestarts, "restarts per window before WATCHDOG-EXHAUSTED (T3_WD_MAX_RESTARTS)")
+		fs.DurationVar(&o.Window, "window", o.Window, "the trailing window of max-restarts (T3_WD_WINDOW)")
+		fs.DurationVar(&o.ProbeTimeout, "probe-timeout", o.ProbeTimeout, "one probe's timeout (T3_WD_TIMEOUT)")
+		fs.StringVar(&envDir, "env-dir", envDir, "where <user>.env holds T3_PORT (T3_ENV_DIR)")
+		wdUnitFlags(fs, c)
+		// A minute timer must not queue behind a long run: try the lock once.
+		fs.DurationVar(&c.Options.LockWait, "lock-wait", 0, "how long to wait for another run holding the lock (0: try once)")
+	})
+	if err != nil {
+		return 2
+	}
+	c.Options.Logger = textLogger(stdout)
+	e, closeFn, err := r.wire(ctx, c)
+	if err != nil {
+		return cmdError(stderr, "watchdog", err)
+	}
+	defer closeFn()
+	wd := &rollout.Watchdog{Engine: e, WatchdogOptions: o, Probe: EnvironmentProbe{
+		BaseURL: EnvFileBaseURL(envDir), Client: &http.Client{}}}
+	res, err := wd.Tick(ctx)
+	for _, l := range res.Lines() {
+		fmt.Fprintln(stdout, l)
+	}
+	if err != nil {
+		return cmdError(stderr, "watchdog", err)
+	}
+	return 0
+}
+
+// EnvironmentProbe GETs an instance's environment endpoint and expects a
+// 200 with a JSON object: a listener that accepts and never answers fails
+// by the context's deadline.
+type EnvironmentProbe struct {
+	// BaseURL finds the instance; an error wrapping rollout.ErrProvisioning
+	// is passed through as a provisioning problem.
+	BaseURL func(m rollout.Member) (string, error)
+	Client  *http.Client
+}
+
+// Probe implements rollout.Prober.
+func (p EnvironmentProbe) Probe(ctx context.Context, m rollout.Member) error {
+	base, err := p.BaseURL(m)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+EnvironmentPath, nil)
+	if err != nil {
+		return fmt.Errorf("%w: %v", rollout.ErrProvisioning, err)
+	}
+	cl := p.Client
+	if cl == nil {
+		cl = http.DefaultClient
+	}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", m.Unit.User, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("probe %s: %s answered %d", m.Unit.User, EnvironmentPath, resp.StatusCode)
+	}
+	var env map[string]any
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&env); err != nil {
+		return fmt.Errorf("probe %s: %s: %w", m.Unit.User, EnvironmentPath, err)
+	}
+	return nil
+}
+
+// EnvFileBaseURL finds an instance at 127.0.0.1:<T3_PORT of <dir>/<user>.env>;
+// a missing file or port is a provisioning problem, not a wedge.
+func EnvFileBaseURL(dir string) func(m rollout.Member) (string, error) {
+	return func(m rollout.Member) (string, error) {
+		path, err := hostfiles.EnvFilePath(dir, m.Unit.User)
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", rollout.ErrProvisioning, err)
+		}
+		env, err := hostfiles.ReadEnvFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("%w: %s does not exist", rollout.ErrProvisioning, path)
+		}
+		if env == nil && err != nil {
+			return "", fmt.Errorf("%w: %v", rollout.ErrProvisioning, err)
+		}
+		port, perr := hostfiles.Port(env)
+		if perr != nil {
+			return "", fmt.Errorf("%w: %s: %v", rollout.ErrProvisioning, path, perr)
+		}
+		return "http://127.0.0.1:" + strconv.Itoa(port), nil
+	}
+}
