@@ -187,15 +187,15 @@ type fakeMinter struct {
 	mu        sync.Mutex
 	instances map[string]*fakeInstance
 	calls     atomic.Int64
-	delay     time.Duration
+	gate      chan struct{} // when set, Mint waits for it to close
 	err       error
 }
 
 func (m *fakeMinter) Mint(ctx context.Context, in t3fleet.Instance) (pairing.Credential, error) {
 	m.calls.Add(1)
-	if m.delay > 0 {
+	if m.gate != nil {
 		select {
-		case <-time.After(m.delay):
+		case <-m.gate:
 		case <-ctx.Done():
 			return pairing.Credential{}, ctx.Err()
 		}

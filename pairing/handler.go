@@ -186,11 +186,13 @@ func (h *Handler) pair(w http.ResponseWriter, r *http.Request, in t3fleet.Instan
 		h.loopPage(w)
 		return
 	}
+	h.metrics.waiting.Inc()
 	s, err, _ := h.co.do(r.Context(), in.User+"\x00"+in.BaseURL, func() (*Session, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.pairTimeout)
 		defer cancel()
 		return h.pairOnce(ctx, in)
 	})
+	h.metrics.waiting.Dec()
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // this browser gave up waiting

@@ -276,7 +276,8 @@ func TestPairFailures(t *testing.T) {
 func TestCoalescing(t *testing.T) {
 	f := newFakeInstance(t, "ana", bs, "t3_session")
 	d := newDispatch(t, map[string]*fakeInstance{"ana": f}, nil)
-	d.minter.delay = 300 * time.Millisecond // long enough for all 50 to arrive while it runs
+	gate := make(chan struct{})
+	d.minter.gate = gate // the mint holds until all 50 are waiting on it
 
 	const n = 50
 	var wg sync.WaitGroup
@@ -292,6 +293,8 @@ func TestCoalescing(t *testing.T) {
 			assert.Equal(t, fmt.Sprintf("/page/%d", i), resp.Header.Get("Location"))
 		})
 	}
+	eventually(t, func() bool { return d.metricValue(pairing.MetricPairWaiting, nil) == n }, "all 50 waiting")
+	close(gate)
 	wg.Wait()
 	assert.EqualValues(t, 1, d.minter.calls.Load())
 	for i := range n {
@@ -299,6 +302,7 @@ func TestCoalescing(t *testing.T) {
 		assert.Equal(t, values[0], values[i])
 	}
 	assert.Equal(t, 1, strings.Count(d.logs.String(), "paired user=ana"))
+	assert.Equal(t, 0.0, d.metricValue(pairing.MetricPairWaiting, nil))
 }
 
 // TestRedirectStaysOnThisHost: the Location is the request's own path and

@@ -16,6 +16,7 @@ const (
 	MetricProxied        = "t3fleet_dispatch_proxied_requests_total"
 	MetricWebSocketsOpen = "t3fleet_dispatch_websockets_open"
 	MetricRefused        = "t3fleet_dispatch_refused_requests_total"
+	MetricPairWaiting    = "t3fleet_dispatch_pair_waiting_requests"
 )
 
 // Pair outcomes (label "outcome" of MetricPairs).
@@ -33,6 +34,7 @@ type metrics struct {
 	proxied  *prometheus.CounterVec
 	wsOpen   prometheus.Gauge
 	refused  *prometheus.CounterVec
+	waiting  prometheus.Gauge
 
 	proxiedPage, proxiedOther, proxiedWS prometheus.Counter
 	verdict                              [3]prometheus.Counter
@@ -53,6 +55,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "WebSocket connections currently proxied."}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricRefused,
 			Help: "Requests refused before routing, by HTTP status."}, []string{"status"}),
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricPairWaiting,
+			Help: "Requests currently waiting for a pairing (their own or a shared one)."}),
 	}
 	m.proxiedPage = m.proxied.WithLabelValues("page")
 	m.proxiedOther = m.proxied.WithLabelValues("other")
@@ -70,7 +74,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.pairs.WithLabelValues(l[0], l[1], l[2])
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.pairs, m.verdicts, m.mint, m.proxied, m.wsOpen, m.refused} {
+		for _, c := range []prometheus.Collector{m.pairs, m.verdicts, m.mint, m.proxied, m.wsOpen, m.refused, m.waiting} {
 			reg.MustRegister(c)
 		}
 	}
