@@ -318,7 +318,7 @@ func TestFaults(t *testing.T) {
 		assert.Equal(t, 200, do(t, "GET", srv.URL+"/", "").Status)
 	})
 	t.Run("SlowStart", func(t *testing.T) {
-		srv := newServer(t, t.TempDir(), t3test.Options{Faults: t3test.Faults{SlowStart: 500 * time.Millisecond}})
+		srv := newServer(t, t.TempDir(), t3test.Options{Faults: t3test.Faults{SlowStart: 2 * time.Second}})
 		_, err := http.Get(srv.URL + "/")
 		require.Error(t, err, "refused before the listener is up")
 		select {

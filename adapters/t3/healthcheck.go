@@ -1,0 +1,462 @@
+package t3
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"github.com/t3fleet/t3fleet/pairing"
+	"github.com/t3fleet/t3fleet/rollout"
+)
+
+// Defaults for the health checker.
+const (
+	// DefaultHealthTempDir holds the scratch base dirs: on disk, not tmpfs,
+	// because the seed can be large.
+	DefaultHealthTempDir = "/var/tmp"
+	// DefaultReadyTimeout bounds the wait for the scratch serve to answer.
+	DefaultReadyTimeout = 60 * time.Second
+	// DefaultStopGrace is how long the scratch serve gets after SIGTERM
+	// before SIGKILL.
+	DefaultStopGrace = 5 * time.Second
+	// maxServeOutput bounds how much of the serve's output is kept.
+	maxServeOutput = 1 << 20
+)
+
+// MigrationErrorPatterns are the log fragments (matched case-insensitively)
+// that fail a health check: a build that cannot migrate real data, or an old
+// build on a forward-migrated database. t3's own `Migration "<id>_<Name>"
+// failed` line fails it too.
+func MigrationErrorPatterns() []string {
+	return []string{"migration failed", "failed to migrate", "no column named",
+		"NOT NULL constraint failed", "PersistenceSqlError"}
+}
+
+// namedMigrationFailed matches `Migration "31_AuthAuthorizationScopes" failed`,
+// also with the quotes escaped as a structured logger writes them.
+var namedMigrationFailed = regexp.MustCompile(`(?i)migration \\?"[^"\\]*\\?" failed`)
+
+// HealthCheckerOptions configures a HealthChecker. The zero value works.
+type HealthCheckerOptions struct {
+	// TempDir holds the scratch base dirs; empty means DefaultHealthTempDir.
+	TempDir string
+	// ReadyTimeout bounds the wait for the serve to answer; zero means
+	// DefaultReadyTimeout (ctx may end it sooner).
+	ReadyTimeout time.Duration
+	// RequestTimeout bounds each HTTP request; zero means DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// MintTimeout bounds the CLI mint; zero means DefaultMintTimeout.
+	MintTimeout time.Duration
+	// StopGrace is the SIGTERM-to-SIGKILL grace; zero means DefaultStopGrace.
+	StopGrace time.Duration
+	// ServeArgs are extra arguments after the serve argv (e.g. "--no-browser").
+	ServeArgs []string
+	// Env is the children's environment; nil inherits the process's.
+	Env []string
+	// Logger gets one line per step; nil discards.
+	Logger *slog.Logger
+}
+
+// HealthChecker runs a staged build on a scratch copy of a real database:
+// `<bin> serve --host 127.0.0.1 --port <free> --base-dir <scratch>`, then
+// checks its log for migration errors, mints with the build's own CLI,
+// exchanges (browser-session, bootstrap on 404), requires a session cookie
+// that GET /api/auth/session accepts, and reads the migration ledger. It
+// implements rollout.HealthChecker.
+type HealthChecker struct {
+	opts HealthCheckerOptions
+	log  *slog.Logger
+}
+
+var _ rollout.HealthChecker = (*HealthChecker)(nil)
+
+// NewHealthChecker returns a HealthChecker.
+func NewHealthChecker(opts HealthCheckerOptions) *HealthChecker {
+	if opts.TempDir == "" {
+		opts.TempDir = DefaultHealthTempDir
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = DefaultReadyTimeout
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = DefaultRequestTimeout
+	}
+	if opts.MintTimeout <= 0 {
+		opts.MintTimeout = DefaultMintTimeout
+	}
+	if opts.StopGrace <= 0 {
+		opts.StopGrace = DefaultStopGrace
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &HealthChecker{opts: opts, log: log}
+}
+
+// Check runs the check. A build that fails it gives Passed false with a
+// Reason and a nil error; an error means the check itself could not run
+// (no scratch space, unreadable seed), with Passed false too.
+func (h *HealthChecker) Check(ctx context.Context, b rollout.Build, seed string) (rollout.HealthReport, error) {
+	start := time.Now()
+	rep, err := h.check(ctx, b, seed)
+	rep.Took = time.Since(start)
+	if err != nil {
+		rep.Passed = false
+		if rep.Reason == "" {
+			rep.Reason = err.Error()
+		}
+		return rep, fmt.Errorf("health check %s: %w", b.Version, err)
+	}
+	if rep.Passed {
+		h.log.Info("health check passed", "version", b.Version, "endpoint", rep.Endpoint, "cookie", rep.Cookie, "schema", rep.Schema, "took", rep.Took)
+	} else {
+		h.log.Warn("health check failed", "version", b.Version, "reason", rep.Reason, "took", rep.Took)
+	}
+	return rep, nil
+}
+
+func fail(format string, args ...any) rollout.HealthReport {
+	return rollout.HealthReport{Reason: fmt.Sprintf(format, args...)}
+}
+
+func (h *HealthChecker) check(ctx context.Context, b rollout.Build, seed string) (rollout.HealthReport, error) {
+	if b.Bin == "" {
+		return rollout.HealthReport{}, fmt.Errorf("build %s has no binary", b.Version)
+	}
+	before, err := readLedgerMax(seed)
+	if err != nil {
+		return rollout.HealthReport{}, fmt.Errorf("seed %s: %w", seed, err)
+	}
+	scratch, err := os.MkdirTemp(h.opts.TempDir, "t3-health-")
+	if err != nil {
+		return rollout.HealthReport{}, fmt.Errorf("scratch: %w", err)
+	}
+	defer os.RemoveAll(scratch)
+	base := filepath.Join(scratch, "base")
+	if err := copySeed(seed, filepath.Join(base, "userdata", "state.sqlite")); err != nil {
+		return rollout.HealthReport{}, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return rollout.HealthReport{}, fmt.Errorf("free port: %w", err)
+	}
+	baseURL := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+
+	out := &boundedBuffer{max: maxServeOutput}
+	argv := append([]string{b.Bin, "serve", "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--base-dir", base}, h.opts.ServeArgs...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = h.opts.Env
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a wrapper's children die with it
+	h.log.Info("health check serve", "version", b.Version, "argv", argv)
+	if err := cmd.Start(); err != nil {
+		return fail("serve did not start: %v", err), nil
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	defer h.stop(cmd, exited)
+
+	logs := func() string { return out.String() + readLogs(base) }
+	client := &http.Client{Timeout: h.opts.RequestTimeout}
+
+	// 1. It answers, without migration errors and without exiting.
+	if rep, ok := h.waitReady(ctx, client, baseURL, exited, &waitErr, logs); !ok {
+		return rep, nil
+	}
+	// 2. Mint with the build's own CLI.
+	mintOut, err := runCLI(ctx, []string{b.Bin, "auth", "pairing", "create", "--base-dir", base, "--ttl", formatTTL(DefaultMintTTL), "--json"},
+		h.opts.Env, h.opts.MintTimeout)
+	if err != nil {
+		return fail("mint: %v", err), nil
+	}
+	cred, err := ParseMintOutput(mintOut)
+	if err != nil {
+		return fail("mint: %v", err), nil
+	}
+	// 3. Exchange, with the rename fallback; a session cookie is required.
+	sess, err := pairing.Exchange(ctx, client, baseURL, cred.Secret, "")
+	if err != nil {
+		if line := matchPattern(logs()); line != "" {
+			return fail("pairing: %v; log: %s", err, line), nil
+		}
+		return fail("pairing: %v", err), nil
+	}
+	rep := rollout.HealthReport{Endpoint: sess.Endpoint, Cookie: sess.Cookies[0].Name}
+	// 4. The session endpoint accepts the cookie, and names it.
+	authed, name, err := sessionCheck(ctx, client, baseURL, sess.Cookies)
+	if err != nil {
+		rep.Reason = fmt.Sprintf("session check: %v", err)
+		return rep, nil
+	}
+	if name != "" {
+		rep.Cookie = name
+	}
+	if !authed {
+		rep.Reason = "session check: the fresh session cookie reads authenticated:false"
+		return rep, nil
+	}
+	if line := matchPattern(logs()); line != "" {
+		rep.Reason = "log shows a migration error: " + line
+		return rep, nil
+	}
+	// 5. The ledger shows the migrations ran.
+	after, err := readLedgerMax(liveDB(base))
+	if err != nil {
+		rep.Reason = fmt.Sprintf("ledger: %v", err)
+		return rep, nil
+	}
+	rep.Schema = after
+	if after == 0 || after < before {
+		rep.Reason = fmt.Sprintf("ledger: schema %d after the run, %d in the seed", after, before)
+		return rep, nil
+	}
+	rep.Passed = true
+	return rep, nil
+}
+
+// waitReady polls the environment endpoint until it answers 200, failing
+// early on a migration error in the log, on the serve exiting, on ctx or on
+// ReadyTimeout.
+func (h *HealthChecker) waitReady(ctx context.Context, client *http.Client, baseURL string, exited <-chan struct{}, waitErr *error, logs func() string) (rollout.HealthReport, bool) {
+	deadline := time.NewTimer(h.opts.ReadyTimeout)
+	defer deadline.Stop()
+	wait := 20 * time.Millisecond
+	for {
+		if line := matchPattern(logs()); line != "" {
+			return fail("log shows a migration error: %s", line), false
+		}
+		select {
+		case <-exited:
+			if line := matchPattern(logs()); line != "" {
+				return fail("serve exited (%v): %s", *waitErr, line), false
+			}
+			return fail("serve exited before answering (%v): %s", *waitErr, lastLine(logs())), false
+		default:
+		}
+		if _, err := serverVersion(ctx, client, h.opts.RequestTimeout, baseURL); err == nil {
+			return rollout.HealthReport{}, true
+		}
+		select {
+		case <-ctx.Done():
+			return fail("serve not ready: %v", ctx.Err()), false
+		case <-deadline.C:
+			return fail("serve not ready within %s", h.opts.ReadyTimeout), false
+		case <-exited:
+		case <-time.After(wait):
+		}
+		if wait < 250*time.Millisecond {
+			wait *= 2
+		}
+	}
+}
+
+// stop ends the serve's process group: SIGTERM, then SIGKILL after StopGrace.
+func (h *HealthChecker) stop(cmd *exec.Cmd, exited <-chan struct{}) {
+	pid := cmd.Process.Pid
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(h.opts.StopGrace):
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		<-exited
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL) // leftovers in the group, if any
+}
+
+// sessionCheck asks GET /api/auth/session about cookies: authenticated, and
+// the cookie name the instance reports.
+func sessionCheck(ctx context.Context, client *http.Client, baseURL string, cookies []*http.Cookie) (bool, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/api/auth/session", nil)
+	if err != nil {
+		return false, "", err
+	}
+	for _, c := range cookies {
+		req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false, "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return false, "", fmt.Errorf("answered %d", resp.StatusCode)
+	}
+	var s struct {
+		Authenticated bool `json:"authenticated"`
+		Auth          struct {
+			SessionCookieName string `json:"sessionCookieName"`
+		} `json:"auth"`
+	}
+	if err := json.Unmarshal(body, &s); err != nil {
+		return false, "", fmt.Errorf("unparseable body: %w", err)
+	}
+	return s.Authenticated, s.Auth.SessionCookieName, nil
+}
+
+// matchPattern returns the first log line holding a migration-error pattern.
+func matchPattern(logs string) string {
+	pats := MigrationErrorPatterns()
+	for i := range pats {
+		pats[i] = strings.ToLower(pats[i])
+	}
+	sc := bufio.NewScanner(strings.NewReader(logs))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		low := strings.ToLower(sc.Text())
+		if namedMigrationFailed.MatchString(low) {
+			return strings.TrimSpace(sc.Text())
+		}
+		for _, p := range pats {
+			if strings.Contains(low, p) {
+				return strings.TrimSpace(sc.Text())
+			}
+		}
+	}
+	return ""
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+// readLogs concatenates the files under <base>/logs (and userdata/logs).
+func readLogs(base string) string {
+	var buf bytes.Buffer
+	for _, dir := range []string{filepath.Join(base, "logs"), filepath.Join(base, "userdata", "logs")} {
+		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return nil
+			}
+			if b, err := os.ReadFile(p); err == nil && len(b) < maxServeOutput {
+				buf.Write(b)
+				buf.WriteByte('\n')
+			}
+			return nil
+		})
+	}
+	return buf.String()
+}
+
+// liveDB is the database the build left live: statev2.sqlite when it made
+// one, else state.sqlite.
+func liveDB(base string) string {
+	v2 := filepath.Join(base, "userdata", "statev2.sqlite")
+	if _, err := os.Stat(v2); err == nil {
+		return v2
+	}
+	return filepath.Join(base, "userdata", "state.sqlite")
+}
+
+// readLedgerMax reads the effect_sql_migrations max id (0 with no ledger).
+func readLedgerMax(path string) (int, error) {
+	if _, err := os.Stat(path); err != nil {
+		return 0, err
+	}
+	conn, err := sqlite.OpenConn(path, sqlite.OpenReadOnly)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	conn.SetBusyTimeout(5 * time.Second)
+	var n int
+	err = sqlitex.ExecuteTransient(conn, `SELECT COALESCE(MAX(migration_id), 0) FROM effect_sql_migrations`,
+		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error { n = s.ColumnInt(0); return nil }})
+	if err != nil && strings.Contains(err.Error(), "no such table") {
+		return 0, nil
+	}
+	return n, err
+}
+
+// copySeed copies the snapshot (and a -wal beside it, if any) to dst.
+func copySeed(seed, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("scratch: %w", err)
+	}
+	if err := copyFile(seed, dst); err != nil {
+		return fmt.Errorf("copy seed: %w", err)
+	}
+	if _, err := os.Stat(seed + "-wal"); err == nil {
+		if err := copyFile(seed+"-wal", dst+"-wal"); err != nil {
+			return fmt.Errorf("copy seed: %w", err)
+		}
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// boundedBuffer keeps the first max bytes written, safely for two writers.
+type boundedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	max int
+}
+
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.max - b.buf.Len(); room > 0 {
+		if len(p) > room {
+			b.buf.Write(p[:room])
+		} else {
+			b.buf.Write(p)
+		}
+	}
+	return len(p), nil
+}
+
+func (b *boundedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

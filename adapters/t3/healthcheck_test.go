@@ -1,0 +1,123 @@
+package t3_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/t3fleet/t3fleet/adapters/t3"
+	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
+	"github.com/t3fleet/t3fleet/rollout"
+)
+
+// seedSnapshot makes a populated database of era and returns its path, the
+// way a prebump snapshot would be handed to the health check.
+func seedSnapshot(t *testing.T, era t3test.Era) string {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, t3test.SeedState(dir, era, t3test.SeedOptions{Threads: 3, BulkRows: 50}))
+	return t3test.LiveDB(dir)
+}
+
+// stageBuild writes <prefix>/versions/<v>/t3 running the fake CLI as v.
+func stageBuild(t *testing.T, prefix, version string, f t3test.Faults) rollout.Build {
+	t.Helper()
+	dir := filepath.Join(prefix, "versions", version)
+	bin, err := t3test.WriteBuild(dir, t3test.BuildCLI(t), version, f)
+	require.NoError(t, err)
+	return rollout.Build{Version: version, Dir: dir, Bin: bin}
+}
+
+func TestHealthCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		seed     t3test.Era
+		version  string
+		faults   t3test.Faults
+		pass     bool
+		endpoint string
+		schema   int
+		reason   string
+	}{
+		{"B build on B data", t3test.EraB, "0.0.25", t3test.Faults{}, true, "/api/auth/browser-session", 30, ""},
+		{"A build: bootstrap after the 404", t3test.EraA, "0.0.24", t3test.Faults{}, true, "/api/auth/bootstrap", 30, ""},
+		{"C build migrates B data", t3test.EraB, "0.0.28", t3test.Faults{}, true, "/api/auth/browser-session", 32, ""},
+		{"D build on C data", t3test.EraC, "0.0.36", t3test.Faults{}, true, "/api/auth/browser-session", 32, ""},
+		{"E build moves D data to statev2", t3test.EraD, "0.0.46-nightly.20260901.900", t3test.Faults{}, true, "/api/auth/browser-session", 34, ""},
+		{"slow start", t3test.EraC, "0.0.30", t3test.Faults{SlowStart: 700 * time.Millisecond}, true, "/api/auth/browser-session", 32, ""},
+		{"migration throws", t3test.EraB, "0.0.28", t3test.Faults{MigrationFails: true}, false, "", 0, `31_AuthAuthorizationScopes`},
+		{"pairing broken while / is 200", t3test.EraC, "0.0.30", t3test.Faults{PairingBroken: true}, false, "", 0, "returned 500"},
+		{"exchange 200 without Set-Cookie", t3test.EraC, "0.0.30", t3test.Faults{NoSetCookie: true}, false, "", 0, "without a session cookie"},
+		{"old build on a forward-migrated DB", t3test.EraD, "0.0.27", t3test.Faults{}, false, "", 0, "no column named role"},
+		{"wedged listener", t3test.EraC, "0.0.30", t3test.Faults{Wedged: true}, false, "", 0, "not ready within"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			b := stageBuild(t, t.TempDir(), tc.version, tc.faults)
+			seed := seedSnapshot(t, tc.seed)
+			seedBefore, err := os.ReadFile(seed)
+			require.NoError(t, err)
+			ready := 30 * time.Second // generous: a loaded CI machine
+			if tc.faults.Wedged {
+				ready = 2 * time.Second
+			}
+			hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: tmp, ReadyTimeout: ready, RequestTimeout: 500 * time.Millisecond})
+
+			rep, err := hc.Check(context.Background(), b, seed)
+			require.NoError(t, err)
+			assert.Equal(t, tc.pass, rep.Passed, "reason: %s", rep.Reason)
+			assert.Positive(t, rep.Took)
+			if tc.pass {
+				assert.Empty(t, rep.Reason)
+				assert.Equal(t, tc.endpoint, rep.Endpoint)
+				assert.Equal(t, tc.schema, rep.Schema)
+				assert.Regexp(t, `^t3_session_\d+_[0-9a-f]{12}$`, rep.Cookie, "a loopback build names its cookie by port and state dir")
+			} else {
+				assert.Contains(t, rep.Reason, tc.reason)
+			}
+			left, err := os.ReadDir(tmp)
+			require.NoError(t, err)
+			assert.Empty(t, left, "scratch removed")
+			seedAfter, err := os.ReadFile(seed)
+			require.NoError(t, err)
+			assert.Equal(t, seedBefore, seedAfter, "the seed itself is never touched")
+		})
+	}
+}
+
+func TestHealthCheckInfrastructureErrors(t *testing.T) {
+	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t.TempDir(), ReadyTimeout: time.Second})
+	b := stageBuild(t, t.TempDir(), "0.0.30", t3test.Faults{})
+
+	rep, err := hc.Check(context.Background(), b, filepath.Join(t.TempDir(), "missing.sqlite"))
+	assert.Error(t, err, "no seed")
+	assert.False(t, rep.Passed)
+	assert.NotEmpty(t, rep.Reason)
+
+	rep, err = hc.Check(context.Background(), rollout.Build{Version: "0.0.30", Bin: filepath.Join(t.TempDir(), "t3")}, seedSnapshot(t, t3test.EraC))
+	require.NoError(t, err, "a build whose binary does not run is the build's verdict")
+	assert.False(t, rep.Passed)
+	assert.Contains(t, rep.Reason, "serve did not start")
+}
+
+func TestHealthCheckHonoursContext(t *testing.T) {
+	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t.TempDir()})
+	b := stageBuild(t, t.TempDir(), "0.0.30", t3test.Faults{Wedged: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	rep, err := hc.Check(ctx, b, seedSnapshot(t, t3test.EraC))
+	require.NoError(t, err)
+	assert.False(t, rep.Passed)
+	assert.Less(t, time.Since(start), 10*time.Second)
+}
+
+func TestMigrationErrorPatterns(t *testing.T) {
+	assert.Equal(t, []string{"migration failed", "failed to migrate", "no column named",
+		"NOT NULL constraint failed", "PersistenceSqlError"}, t3.MigrationErrorPatterns())
+}

@@ -1,0 +1,228 @@
+package t3
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/t3fleet/t3fleet"
+	"github.com/t3fleet/t3fleet/pairing"
+)
+
+// EnvironmentPath is t3's unauthenticated liveness and version probe.
+const EnvironmentPath = "/.well-known/t3/environment"
+
+// Defaults for the version-matched minter.
+const (
+	// DefaultMintTTL is the credential lifetime asked of the CLI.
+	DefaultMintTTL = 5 * time.Minute
+	// DefaultRequestTimeout bounds one HTTP request to an instance.
+	DefaultRequestTimeout = 10 * time.Second
+)
+
+// ErrVersionNotInstalled is wrapped when the running instance's own version
+// has no binary here. The minter never falls back to another version: a
+// newer CLI would migrate the instance's database under it.
+var ErrVersionNotInstalled = errors.New("instance's version is not installed")
+
+// ErrBadVersion is wrapped when an instance reports a version that is not a
+// plain t3 version string (it would reach a path).
+var ErrBadVersion = errors.New("instance reported an unusable version")
+
+var versionRE = regexp.MustCompile(`^v?[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z]+(\.[0-9A-Za-z]+)*)?$`)
+
+// VersionMinterOptions configures a VersionMinter. The zero value runs the
+// binary directly as the current user.
+type VersionMinterOptions struct {
+	// RunAs is an argv prefix the mint runs under, an element exactly
+	// "{os_user}" replaced by the instance's OS user, e.g.
+	// {"sudo", "-n", "-u", "{os_user}", "--"}.
+	RunAs []string
+	// TTL is the credential lifetime; zero means DefaultMintTTL.
+	TTL time.Duration
+	// Timeout bounds the CLI run; zero means DefaultMintTimeout.
+	Timeout time.Duration
+	// RequestTimeout bounds the version probe; zero means DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// Client sends the version probe; nil means a plain client.
+	Client *http.Client
+	// Env is the CLI's environment; nil inherits the process's.
+	Env []string
+}
+
+// VersionMinter mints with the binary of the version the instance is
+// running: it asks the instance its serverVersion, finds that version's own
+// executable with BinFor and runs
+// `<RunAs...> <bin> auth pairing create --base-dir <StateDir> --ttl 5m --json`.
+// It implements pairing.Minter.
+type VersionMinter struct {
+	binFor func(version string) (string, error)
+	opts   VersionMinterOptions
+	client *http.Client
+}
+
+var _ pairing.Minter = (*VersionMinter)(nil)
+
+// NewVersionMinter returns a minter that finds a version's executable with
+// binFor (e.g. npm.SideBySide.BinFor: <prefix>/versions/<v>/node_modules/.bin/t3).
+func NewVersionMinter(binFor func(version string) (string, error), opts VersionMinterOptions) (*VersionMinter, error) {
+	if binFor == nil {
+		return nil, errors.New("version minter: nil BinFor")
+	}
+	for _, a := range opts.RunAs {
+		if a != PlaceholderOSUser && strings.Contains(a, PlaceholderOSUser) {
+			return nil, fmt.Errorf("version minter: placeholder inside %q: placeholders must be whole arguments", a)
+		}
+	}
+	if opts.TTL <= 0 {
+		opts.TTL = DefaultMintTTL
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultMintTimeout
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = DefaultRequestTimeout
+	}
+	c := opts.Client
+	if c == nil {
+		c = &http.Client{}
+	}
+	return &VersionMinter{binFor: binFor, opts: opts, client: c}, nil
+}
+
+// Version asks the instance at baseURL which version it runs.
+func (m *VersionMinter) Version(ctx context.Context, baseURL string) (string, error) {
+	return serverVersion(ctx, m.client, m.opts.RequestTimeout, baseURL)
+}
+
+// Argv is the command Mint runs for in when it runs version.
+func (m *VersionMinter) Argv(in t3fleet.Instance, version string) ([]string, error) {
+	if err := t3fleet.ValidOSUser(in.OSUser); err != nil {
+		return nil, err
+	}
+	if in.StateDir == "" || !filepath.IsAbs(in.StateDir) || filepath.Clean(in.StateDir) != in.StateDir {
+		return nil, fmt.Errorf("instance %s: state dir %q is not a clean absolute path", in.User, in.StateDir)
+	}
+	if !versionRE.MatchString(version) {
+		return nil, fmt.Errorf("%w: %q", ErrBadVersion, version)
+	}
+	bin, err := m.binFor(strings.TrimPrefix(version, "v"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrVersionNotInstalled, version, err)
+	}
+	if bin == "" {
+		return nil, fmt.Errorf("%w: %s", ErrVersionNotInstalled, version)
+	}
+	argv := make([]string, 0, len(m.opts.RunAs)+9)
+	for _, a := range m.opts.RunAs {
+		if a == PlaceholderOSUser {
+			a = in.OSUser
+		}
+		argv = append(argv, a)
+	}
+	return append(argv, bin, "auth", "pairing", "create", "--base-dir", in.StateDir,
+		"--ttl", formatTTL(m.opts.TTL), "--json"), nil
+}
+
+// Mint asks the instance its version, then mints with that version's binary.
+func (m *VersionMinter) Mint(ctx context.Context, in t3fleet.Instance) (pairing.Credential, error) {
+	if err := t3fleet.ValidOSUser(in.OSUser); err != nil {
+		return pairing.Credential{}, fmt.Errorf("mint for %s: %w", in.User, err)
+	}
+	v, err := m.Version(ctx, in.BaseURL)
+	if err != nil {
+		return pairing.Credential{}, fmt.Errorf("mint for %s: %w", in.User, err)
+	}
+	argv, err := m.Argv(in, v)
+	if err != nil {
+		return pairing.Credential{}, fmt.Errorf("mint for %s: %w", in.User, err)
+	}
+	out, err := runCLI(ctx, argv, m.opts.Env, m.opts.Timeout)
+	if err != nil {
+		return pairing.Credential{}, fmt.Errorf("mint for %s: %w", in.User, err)
+	}
+	cred, err := ParseMintOutput(out)
+	if err != nil {
+		return pairing.Credential{}, fmt.Errorf("mint for %s: %w", in.User, err)
+	}
+	return cred, nil
+}
+
+// runCLI runs argv (no shell) and returns its stdout, or a *MintCommandError.
+func runCLI(ctx context.Context, argv, env []string, timeout time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = env
+	cmd.WaitDelay = 2 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		code := -1
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		}
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (after %s)", ctx.Err(), timeout)
+		}
+		return nil, &MintCommandError{Argv: argv, ExitCode: code, Stderr: trimStderr(stderr.Bytes()), Err: err}
+	}
+	return stdout.Bytes(), nil
+}
+
+// serverVersion reads serverVersion from GET <baseURL>/.well-known/t3/environment.
+func serverVersion(ctx context.Context, c *http.Client, timeout time.Duration, baseURL string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(baseURL, "/")+EnvironmentPath, nil)
+	if err != nil {
+		return "", fmt.Errorf("version probe: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("version probe: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return "", fmt.Errorf("version probe: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("version probe: %s answered %d", EnvironmentPath, resp.StatusCode)
+	}
+	var env struct {
+		ServerVersion string `json:"serverVersion"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		return "", fmt.Errorf("version probe: %w", err)
+	}
+	if env.ServerVersion == "" {
+		return "", fmt.Errorf("version probe: %w: empty serverVersion", ErrBadVersion)
+	}
+	return env.ServerVersion, nil
+}
+
+// formatTTL renders d the way the CLI's --ttl takes it ("5m", "90s").
+func formatTTL(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	case d%time.Second == 0:
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return d.String()
+}
