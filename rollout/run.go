@@ -368,7 +368,7 @@ func (e *Engine) canary(ctx context.Context, j *Journal, fleet []Member, res Res
 		if err := st.WriteJournal(j); err != nil {
 			return res, err
 		}
-		if err := e.RestartVerify(ctx, m.Unit); err != nil {
+		if err := e.RestartVerify(ctx, m); err != nil {
 			if errors.Is(err, ErrCrashed) {
 				return res, err
 			}

@@ -21,8 +21,11 @@ func (e *CanaryError) Unwrap() error { return e.Err }
 
 // RestartVerify restarts one unit (onto whatever build is active) and
 // verifies, through the Verifier, that its user can pair, bounded by
-// VerifyTimeout. It does not recover: see Cycle and Rollback.
-func (e *Engine) RestartVerify(ctx context.Context, u Unit) error {
+// VerifyTimeout. The Verifier gets the SSO name (m.Instance.User, the OS
+// user when unset): the dispatch knows users by it. It does not recover:
+// see Cycle and Rollback.
+func (e *Engine) RestartVerify(ctx context.Context, m Member) error {
+	u := m.Unit
 	t0 := e.now()
 	if err := e.Units.Restart(ctx, u); err != nil {
 		e.emit(ctx, Event{Kind: EventVerifyFailed, User: u.User, Unit: u.Name, Err: err, Reason: "restart failed"})
@@ -32,12 +35,20 @@ func (e *Engine) RestartVerify(ctx context.Context, u Unit) error {
 	if err := e.crash("restart:" + u.User); err != nil {
 		return err
 	}
-	if err := e.verify(ctx, u.User); err != nil {
+	if err := e.verify(ctx, m.SSOName()); err != nil {
 		e.emit(ctx, Event{Kind: EventVerifyFailed, User: u.User, Unit: u.Name, Err: err})
 		return &CanaryError{User: u.User, Step: "verify", Err: err}
 	}
 	e.emit(ctx, Event{Kind: EventVerified, User: u.User, Unit: u.Name, Took: e.now().Sub(t0)})
 	return nil
+}
+
+// SSOName is the name the dispatch knows the member's user by.
+func (m Member) SSOName() string {
+	if m.Instance.User != "" {
+		return m.Instance.User
+	}
+	return m.Unit.User
 }
 
 func (e *Engine) verify(ctx context.Context, user string) error {
@@ -124,7 +135,7 @@ func (e *Engine) Rollback(ctx context.Context, rb Rollback) error {
 			errs = append(errs, fmt.Errorf("start %s: %w", u.User, err))
 			continue
 		}
-		if err := e.verify(ctx, u.User); err != nil {
+		if err := e.verify(ctx, r.Member.SSOName()); err != nil {
 			errs = append(errs, fmt.Errorf("verify %s after rollback: %w", u.User, err))
 		}
 	}
@@ -219,7 +230,7 @@ func (e *Engine) Cycle(ctx context.Context, m Member, o CycleOptions) error {
 	default:
 		return fmt.Errorf("backup %s: %w", m.Unit.User, err)
 	}
-	err = e.RestartVerify(ctx, m.Unit)
+	err = e.RestartVerify(ctx, m)
 	if err == nil || errors.Is(err, ErrCrashed) {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/t3fleet/t3fleet"
 	"github.com/t3fleet/t3fleet/rollout"
 	"github.com/t3fleet/t3fleet/rollout/rollouttest"
 )
@@ -109,4 +110,25 @@ func TestHealthCheckOfBinarylessBuild(t *testing.T) {
 	require.NotEmpty(t, checked.Bin)
 	_, err = os.Stat(checked.Dir)
 	require.True(t, os.IsNotExist(err), "scratch removed")
+}
+
+// The dispatch knows users by their SSO name: verification must use it.
+func TestVerifierGetsSSOName(t *testing.T) {
+	sim := newSim(t)
+	e := sim.Engine(rollout.Options{})
+	home := rollout.HomeLocator{Root: filepath.Join(sim.Dir, "home")}
+	e.Locator = rollout.LocatorFunc(func(ctx context.Context, u rollout.Unit) (t3fleet.Instance, error) {
+		in, err := home.Locate(ctx, u)
+		in.User = u.User + ".sso"
+		return in, err
+	})
+	var got []string
+	e.Verifier = &rollouttest.Verifier{VerifyPairingFunc: func(_ context.Context, user string) error {
+		got = append(got, user)
+		return nil
+	}}
+	res, err := e.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, rollout.OutcomeDone, res.Outcome)
+	require.Equal(t, []string{"alice.sso", "bob.sso", "carol.sso", "zed.sso"}, got)
 }
