@@ -79,6 +79,12 @@ func TestRegistryFromNpmConfig(t *testing.T) {
 			t.Skip("npm not installed")
 		}
 	}
+	// The test is about the user config: a registry in this process's
+	// environment would win over it, as in npm.
+	for _, k := range []string{"NPM_CONFIG_REGISTRY", "npm_config_registry"} {
+		t.Setenv(k, "")
+		require.NoError(t, os.Unsetenv(k))
+	}
 	var gotAuth, gotPath string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gotAuth, gotPath = r.Header.Get("Authorization"), r.URL.Path

@@ -222,10 +222,13 @@ func (r *Registry) npmrc() string {
 
 // Env returns the variables that point npm at this registry and keep it off
 // the machine's config, cache and global tree: NPM_CONFIG_USERCONFIG,
-// NPM_CONFIG_CACHE, NPM_CONFIG_PREFIX. Append it to Environ-like slices
-// (later entries win in os/exec).
+// NPM_CONFIG_CACHE, NPM_CONFIG_PREFIX, and NPM_CONFIG_REGISTRY (so a
+// registry set in the caller's environment cannot win). Append it to
+// os.Environ() (later entries win in os/exec); Environ also drops any other
+// npm_config_* variable.
 func (r *Registry) Env() []string {
 	return []string{
+		"NPM_CONFIG_REGISTRY=" + r.URL,
 		"NPM_CONFIG_USERCONFIG=" + r.path("npmrc"),
 		"NPM_CONFIG_CACHE=" + r.path("cache"),
 		"NPM_CONFIG_PREFIX=" + r.path("prefix"),
