@@ -1,0 +1,353 @@
+// Command backupbench measures statebackup and idlegate on this machine and
+// prints ratios, never bare absolutes alone (the machines running it are
+// shared, so only a comparison inside one run means something):
+//
+//   - snapshot throughput of statebackup.Store.Backup (VACUUM INTO, fsync,
+//     quick_check, sha256, rename) and of a bare zombiezen VACUUM INTO, each
+//     as a ratio to the sqlite3 CLI's VACUUM INTO of the same live WAL
+//     database, while a writer keeps inserting (target >= 0.8x);
+//   - the writer's longest insert while each snapshot runs, next to its
+//     longest insert with no snapshot running (target < 100 ms);
+//   - one idle verdict (idlegate.DBOracle) on a database with 100k threads
+//     (target < 20 ms), next to the sqlite3 CLI running the same scan.
+//
+// Usage:
+//
+//	go run ./examples/backupbench [-size-mb 200] [-rounds 3] [-rate 840] [-threads 100000]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"github.com/t3fleet/t3fleet"
+	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
+	"github.com/t3fleet/t3fleet/idlegate"
+	"github.com/t3fleet/t3fleet/statebackup"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type config struct {
+	dir      string
+	sizeMB   int
+	rounds   int
+	rate     int
+	threads  int
+	verdicts int
+	sqlite3  string
+	skipSnap bool
+	skipIdle bool
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var c config
+	fs := flag.NewFlagSet("backupbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.dir, "dir", "", "work directory (default: a new temp dir, removed at the end)")
+	fs.IntVar(&c.sizeMB, "size-mb", 200, "size of the live database")
+	fs.IntVar(&c.rounds, "rounds", 3, "snapshot rounds (each: CLI, bare VACUUM INTO, Store.Backup, in rotating order)")
+	fs.IntVar(&c.rate, "rate", 840, "writer inserts per second")
+	fs.IntVar(&c.threads, "threads", 100_000, "thread rows of the idle-verdict database")
+	fs.IntVar(&c.verdicts, "verdicts", 30, "idle verdicts measured")
+	fs.StringVar(&c.sqlite3, "sqlite3", "sqlite3", "the sqlite3 CLI (the baseline)")
+	fs.BoolVar(&c.skipSnap, "skip-snapshot", false, "skip the snapshot benchmark")
+	fs.BoolVar(&c.skipIdle, "skip-idle", false, "skip the idle-verdict benchmark")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cli, err := exec.LookPath(c.sqlite3)
+	if err != nil {
+		fmt.Fprintf(stderr, "backupbench: the sqlite3 CLI is the baseline and is missing: %v\n", err)
+		return 1
+	}
+	c.sqlite3 = cli
+	if c.dir == "" {
+		d, err := os.MkdirTemp("", "backupbench-")
+		if err != nil {
+			fmt.Fprintln(stderr, "backupbench:", err)
+			return 1
+		}
+		defer os.RemoveAll(d)
+		c.dir = d
+	}
+	fmt.Fprintf(stdout, "backupbench: %s\n", loadAvg())
+	if !c.skipSnap {
+		if err := benchSnapshot(ctx, c, stdout); err != nil {
+			fmt.Fprintln(stderr, "backupbench: snapshot:", err)
+			return 1
+		}
+	}
+	if !c.skipIdle {
+		if err := benchIdle(ctx, c, stdout); err != nil {
+			fmt.Fprintln(stderr, "backupbench: idle:", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "load average unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "load average unknown"
+	}
+	return fmt.Sprintf("load average %s %s %s", f[0], f[1], f[2])
+}
+
+// writer inserts orchestration events at a steady rate, like a busy t3
+// server, and records its longest insert per window.
+type writer struct {
+	mu      sync.Mutex
+	max     time.Duration
+	n       int
+	err     error
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+func startWriter(path string, rate int) (*writer, error) {
+	c, err := sqlite.OpenConn(path, sqlite.OpenReadWrite)
+	if err != nil {
+		return nil, err
+	}
+	c.SetBusyTimeout(5 * time.Second)
+	w := &writer{stop: make(chan struct{}), stopped: make(chan struct{})}
+	payload := `{"text":"` + strings.Repeat("x", 900) + `"}`
+	go func() {
+		defer close(w.stopped)
+		defer c.Close()
+		stmt := c.Prep(`INSERT INTO orchestration_events (event_id, aggregate_kind, stream_id, stream_version, event_type, occurred_at, payload_json)
+			VALUES (?, 'thread', 'thread-bench', ?, 'thread.message-sent', ?, ?)`)
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-w.stop:
+				return
+			case <-tick.C:
+			}
+			start := time.Now()
+			stmt.BindText(1, fmt.Sprintf("bench-%d-%d", start.UnixNano(), i))
+			stmt.BindInt64(2, int64(i))
+			stmt.BindText(3, start.UTC().Format(t3test.TimeLayout))
+			stmt.BindText(4, payload)
+			_, err := stmt.Step()
+			if err == nil {
+				err = stmt.Reset()
+			}
+			took := time.Since(start)
+			w.mu.Lock()
+			if took > w.max {
+				w.max = took
+			}
+			w.n++
+			if err != nil && w.err == nil {
+				w.err = err
+			}
+			w.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return w, nil
+}
+
+// window resets the counters and returns the previous window's longest
+// insert and count.
+func (w *writer) window() (time.Duration, int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	m, n, err := w.max, w.n, w.err
+	w.max, w.n = 0, 0
+	return m, n, err
+}
+
+func (w *writer) Stop() {
+	close(w.stop)
+	<-w.stopped
+}
+
+type sample struct {
+	took  time.Duration
+	stall time.Duration
+}
+
+func benchSnapshot(ctx context.Context, c config, stdout io.Writer) error {
+	base := filepath.Join(c.dir, "home", "bench", ".t3")
+	rowBytes := 4096
+	rows := c.sizeMB << 20 / (rowBytes + 200)
+	fmt.Fprintf(stdout, "seeding a %d MB database (%d rows)...\n", c.sizeMB, rows)
+	if err := t3test.SeedState(base, t3test.EraD, t3test.SeedOptions{Threads: 50, BulkRows: rows, BulkRowBytes: rowBytes}); err != nil {
+		return err
+	}
+	target := statebackup.Target{User: "bench", UserdataDir: t3test.UserDataDir(base)}
+	live := t3test.StateDB(base)
+	fi, err := os.Stat(live)
+	if err != nil {
+		return err
+	}
+	size := fi.Size()
+	w, err := startWriter(live, c.rate)
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	out := filepath.Join(c.dir, "out")
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		return err
+	}
+	st := statebackup.NewStore(filepath.Join(c.dir, "backups"), statebackup.Options{})
+
+	methods := []struct {
+		name string
+		fn   func(i int) error
+	}{
+		{"sqlite3 CLI VACUUM INTO", func(i int) error {
+			dst := filepath.Join(out, fmt.Sprintf("cli-%d.sqlite", i))
+			cmd := exec.CommandContext(ctx, c.sqlite3, live, "VACUUM INTO '"+dst+"'")
+			if b, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("%v: %s", err, b)
+			}
+			return os.Remove(dst)
+		}},
+		{"zombiezen VACUUM INTO", func(i int) error {
+			dst := filepath.Join(out, fmt.Sprintf("zz-%d.sqlite", i))
+			conn, err := sqlite.OpenConn(live, sqlite.OpenReadOnly)
+			if err != nil {
+				return err
+			}
+			err = sqlitex.ExecuteTransient(conn, "VACUUM INTO ?", &sqlitex.ExecOptions{Args: []any{dst}})
+			conn.Close()
+			if err != nil {
+				return err
+			}
+			return os.Remove(dst)
+		}},
+		{"statebackup Store.Backup", func(i int) error {
+			snap, err := st.Backup(ctx, target, statebackup.LabelManual)
+			if err != nil {
+				return err
+			}
+			os.Remove(snap.Path + statebackup.MetadataSuffix)
+			return os.Remove(snap.Path)
+		}},
+	}
+	results := make([][]sample, len(methods))
+	idle := make([]time.Duration, 0, c.rounds)
+	time.Sleep(time.Second) // let the writer settle
+	for r := 0; r < c.rounds; r++ {
+		// A window of the same length with no snapshot: the writer's own
+		// stalls (its checkpoints, the disk) for comparison.
+		w.window()
+		time.Sleep(2 * time.Second)
+		m, _, err := w.window()
+		if err != nil {
+			return fmt.Errorf("writer: %w", err)
+		}
+		idle = append(idle, m)
+		for k := range methods {
+			j := (k + r) % len(methods)
+			w.window()
+			start := time.Now()
+			if err := methods[j].fn(r); err != nil {
+				return fmt.Errorf("%s: %w", methods[j].name, err)
+			}
+			took := time.Since(start)
+			stall, _, err := w.window()
+			if err != nil {
+				return fmt.Errorf("writer: %w", err)
+			}
+			results[j] = append(results[j], sample{took, stall})
+		}
+	}
+	fmt.Fprintf(stdout, "\nsnapshot of a %.0f MB live WAL database, writer at %d inserts/s, %d rounds (median):\n",
+		float64(size)/(1<<20), c.rate, c.rounds)
+	base0 := median(results[0], func(s sample) time.Duration { return s.took })
+	for j, m := range methods {
+		took := median(results[j], func(s sample) time.Duration { return s.took })
+		stall := maxOf(results[j], func(s sample) time.Duration { return s.stall })
+		fmt.Fprintf(stdout, "  %-26s %7.1f MB/s  ratio to CLI %.2fx  writer's longest insert %s\n", m.name,
+			float64(size)/(1<<20)/took.Seconds(), base0.Seconds()/took.Seconds(), stall.Round(time.Millisecond))
+	}
+	sort.Slice(idle, func(a, b int) bool { return idle[a] < idle[b] })
+	fmt.Fprintf(stdout, "  %-26s %s\n", "no snapshot running", "writer's longest insert "+idle[len(idle)-1].Round(time.Millisecond).String())
+	return nil
+}
+
+func median(s []sample, f func(sample) time.Duration) time.Duration {
+	v := make([]time.Duration, len(s))
+	for i := range s {
+		v[i] = f(s[i])
+	}
+	sort.Slice(v, func(a, b int) bool { return v[a] < v[b] })
+	return v[len(v)/2]
+}
+
+func maxOf(s []sample, f func(sample) time.Duration) time.Duration {
+	var m time.Duration
+	for _, x := range s {
+		m = max(m, f(x))
+	}
+	return m
+}
+
+func benchIdle(ctx context.Context, c config, stdout io.Writer) error {
+	base := filepath.Join(c.dir, "home", "idle", ".t3")
+	fmt.Fprintf(stdout, "\nseeding %d threads for the idle verdict...\n", c.threads)
+	now := time.Now().Add(-time.Hour)
+	if err := t3test.SeedState(base, t3test.EraD, t3test.SeedOptions{Threads: c.threads, ActiveTurns: 2, Now: now}); err != nil {
+		return err
+	}
+	o := idlegate.NewDBOracle(idlegate.DBOptions{})
+	in := t3fleet.Instance{User: "idle", OSUser: "idle", StateDir: base}
+	var ours, cli []time.Duration
+	q := `SELECT count(active_turn_id), max(updated_at) FROM projection_thread_sessions`
+	for i := 0; i < c.verdicts; i++ {
+		start := time.Now()
+		v, err := o.Idle(ctx, in)
+		ours = append(ours, time.Since(start))
+		if err != nil {
+			return err
+		}
+		if v.ActiveTurns != 2 {
+			return errors.New("verdict missed the active turns: " + v.Reason)
+		}
+		start = time.Now()
+		if b, err := exec.CommandContext(ctx, c.sqlite3, "-readonly", t3test.StateDB(base), q).CombinedOutput(); err != nil {
+			return fmt.Errorf("%v: %s", err, b)
+		}
+		cli = append(cli, time.Since(start))
+	}
+	sortD := func(v []time.Duration) { sort.Slice(v, func(a, b int) bool { return v[a] < v[b] }) }
+	sortD(ours)
+	sortD(cli)
+	fmt.Fprintf(stdout, "idle verdict on %d threads, %d runs: median %s, best %s (target < 20ms)\n",
+		c.threads, c.verdicts, ours[len(ours)/2].Round(100*time.Microsecond), ours[0].Round(100*time.Microsecond))
+	fmt.Fprintf(stdout, "  sqlite3 CLI, same scan incl. process start: median %s; ratio ours/CLI %.2fx\n",
+		cli[len(cli)/2].Round(100*time.Microsecond), ours[len(ours)/2].Seconds()/cli[len(cli)/2].Seconds())
+	return nil
+}
