@@ -138,3 +138,37 @@ func TestRunEndToEnd(t *testing.T) {
 	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
 	assert.Contains(t, logs.String(), `pairing for emil.barzin returned 401 (endpoint=/api/auth/browser-session)`)
 }
+
+// TestRunDemo runs `dispatch -demo` as a person would and opens the URL it
+// prints.
+func TestRunDemo(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, logs syncWriter
+	done := make(chan int)
+	go func() { done <- run(ctx, []string{"-demo", "-listen", "127.0.0.1:0"}, &out, &logs) }()
+	re := regexp.MustCompile(`open (http://\S+) and pick a user`)
+	var loginURL string
+	eventuallyMatch := time.Now().Add(20 * time.Second)
+	for loginURL == "" {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			loginURL = m[1]
+			break
+		}
+		if time.Now().After(eventuallyMatch) {
+			cancel()
+			t.Fatalf("demo did not print its URL: %s %s", out.String(), logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := http.Get(loginURL)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	for _, u := range []string{"ana", "emil.barzin", "kim"} {
+		assert.Contains(t, string(b), `id="login-`+u+`"`)
+		assert.Contains(t, out.String(), u)
+	}
+	cancel()
+	assert.Equal(t, 0, <-done)
+}
