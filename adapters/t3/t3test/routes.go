@@ -253,5 +253,5 @@ func (s *Server) index(w http.ResponseWriter) {
 	if user == "" {
 		user = "t3test"
 	}
-	_ = indexTmpl.Execute(w, map[string]string{"User": user, "Era": string(s.Era), "Version": s.Version})
+	_ = indexTmpl.Execute(w, map[string]string{"User": user, "Era": string(s.Era), "Version": s.Version, "PairPath": s.Era.PairingPath()})
 }
