@@ -140,13 +140,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Header.Del(h.identity.Header())
 
 	cookies := sessionprobe.SessionCookies(r)
+	page := sessionprobe.IsPageLoad(r)
 	switch {
 	case len(cookies) == 0:
 		if !sessionprobe.IsSubresource(r) {
 			h.pair(w, r, in, nil)
 			return
 		}
-	case sessionprobe.IsPageLoad(r):
+	case page:
 		v, err := h.prober.Check(r.Context(), in, cookies)
 		if int(v) >= 0 && int(v) < len(h.metrics.verdict) {
 			h.metrics.verdict[v].Inc()
@@ -159,15 +160,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	h.proxy(w, r, in.User, target)
+	h.proxy(w, r, in.User, target, page)
 }
 
-func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, user string, target *url.URL) {
+func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, user string, target *url.URL, page bool) {
 	ws := sessionprobe.IsWebSocket(r)
 	switch {
 	case ws:
 		h.metrics.proxiedWS.Inc()
-	case sessionprobe.IsPageLoad(r):
+	case page:
 		h.metrics.proxiedPage.Inc()
 	default:
 		h.metrics.proxiedOther.Inc()

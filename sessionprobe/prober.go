@@ -183,6 +183,9 @@ func (p *HTTPProber) forget(key string) {
 // cacheKey identifies an instance and a set of cookie values, independent of
 // the order the browser sent them in.
 func cacheKey(baseURL string, cookies []*http.Cookie) string {
+	if len(cookies) == 1 { // the common case, one allocation
+		return baseURL + "\x00" + cookies[0].Name + "=" + cookies[0].Value
+	}
 	parts := make([]string, 0, len(cookies))
 	for _, c := range cookies {
 		parts = append(parts, c.Name+"="+c.Value)
