@@ -1,16 +1,34 @@
 package main
 
 import (
+	t3a "github.com/t3fleet/t3fleet/adapters/t3"
 	"github.com/t3fleet/t3fleet/idlegate"
 	"github.com/t3fleet/t3fleet/rollout"
 )
 
-// wireChecks sets the idle gate, the health checker and the verifier. A
-// dependency whose adapter is not in this build stays nil: Run then refuses
-// to start (the engine names what is missing) while plan, status, freeze and
-// unfreeze still work.
+// defaultDispatch is where examples/dispatch listens by default.
+const defaultDispatch = "http://127.0.0.1:3780"
+
+// wireChecks sets the idle gate (the live database, failing closed), the
+// health checker (a throwaway loopback serve of the staged build on a copy
+// of the seed snapshot, scratch under T3_TMPDIR; it picks a free port, so
+// T3_SMOKE_PORT is not used) and the verifier (pairing through the dispatch
+// at T3_DISPATCH).
 func wireChecks(e *rollout.Engine, c engineConfig) error {
 	e.Idle = idlegate.NewDBOracle(idlegate.DBOptions{})
-	_ = c
+	tmp := c.Options.TmpDir
+	if tmp == "" {
+		tmp = rollout.DefaultTmpDir
+	}
+	e.Health = t3a.NewHealthChecker(t3a.HealthCheckerOptions{TempDir: tmp, Logger: c.Options.Logger})
+	dispatch := c.Dispatch
+	if dispatch == "" {
+		dispatch = defaultDispatch
+	}
+	v, err := t3a.NewDispatchVerifier(dispatch, t3a.DispatchVerifierOptions{})
+	if err != nil {
+		return err
+	}
+	e.Verifier = v
 	return nil
 }

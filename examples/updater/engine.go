@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/t3fleet/t3fleet/adapters/hostfiles"
 	"github.com/t3fleet/t3fleet/rollout"
 )
 
@@ -39,7 +40,8 @@ type engineConfig struct {
 	SmokePort  int    // T3_SMOKE_PORT: the health check's loopback port (0: any free)
 	UserBus    bool   // --user-bus: a systemd user manager (rootless)
 	Template   string // --template
-	HomeRoot   string // --home-root: /home/<user>/.t3 by default
+	HomeRoot   string // --home-root / T3_HOME_ROOT: /home/<user>/.t3 by default
+	UserMap    string // T3_USER_MAP: SSO names for the verifier
 	Check      bool   // --check-candidate (plan)
 }
 
@@ -80,6 +82,8 @@ func (r rolloutCLI) config(name string, args []string, stderr io.Writer, extra f
 	c.Dispatch = r.getenv("T3_DISPATCH")
 	c.BackupDest = envOr(r.getenv("T3_BACKUP_DEST"), defaultBackupDest)
 	c.Prefix = envOr(r.getenv("T3_PREFIX"), defaultPrefix)
+	c.HomeRoot = r.getenv("T3_HOME_ROOT")
+	c.UserMap = envOr(r.getenv("T3_USER_MAP"), hostfiles.DefaultUserMap)
 	if p := r.getenv("T3_SMOKE_PORT"); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 0 || n > 65535 {
@@ -102,7 +106,7 @@ func (r rolloutCLI) config(name string, args []string, stderr io.Writer, extra f
 		fs.DurationVar(&o.LockWait, "lock-wait", rollout.DefaultLockWait, "how long to wait for another run holding the lock")
 		fs.BoolVar(&c.UserBus, "user-bus", false, "manage units on the systemd user manager")
 		fs.StringVar(&c.Template, "template", c.Template, "systemd template unit of the fleet")
-		fs.StringVar(&c.HomeRoot, "home-root", "", "parent of the users' homes (default /home)")
+		fs.StringVar(&c.HomeRoot, "home-root", c.HomeRoot, "parent of the users' homes (T3_HOME_ROOT, default /home)")
 	}
 	if extra != nil {
 		extra(fs, &c)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -144,4 +145,29 @@ func TestDryRunChangesNothing(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	require.Empty(t, f.sim.Calls())
 	require.Equal(t, tv1, f.sim.Current())
+}
+
+func TestUserMapLocator(t *testing.T) {
+	dir := t.TempDir()
+	mapPath := filepath.Join(dir, "ttyd-user-map")
+	require.NoError(t, os.WriteFile(mapPath, []byte("# sso=os\nemil.barzin=emil\nana=ana\n"), 0o644))
+	cases := []struct {
+		path, user, wantSSO string
+	}{
+		{mapPath, "emil", "emil.barzin"},
+		{mapPath, "ana", "ana"},
+		{mapPath, "zoe", "zoe"},
+		{filepath.Join(dir, "missing"), "emil", "emil"},
+		{"", "emil", "emil"},
+	}
+	for _, c := range cases {
+		l := userMapLocator{home: rollout.HomeLocator{Root: "/srv/home"}, path: c.path}
+		in, err := l.Locate(context.Background(), rollout.Unit{User: c.user})
+		require.NoError(t, err)
+		require.Equal(t, c.wantSSO, in.User, "%s in %s", c.user, c.path)
+		require.Equal(t, c.user, in.OSUser)
+		require.Equal(t, filepath.Join("/srv/home", c.user, ".t3"), in.StateDir)
+	}
+	_, err := userMapLocator{path: mapPath}.Locate(context.Background(), rollout.Unit{User: "../x"})
+	require.Error(t, err)
 }

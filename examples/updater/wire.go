@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 
+	"github.com/t3fleet/t3fleet"
+	"github.com/t3fleet/t3fleet/adapters/hostfiles"
 	"github.com/t3fleet/t3fleet/adapters/npm"
 	"github.com/t3fleet/t3fleet/adapters/systemd"
 	"github.com/t3fleet/t3fleet/rollout"
@@ -16,9 +20,7 @@ import (
 func wireReal(ctx context.Context, c engineConfig) (*rollout.Engine, func(), error) {
 	lg := c.Options.Logger
 	e := &rollout.Engine{Options: c.Options}
-	if c.HomeRoot != "" {
-		e.Locator = rollout.HomeLocator{Root: c.HomeRoot}
-	}
+	e.Locator = userMapLocator{home: rollout.HomeLocator{Root: c.HomeRoot}, path: c.UserMap}
 	var units *systemd.Manager
 	var err error
 	sopts := systemd.Options{Template: c.Template, Logger: lg}
@@ -73,3 +75,33 @@ func (f failingInstaller) Stage(context.Context, string) (rollout.Build, error) 
 }
 func (f failingInstaller) Activate(context.Context, rollout.Build) error { return f.err }
 func (f failingInstaller) Drop(context.Context, string) error            { return f.err }
+
+// userMapLocator places each user's base dir under the home root and names
+// them by their SSO name from the seed's user map (sso=os_user lines), the
+// name the dispatch verifies; a user missing from the map (or no map) keeps
+// the OS name.
+type userMapLocator struct {
+	home rollout.HomeLocator
+	path string
+}
+
+func (l userMapLocator) Locate(ctx context.Context, u rollout.Unit) (t3fleet.Instance, error) {
+	in, err := l.home.Locate(ctx, u)
+	if err != nil || l.path == "" {
+		return in, err
+	}
+	m, err := hostfiles.ReadUserMap(l.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return in, nil
+	}
+	if err != nil {
+		return in, fmt.Errorf("locate %s: %w", u.User, err)
+	}
+	for _, mm := range m {
+		if mm.OSUser == u.User {
+			in.User = mm.SSO
+			break
+		}
+	}
+	return in, nil
+}
