@@ -232,6 +232,13 @@ func (h *Handler) pair(w http.ResponseWriter, r *http.Request, in t3fleet.Instan
 // bookkeeping, once however many requests share the result.
 func (h *Handler) pairOnce(ctx context.Context, in t3fleet.Instance) (*Session, error) {
 	s, err := h.pairer.Pair(ctx, in)
+	if err == nil && (s == nil || len(s.Cookies) == 0) { // a Pairer that broke its contract
+		ep := ""
+		if s != nil {
+			ep = s.Endpoint
+		}
+		s, err = nil, &ExchangeError{Endpoint: ep, Status: http.StatusOK, Err: ErrNoSessionCookie}
+	}
 	var me *MintError
 	var xe *ExchangeError
 	switch {

@@ -1,9 +1,11 @@
 package pairing_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/t3fleet/t3fleet"
 	"github.com/t3fleet/t3fleet/pairing"
 	"github.com/t3fleet/t3fleet/sessionprobe"
 )
@@ -320,4 +323,18 @@ func TestRedirectStaysOnThisHost(t *testing.T) {
 		require.Equal(t, http.StatusFound, resp.StatusCode, path)
 		assert.Equal(t, want, resp.Header.Get("Location"), path)
 	}
+}
+
+// nilPairer breaks the Pairer contract: no error and no session.
+type nilPairer struct{}
+
+func (nilPairer) Pair(context.Context, t3fleet.Instance) (*pairing.Session, error) { return nil, nil }
+
+func TestPairerWithoutSessionIsAFailure(t *testing.T) {
+	router := mapRouter{"ana": {User: "ana", OSUser: "ana", BaseURL: "http://127.0.0.1:1"}}
+	srv := httptest.NewServer(pairing.NewHandler(router, nilPairer{}, pairing.HandlerOptions{}))
+	t.Cleanup(srv.Close)
+	d := &dispatch{t: t, url: srv.URL}
+	resp, _ := d.get("ana", "/", pageLoad, nil)
+	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
 }
