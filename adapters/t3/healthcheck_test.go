@@ -2,6 +2,7 @@ package t3_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -120,4 +121,15 @@ func TestHealthCheckHonoursContext(t *testing.T) {
 func TestMigrationErrorPatterns(t *testing.T) {
 	assert.Equal(t, []string{"migration failed", "failed to migrate", "no column named",
 		"NOT NULL constraint failed", "PersistenceSqlError"}, t3.MigrationErrorPatterns())
+}
+
+// The updater checks a staged build on a copy of the seed user's newest
+// prebump snapshot before activating it.
+func ExampleNewHealthChecker() {
+	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: "/var/tmp"})
+	b := rollout.Build{Version: "0.0.30", Bin: "/opt/t3/versions/0.0.30/node_modules/.bin/t3"}
+	rep, err := hc.Check(context.Background(), b, "/var/backups/t3/emil/prebump-0.0.30.sqlite")
+	if err != nil || !rep.Passed {
+		fmt.Printf("HEALTH-CHECK FAILED (%s)\n", rep.Reason)
+	}
 }

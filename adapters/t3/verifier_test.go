@@ -3,6 +3,7 @@ package t3_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -129,5 +130,19 @@ func TestDispatchVerifierThroughTheDispatch(t *testing.T) {
 			require.NoError(t, err)
 			assert.ErrorIs(t, v.VerifyPairing(context.Background(), "emil.barzin"), t3.ErrNotPaired)
 		})
+	}
+}
+
+// After restarting emil's unit, the updater asks the real dispatch to pair
+// him, as his browser would.
+func ExampleNewDispatchVerifier() {
+	v, err := t3.NewDispatchVerifier("http://127.0.0.1:3780", t3.DispatchVerifierOptions{Header: "X-authentik-username"})
+	if err != nil {
+		panic(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := v.VerifyPairing(ctx, "emil.barzin"); err != nil {
+		fmt.Println(err)
 	}
 }

@@ -19,6 +19,35 @@
 //	}
 //	_ = t3test.LiveDB(dir) // <dir>/userdata/state.sqlite, ledger max 32
 //
+// # Server
+//
+// [NewServer] starts a fake `t3 serve` on a real loopback listener, like
+// httptest.NewServer; register t.Cleanup(srv.Close). It serves the routes of
+// T3-CONTRACT.md §1 for its era (/api/auth/bootstrap in era A only,
+// /api/auth/browser-session from B on, 404 for the other), a session check
+// that always answers 200, signed session cookies named by t3's rules
+// ([CookieNameFor]), a WebSocket at /ws that echoes, and an index page whose
+// script reports into #session and #ws for browser tests.
+//
+//	srv := t3test.NewServer(t.TempDir(), t3test.Options{Era: t3test.EraC, User: "emil"})
+//	t.Cleanup(srv.Close)
+//	cred, _ := srv.Mint(0) // the same code path as `t3 auth pairing create`
+//	// POST srv.URL+"/api/auth/browser-session" {"credential": cred} -> Set-Cookie srv.CookieName()
+//
+// [Faults] switch on the failure modes worth testing: exchange 200 without
+// Set-Cookie, a migration that throws at start, pairing broken while GET /
+// is 200, a wedged listener, a slow start. Reused or expired credentials,
+// revoked sessions and an old build on a forward-migrated database fail on
+// their own, because the fake runs real SQL.
+//
+// # CLI
+//
+// cmd/t3fake is the fake `t3` binary (--version, serve, auth pairing
+// create), configured by T3FAKE_VERSION, T3FAKE_ERA and T3FAKE_FAULTS.
+// [BuildCLI] builds it once per test process; [WriteBuild] writes a script
+// standing for one installed version. Its `auth pairing create` runs the
+// era's pending migrations first, as the real CLI does.
+//
 // # Eras
 //
 // [Era] A through E stand for the families of real builds (see [EraFor]):
