@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 
 	"github.com/t3fleet/t3fleet"
 	"github.com/t3fleet/t3fleet/adapters/hostfiles"
@@ -113,10 +111,8 @@ func (o opsCLI) users(c config, user string, stderr io.Writer) ([]string, error)
 		if t3fleet.ValidOSUser(user) == nil {
 			return []string{user}, nil
 		}
-		m, err := hostfiles.ReadUserMap(c.UserMap)
-		if os.IsNotExist(errors.Unwrap(err)) || m == nil {
-			return nil, fmt.Errorf("--user %q: not a valid OS user", user)
-		}
+		// Maybe an SSO name: the map's valid lines are enough to tell.
+		m, _ := hostfiles.ReadUserMap(c.UserMap)
 		if u, ok := m.Lookup(user); ok {
 			return []string{u}, nil
 		}

@@ -298,4 +298,3 @@ func TestRunDispatchesCommands(t *testing.T) {
 	assert.Contains(t, errb.String(), `unknown command "nope"`)
 	assert.Equal(t, 2, run(context.Background(), []string{"backup", "--nope"}, &out, &errb))
 }
-
