@@ -1,12 +1,11 @@
 package t3test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,22 +40,7 @@ func BuildCLI(tb testing.TB) string {
 
 func buildCLI() (string, error) {
 	removeStaleBuilds()
-	dir := filepath.Join(os.TempDir(), "t3fake-cli-"+strconv.Itoa(os.Getpid()))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		if goBin, err = exec.LookPath("go"); err != nil {
-			return "", errors.New("no go command to build the fake CLI with")
-		}
-	}
-	bin := filepath.Join(dir, "t3")
-	cmd := exec.Command(goBin, "build", "-o", bin, CLIPackage)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s: %v\n%s", CLIPackage, err, out)
-	}
-	return bin, nil
+	return BuildCLIInto(context.Background(), filepath.Join(os.TempDir(), "t3fake-cli-"+strconv.Itoa(os.Getpid())))
 }
 
 // removeStaleBuilds deletes the build directories of test processes that
