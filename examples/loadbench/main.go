@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Targets from the issue: on a 2-core machine the proxy should keep at least
+// this share of a direct connection's throughput.
+const (
+	DefaultAssetTarget = 0.60
+	DefaultPageTarget  = 0.45
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// config is the parsed command line.
+type config struct {
+	duration    time.Duration
+	warmup      time.Duration
+	connections int
+	threads     int
+	runs        int
+	wrkPath     string
+	cpuProfile  string
+	check       bool
+	only        string
+	assetPath   string
+	verbose     bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("loadbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.DurationVar(&c.duration, "duration", 5*time.Second, "length of one wrk pass (whole seconds)")
+	fs.DurationVar(&c.warmup, "warmup", time.Second, "one unmeasured pass per side before the rounds; 0 skips")
+	fs.IntVar(&c.connections, "connections", 32, "wrk keep-alive connections")
+	fs.IntVar(&c.threads, "threads", 2, "wrk threads")
+	fs.IntVar(&c.runs, "runs", 3, "rounds of (proxy, direct) passes per path; the median ratio is reported")
+	fs.StringVar(&c.wrkPath, "wrk", "", "wrk binary (default: PATH, then "+DefaultWrkPath+")")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (proxy and upstream) covering the measured passes")
+	fs.BoolVar(&c.check, "check", false, "exit 1 when a ratio is below its target")
+	fs.StringVar(&c.only, "only", "", "measure only this path (asset or page)")
+	fs.StringVar(&c.assetPath, "asset-path", DefaultAssetPath, "path the asset runs fetch")
+	fs.BoolVar(&c.verbose, "v", false, "print every round, CPU time per request and the dispatch's counters")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	case c.duration < time.Second:
+		return c, errors.New("-duration must be at least 1s")
+	case c.connections < 1 || c.threads < 1 || c.runs < 1:
+		return c, errors.New("-connections, -threads and -runs must be at least 1")
+	case c.threads > c.connections:
+		return c, errors.New("-threads must not exceed -connections")
+	case !strings.HasPrefix(c.assetPath, "/"):
+		return c, fmt.Errorf("-asset-path %q: want an absolute path", c.assetPath)
+	case c.only != "" && c.only != "asset" && c.only != "page":
+		return c, fmt.Errorf("-only %q: want asset or page", c.only)
+	}
+	return c, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == upstreamChildArg {
+		return runUpstreamChild(ctx, args[1:], os.Stdin, stdout, stderr)
+	}
+	c, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "loadbench:", err)
+		return 2
+	}
+	if err := bench(ctx, c, stdout, stderr); err != nil {
+		if errors.Is(err, errBelowTarget) {
+			return 1
+		}
+		fmt.Fprintln(stderr, "loadbench:", err)
+		return 1
+	}
+	return 0
+}
+
+var errBelowTarget = errors.New("a ratio is below its target")
+
+func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
+	wrkPath, err := lookWrk(c.wrkPath)
+	if err != nil {
+		return err
+	}
+	st, err := startStack(ctx, stderr)
+	if err != nil {
+		return fmt.Errorf("start proxy and upstream: %w", err)
+	}
+	defer st.Close()
+
+	paths := st.Paths(c.assetPath)
+	if err := preflight(ctx, paths); err != nil {
+		return err
+	}
+	w := wrk{Path: wrkPath, Duration: c.duration, Connections: c.connections, Threads: c.threads,
+		ServerCPU: func() time.Duration { return selfCPU() + procCPU(st.upstream.Pid) }}
+	fmt.Fprintf(stdout, "loadbench: %d CPU(s), GOMAXPROCS %d, wrk -t%d -c%d -d%s, %d round(s) per path, keep-alive, loopback\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), c.threads, c.connections, c.duration, c.runs)
+
+	if c.warmup > 0 {
+		ww := w
+		ww.Duration = c.warmup
+		for _, p := range paths {
+			if c.only != "" && c.only != p.Name {
+				continue
+			}
+			for _, u := range []string{p.Proxy, p.Direct} {
+				if _, err := ww.Run(ctx, u, p.Headers); err != nil {
+					return fmt.Errorf("warm-up: %w", err)
+				}
+			}
+		}
+	}
+
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	var progress io.Writer
+	if c.verbose {
+		progress = stderr
+	}
+	missed := false
+	for _, p := range paths {
+		if c.only != "" && c.only != p.Name {
+			continue
+		}
+		checks := st.probes.Count()
+		f, err := measure(ctx, w, c.runs, p, progress)
+		if err != nil {
+			return err
+		}
+		f.showCPU = c.verbose
+		fmt.Fprintln(stdout, f)
+		if probes := st.probes.Count() - checks; probes > 0 || p.Name == "page" {
+			fmt.Fprintf(stdout, "  %s: %d requests through the proxy sent %d session probes to the instance\n",
+				p.Name, f.ProxyReqs, probes)
+		}
+		missed = missed || f.BelowTarget
+	}
+	if c.verbose {
+		fmt.Fprintln(stderr, st.Stats())
+	}
+	if missed && c.check {
+		return errBelowTarget
+	}
+	return nil
+}
+
+// preflight sends each path once through the proxy and once directly, without
+// following redirects: a path that does not answer 200 on both sides would
+// have wrk measure the wrong thing (a 302 to pairing counts as a success in
+// wrk's report).
+func preflight(ctx context.Context, paths []path) error {
+	client := &http.Client{
+		Timeout:       5 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	for _, p := range paths {
+		for _, u := range []string{p.Proxy, p.Direct} {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+			if err != nil {
+				return err
+			}
+			for _, h := range p.Headers {
+				k, v, _ := cutHeader(h)
+				req.Header.Add(k, v)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				return fmt.Errorf("preflight %s %s: %w", p.Name, u, err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("preflight %s %s: status %d (Location %q), want 200", p.Name, u, resp.StatusCode, resp.Header.Get("Location"))
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/t3fleet/t3fleet"
+	"github.com/t3fleet/t3fleet/pairing"
+	"github.com/t3fleet/t3fleet/sessionprobe"
+)
+
+// benchUser is the one SSO user the load runs as.
+const (
+	benchUser   = "bench.user"
+	benchOSUser = "bench"
+	userHeader  = "X-authentik-username"
+)
+
+// stack is the dispatch in front of one upstream instance, both on loopback,
+// with a browser session already paired through the dispatch.
+type stack struct {
+	proxyURL string
+	upstream upstream
+	probes   *countingTransport // the session probes the dispatch sent
+	cookie   string             // "name=value" of the paired session
+	reg      *prometheus.Registry
+	srv      *http.Server
+	handler  http.Handler
+}
+
+// staticRouter routes the one bench user.
+type staticRouter map[string]t3fleet.Instance
+
+func (r staticRouter) Route(user string) (t3fleet.Instance, bool) {
+	in, ok := r[user]
+	return in, ok
+}
+
+// startStack starts the upstream, the dispatch in front of it, and pairs one
+// browser session through the dispatch the way a first visit does.
+func startStack(ctx context.Context, logw io.Writer) (*stack, error) {
+	up, err := startUpstream(ctx, logw)
+	if err != nil {
+		return nil, err
+	}
+	st := &stack{upstream: up, reg: prometheus.NewRegistry()}
+	router := staticRouter{benchUser: {User: benchUser, OSUser: benchOSUser, BaseURL: up.BaseURL}}
+	// Wired as examples/dispatch wires it: one tuned transport shared by the
+	// pairer, the probe and the proxy; the default text log at info level
+	// (the proxy path logs nothing per request at that level); /healthz and
+	// /metrics on a mux in front.
+	// The prober is the handler's default one (over the same transport),
+	// with a counter on the probes that leave it.
+	transport := pairing.NewTransport()
+	st.probes = &countingTransport{next: transport}
+	h := pairing.NewHandler(router, pairing.NewPairer(up.Minter, pairing.PairerOptions{Client: &http.Client{Transport: transport}}),
+		pairing.HandlerOptions{
+			UserHeader: userHeader,
+			Transport:  transport,
+			Prober:     sessionprobe.NewHTTPProber(sessionprobe.Options{Client: &http.Client{Transport: st.probes}}),
+			Registerer: st.reg,
+			Logger:     slog.New(slog.NewTextHandler(logw, nil)),
+		})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(st.reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", h)
+	st.handler = mux
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		up.Close()
+		return nil, err
+	}
+	st.srv = &http.Server{Handler: st.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	go st.srv.Serve(ln)
+	st.proxyURL = "http://" + ln.Addr().String()
+	if st.cookie, err = st.pair(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// pair makes a first visit through the dispatch and returns the session
+// cookie it set.
+func (st *stack) pair(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, st.proxyURL+"/", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set(userHeader, benchUser)
+	req.Header.Set("Sec-Fetch-Dest", "document")
+	req.Header.Set("Accept", "text/html")
+	client := &http.Client{Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("first visit: %w", err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		return "", fmt.Errorf("first visit: status %d, want 302 from pairing: %s", resp.StatusCode, body)
+	}
+	for _, c := range resp.Cookies() {
+		if strings.HasPrefix(c.Name, "t3_session") && c.Value != "" {
+			return c.Name + "=" + c.Value, nil
+		}
+	}
+	return "", errors.New("first visit: pairing set no t3 session cookie")
+}
+
+// Paths are the two request shapes the issue measures, each through the
+// dispatch and directly on the upstream.
+func (st *stack) Paths(assetPath string) []path {
+	common := []string{userHeader + ": " + benchUser, "Cookie: " + st.cookie}
+	return []path{
+		{
+			Name: "asset", Target: DefaultAssetTarget,
+			Proxy: st.proxyURL + assetPath, Direct: st.upstream.BaseURL + assetPath,
+			Headers: append([]string{"Accept: */*", "Sec-Fetch-Dest: script", "Sec-Fetch-Mode: no-cors"}, common...),
+		},
+		{
+			Name: "page", Target: DefaultPageTarget,
+			Proxy: st.proxyURL + "/", Direct: st.upstream.BaseURL + "/",
+			Headers: append([]string{"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+				"Sec-Fetch-Dest: document", "Sec-Fetch-Mode: navigate"}, common...),
+		},
+	}
+}
+
+// Stats summarises what the dispatch did during the runs: probes by verdict
+// and pairings, from its own metrics.
+func (st *stack) Stats() string {
+	mfs, err := st.reg.Gather()
+	if err != nil {
+		return "dispatch metrics: " + err.Error()
+	}
+	var b strings.Builder
+	b.WriteString("dispatch metrics:")
+	for _, mf := range mfs {
+		name := mf.GetName()
+		if !strings.Contains(name, "probe") && !strings.Contains(name, "pair") && !strings.Contains(name, "proxied") {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			v := m.GetCounter().GetValue()
+			if m.GetCounter() == nil {
+				continue
+			}
+			fmt.Fprintf(&b, " %s{%s}=%.0f", name, strings.Join(labels, ","), v)
+		}
+	}
+	return b.String()
+}
+
+// Close stops the dispatch and the upstream.
+func (st *stack) Close() {
+	if st.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = st.srv.Shutdown(ctx)
+		cancel()
+	}
+	st.upstream.Close()
+}
+
+// countingTransport counts the requests that go through it.
+type countingTransport struct {
+	next http.RoundTripper
+	n    atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.next.RoundTrip(r)
+}
+
+// Count is how many requests went through so far.
+func (c *countingTransport) Count() int64 { return c.n.Load() }
