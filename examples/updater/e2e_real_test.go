@@ -3,15 +3,10 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
-	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,12 +29,13 @@ import (
 // Verdaccio, installed side by side by the npm adapter, each user's `t3
 // serve` run by the process supervisor from <prefix>/bin/t3, the real
 // dispatch (pairing.Handler) in front, the idle gate reading the real state
-// databases, statebackup snapshots. The health checker is a small one local
-// to this test (throwaway serve on a copy of the seed, mint, exchange).
+// databases, statebackup snapshots, adapters/t3's health checker and
+// dispatch verifier.
 const (
-	realOld   = "0.0.25-nightly.20260520.1"   // era B: browser-session, role
-	realNew   = "0.0.31-nightly.20260616.571" // era C: migrations 31-32
-	realRoute = "0.0.24"                      // era A: bootstrap only (the route moved back)
+	realOld  = "0.0.25-nightly.20260520.1"   // era B: browser-session, role
+	realNew  = "0.0.31-nightly.20260616.571" // era C: migrations 31-32
+	routeOld = "0.0.23"                      // era A: /api/auth/bootstrap only
+	routeNew = "0.0.24-nightly.20260501.7"   // era A too: browser-session is a 404, the fallback pairs
 )
 
 type realFleet struct {
@@ -68,11 +64,17 @@ func freePort(t *testing.T) int {
 }
 
 func newRealFleet(t *testing.T, users []string, busy string, publish map[string]t3test.Faults) *realFleet {
+	return newRealFleetAt(t, realOld, realNew, users, busy, publish)
+}
+
+// newRealFleetAt publishes from and to (nightly -> to), installs from and
+// starts every user's instance on it.
+func newRealFleetAt(t *testing.T, from, to string, users []string, busy string, publish map[string]t3test.Faults) *realFleet {
 	t.Helper()
 	ctx := context.Background()
 	reg := npmtest.New(t, npmtest.Options{})
 	cli := t3test.BuildCLI(t)
-	for _, v := range []string{realOld, realNew} {
+	for _, v := range []string{from, to} {
 		require.NoError(t, reg.PublishT3(ctx, v, "nightly", npmtest.PublishOptions{CLI: cli, Faults: publish[v].String()}))
 	}
 	dir := t.TempDir()
@@ -82,7 +84,7 @@ func newRealFleet(t *testing.T, users []string, busy string, publish map[string]
 	var err error
 	f.inst, err = npm.NewSideBySide(f.prefix, npm.SideBySideOptions{Env: reg.Env()})
 	require.NoError(t, err)
-	b, err := f.inst.Stage(ctx, realOld)
+	b, err := f.inst.Stage(ctx, from)
 	require.NoError(t, err)
 	require.NoError(t, f.inst.Activate(ctx, b))
 
@@ -94,7 +96,7 @@ func newRealFleet(t *testing.T, users []string, busy string, publish map[string]
 		if u == busy {
 			opts.ActiveTurns = 1
 		}
-		require.NoError(t, t3test.SeedState(base, t3test.EraFor(realOld), opts))
+		require.NoError(t, t3test.SeedState(base, t3test.EraFor(from), opts))
 		port := freePort(t)
 		baseURL := "http://127.0.0.1:" + strconv.Itoa(port)
 		f.insts[u] = t3fleet.Instance{User: u, OSUser: u, BaseURL: baseURL, StateDir: base}
@@ -135,129 +137,24 @@ type routerFunc func(string) (t3fleet.Instance, bool)
 
 func (r routerFunc) Route(sso string) (t3fleet.Instance, bool) { return r(sso) }
 
-// dispatchVerifier asks the dispatch for a page as the SSO user and wants a
-// session cookie back, polling until ctx ends.
-type dispatchVerifier struct{ url string }
-
-func (d dispatchVerifier) VerifyPairing(ctx context.Context, user string) error {
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	var last error
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.url+"/", nil)
-		if err != nil {
-			return err
-		}
-		req.Header.Set(pairing.DefaultUserHeader, user)
-		req.Header.Set("Accept", "text/html")
-		req.Header.Set("Sec-Fetch-Dest", "document")
-		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if len(resp.Cookies()) > 0 {
-				return nil
-			}
-			last = fmt.Errorf("dispatch answered %d without a session cookie", resp.StatusCode)
-		} else {
-			last = err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("verify %s: %w (last: %v)", user, ctx.Err(), last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// health: a throwaway serve of the staged build on a copy of the seed,
-// bound to loopback; passes when it answers, its log shows no migration
-// error, and mint -> exchange yields a session cookie.
-func (f *realFleet) health(ctx context.Context, b rollout.Build, seed string) (rollout.HealthReport, error) {
-	t0 := time.Now()
-	dir := f.t.TempDir()
-	if seed != "" {
-		data, err := os.ReadFile(seed)
-		if err != nil {
-			return rollout.HealthReport{}, err
-		}
-		require.NoError(f.t, os.MkdirAll(t3test.UserDataDir(dir), 0o755))
-		require.NoError(f.t, os.WriteFile(t3test.StateDB(dir), data, 0o600))
-	}
-	port := freePort(f.t)
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	logPath := filepath.Join(dir, "serve.log")
-	logf, err := os.Create(logPath)
-	require.NoError(f.t, err)
-	defer logf.Close()
-	cmd := exec.Command(b.Bin, "serve", "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--base-dir", dir)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	require.NoError(f.t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	}()
-	fail := func(why string) (rollout.HealthReport, error) {
-		return rollout.HealthReport{Passed: false, Reason: why, Took: time.Since(t0)}, nil
-	}
-	ready := supervisor.ReadyHTTP(base + "/")
-	for {
-		rctx, cancel := context.WithTimeout(ctx, time.Second)
-		err := ready(rctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		select {
-		case <-exited:
-			exited <- nil
-			log, _ := os.ReadFile(logPath)
-			for _, line := range strings.Split(string(log), "\n") {
-				if strings.Contains(line, "failed") {
-					return fail(strings.TrimSpace(line))
-				}
-			}
-			return fail("serve exited before answering")
-		case <-ctx.Done():
-			return fail("serve never answered")
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	minter, err := t3a.NewCLIMinter([]string{b.Bin, "auth", "pairing", "create", "--base-dir", t3a.PlaceholderStateDir, "--json"}, t3a.CLIMinterOptions{})
-	if err != nil {
-		return rollout.HealthReport{}, err
-	}
-	sess, err := pairing.NewPairer(minter, pairing.PairerOptions{}).Pair(ctx, t3fleet.Instance{User: "healthcheck", OSUser: "healthcheck", BaseURL: base, StateDir: dir})
-	if err != nil {
-		return fail("pairing: " + err.Error())
-	}
-	lvl, err := t3test.ReadLedgerMax(t3test.LiveDB(dir))
-	if err != nil {
-		return fail("ledger: " + err.Error())
-	}
-	return rollout.HealthReport{Passed: true, Endpoint: sess.Endpoint, Cookie: sess.Cookies[0].Name, Schema: lvl, Took: time.Since(t0)}, nil
-}
-
 func (f *realFleet) engine(o rollout.Options) *rollout.Engine {
 	dir := f.t.TempDir()
 	o.StateDir, o.FreezeFile, o.TmpDir, o.LockWait = filepath.Join(dir, "state"), filepath.Join(dir, "freeze"), dir, -1
-	o.VerifyTimeout = 20 * time.Second
+	o.VerifyTimeout = 8 * time.Second // a healthy restart verifies in ~0.1 s; a broken one waits all of this
 	o.Logger = npmtest.Logger(f.t)
 	return &rollout.Engine{Units: f.sup, Installer: f.inst, Backups: f.store,
 		Registry: npm.NewRegistry(npm.RegistryOptions{URL: f.reg.URL, Token: npmtest.Token}),
 		Locator:  rollout.HomeLocator{Root: f.home},
 		Idle:     idlegate.NewDBOracle(idlegate.DBOptions{}),
-		Health:   &healthFunc{f.health},
-		Verifier: dispatchVerifier{url: f.dispatch.URL},
+		Health:   t3a.NewHealthChecker(t3a.HealthCheckerOptions{TempDir: dir}),
+		Verifier: f.verifier(),
 		Options:  o}
 }
 
-type healthFunc struct {
-	f func(context.Context, rollout.Build, string) (rollout.HealthReport, error)
-}
-
-func (h *healthFunc) Check(ctx context.Context, b rollout.Build, seed string) (rollout.HealthReport, error) {
-	return h.f(ctx, b, seed)
+func (f *realFleet) verifier() *t3a.DispatchVerifier {
+	v, err := t3a.NewDispatchVerifier(f.dispatch.URL, t3a.DispatchVerifierOptions{})
+	require.NoError(f.t, err)
+	return v
 }
 
 func (f *realFleet) ledger(u string) int {
@@ -330,10 +227,61 @@ func TestRealFleetCanaryFailureRestoresAndFreezes(t *testing.T) {
 	require.Equal(t, realOld, cur)
 	for _, u := range []string{"ana", "ben", "cat"} {
 		require.Equal(t, 30, f.ledger(u), "%s back on the old schema", u)
-		require.NoError(t, dispatchVerifier{f.dispatch.URL}.VerifyPairing(context.Background(), u), "%s pairs on the old build", u)
+		require.NoError(t, f.verifier().VerifyPairing(context.Background(), u), "%s pairs on the old build", u)
 	}
 	res, err = e.Run(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, rollout.OutcomeFrozen, res.Outcome)
 	require.False(t, errors.Is(err, rollout.ErrRolledBack))
+}
+
+// A build whose pairing route is the old one passes the health check and the
+// canary thanks to the exchange's fallback (browser-session 404 -> bootstrap).
+func TestRealFleetRouteFallback(t *testing.T) {
+	f := newRealFleetAt(t, routeOld, routeNew, []string{"ana", "ben"}, "", nil)
+	var endpoint string
+	e := f.engine(rollout.Options{OnEvent: func(ev rollout.Event) {
+		if ev.Kind == rollout.EventHealthChecked {
+			endpoint = ev.Reason
+		}
+	}})
+	res, err := e.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, rollout.OutcomeDone, res.Outcome, res.Line())
+	require.Contains(t, endpoint, "bootstrap")
+	require.ElementsMatch(t, []string{"ana", "ben"}, res.Restarted)
+}
+
+// A crash (the process dying) after a step, then a fresh run: the journal
+// is finished and the fleet converges on one version with every database
+// intact and last-good true.
+func TestRealFleetCrashConverges(t *testing.T) {
+	for _, step := range []string{"activate", "restart:ben"} {
+		t.Run(step, func(t *testing.T) {
+			f := newRealFleet(t, []string{"ana", "ben", "cat"}, "", nil)
+			e := f.engine(rollout.Options{Order: []string{"ana", "ben", "cat"},
+				CrashAfter: func(s string) bool { return s == step }})
+			_, err := e.Run(context.Background())
+			require.ErrorIs(t, err, rollout.ErrCrashed)
+			j, err := e.State().Journal()
+			require.NoError(t, err)
+			require.NotNil(t, j, "the crash left the journal")
+
+			e.CrashAfter = nil
+			res, err := e.Run(context.Background())
+			require.NoError(t, err)
+			require.True(t, res.Resumed)
+			require.Equal(t, rollout.OutcomeDone, res.Outcome, res.Line())
+			lg, err := e.State().LastGood()
+			require.NoError(t, err)
+			require.Equal(t, realNew, lg)
+			for _, u := range f.users {
+				v, err := f.inst.Current(context.Background())
+				require.NoError(t, err)
+				require.Equal(t, realNew, v)
+				require.Equal(t, 32, f.ledger(u), u)
+				require.NoError(t, f.verifier().VerifyPairing(context.Background(), u), u)
+			}
+		})
+	}
 }
