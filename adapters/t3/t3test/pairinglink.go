@@ -66,7 +66,13 @@ type PairingOptions struct {
 // inserts a one-time pairing link. An old build on a forward-migrated DB
 // fails here with "table auth_pairing_links has no column named role".
 func CreatePairing(ctx context.Context, baseDir string, era Era, opts PairingOptions) (PairingLink, error) {
-	if _, err := migrate(ctx, baseDir, era, migrateOptions{fail: opts.FailMigration, logger: opts.Logger}); err != nil {
+	return createPairing(ctx, baseDir, era, opts, false)
+}
+
+// createPairing is CreatePairing; waitBusy makes it wait on a locked
+// database even in eras whose CLI does not.
+func createPairing(ctx context.Context, baseDir string, era Era, opts PairingOptions, waitBusy bool) (PairingLink, error) {
+	if _, err := migrate(ctx, baseDir, era, migrateOptions{fail: opts.FailMigration, logger: opts.Logger, waitBusy: waitBusy}); err != nil {
 		return PairingLink{}, fmt.Errorf("pairing create: %w", err)
 	}
 	conn, err := openDB(liveDBFor(baseDir, era), era)
@@ -74,6 +80,9 @@ func CreatePairing(ctx context.Context, baseDir string, era Era, opts PairingOpt
 		return PairingLink{}, fmt.Errorf("pairing create: %w", err)
 	}
 	defer conn.Close()
+	if waitBusy {
+		conn.SetBusyTimeout(BusyTimeout)
+	}
 	conn.SetInterrupt(ctx.Done())
 	return insertPairing(conn, era, opts)
 }

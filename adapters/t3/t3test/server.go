@@ -315,9 +315,11 @@ func (s *Server) currentFaults() Faults {
 }
 
 // Mint creates a one-time client credential through the same code path as
-// the fake CLI's `auth pairing create`; ttl 0 means DefaultPairingTTL.
+// the fake CLI's `auth pairing create` (migrations, then the insert), except
+// that it waits out a lock held by the server instead of failing with
+// SQLITE_BUSY as an old CLI would; ttl 0 means DefaultPairingTTL.
 func (s *Server) Mint(ttl time.Duration) (string, error) {
-	link, err := CreatePairing(context.Background(), s.BaseDir, s.Era, PairingOptions{TTL: ttl, Now: s.now})
+	link, err := createPairing(context.Background(), s.BaseDir, s.Era, PairingOptions{TTL: ttl, Now: s.now}, true)
 	if err != nil {
 		return "", err
 	}

@@ -98,6 +98,9 @@ type migrateOptions struct {
 	// newest.
 	fail   bool
 	logger *slog.Logger
+	// waitBusy waits on a locked database even in eras whose builds do not
+	// (the server's own Mint helper, which must not race its server).
+	waitBusy bool
 }
 
 // migrate returns the ledger max after the run.
@@ -122,6 +125,9 @@ func migrate(ctx context.Context, baseDir string, era Era, o migrateOptions) (in
 		return 0, err
 	}
 	defer conn.Close()
+	if o.waitBusy {
+		conn.SetBusyTimeout(BusyTimeout)
+	}
 	conn.SetInterrupt(ctx.Done())
 	return runMigrations(conn, era, o.fail, log)
 }
