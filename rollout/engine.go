@@ -103,7 +103,10 @@ type Result struct {
 	Resumed   bool   // a journal was finished first
 	Restarted []string
 	Deferred  []string
-	Took      time.Duration
+	// Unproven: the target is active but no unit verified it (all deferred
+	// or stopped), so last-good was left as it was.
+	Unproven bool
+	Took     time.Duration
 }
 
 // ExitCode is the process exit status for the result: 0 for done, frozen,
@@ -120,8 +123,12 @@ func (r Result) ExitCode() int {
 func (r Result) Line() string {
 	switch r.Outcome {
 	case OutcomeDone:
-		return fmt.Sprintf("done: %s -> %s restarted=%d deferred=%d took=%s",
+		s := fmt.Sprintf("done: %s -> %s restarted=%d deferred=%d took=%s",
 			r.Previous, r.Target, len(r.Restarted), len(r.Deferred), r.Took.Round(time.Millisecond))
+		if r.Unproven {
+			s += " (no unit verified it yet: last-good unchanged)"
+		}
+		return s
 	case OutcomeFrozen:
 		return "FROZEN: " + r.Reason
 	case OutcomeRefused:

@@ -367,3 +367,26 @@ func TestCanaryOrder(t *testing.T) {
 		require.Equal(t, c.want, names(rollout.CanaryOrder(fleet, c.order, c.operator, size)), "%v %s", c.order, c.operator)
 	}
 }
+
+// Everyone busy: the target is active but unproven, so last-good stays and a
+// failed drain later has a proven build to go back to.
+func TestRunAllDeferredLeavesLastGood(t *testing.T) {
+	sim := newSim(t)
+	for _, u := range sim.Users() {
+		sim.SetBusy(u, true)
+	}
+	e := sim.Engine(rollout.Options{})
+	require.NoError(t, e.State().SetLastGood(v1))
+	res, err := e.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, rollout.OutcomeDone, res.Outcome)
+	require.True(t, res.Unproven)
+	require.Contains(t, res.Line(), "last-good unchanged")
+	require.Equal(t, v2, sim.Current())
+	lg, err := e.State().LastGood()
+	require.NoError(t, err)
+	require.Equal(t, v1, lg)
+	ms, err := e.State().Markers()
+	require.NoError(t, err)
+	require.Len(t, ms, 4)
+}

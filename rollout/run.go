@@ -413,8 +413,13 @@ func (e *Engine) finish(ctx context.Context, j *Journal) (Result, error) {
 	if err := st.WriteJournal(j); err != nil {
 		return Result{}, err
 	}
-	if err := st.SetLastGood(j.Target); err != nil {
-		return Result{}, err
+	// A build no unit has run yet (all busy or stopped) is activated but not
+	// proven: last-good stays, so a failed drain later goes back to it.
+	unproven := len(j.Verified) == 0
+	if !unproven {
+		if err := st.SetLastGood(j.Target); err != nil {
+			return Result{}, err
+		}
 	}
 	if err := e.crash("last-good"); err != nil {
 		return Result{}, err
@@ -432,10 +437,13 @@ func (e *Engine) finish(ctx context.Context, j *Journal) (Result, error) {
 		return Result{}, err
 	}
 	res := Result{Outcome: OutcomeDone, Target: j.Target, Previous: j.Previous,
-		Restarted: slices.Clone(j.Verified), Deferred: slices.Clone(j.Deferred)}
+		Restarted: slices.Clone(j.Verified), Deferred: slices.Clone(j.Deferred), Unproven: unproven}
 	took := e.now().Sub(j.Started)
-	e.emit(ctx, Event{Kind: EventDone, Version: j.Target, Took: took,
-		Reason: fmt.Sprintf("restarted=%d [%s] deferred=%d [%s]", len(j.Verified), strings.Join(j.Verified, " "), len(j.Deferred), strings.Join(j.Deferred, " "))})
+	reason := fmt.Sprintf("restarted=%d [%s] deferred=%d [%s]", len(j.Verified), strings.Join(j.Verified, " "), len(j.Deferred), strings.Join(j.Deferred, " "))
+	if unproven {
+		reason += "; no unit verified " + j.Target + " yet, last-good unchanged"
+	}
+	e.emit(ctx, Event{Kind: EventDone, Version: j.Target, Took: took, Reason: reason})
 	return res, nil
 }
 
