@@ -1,7 +1,3 @@
-// Package rollouttest provides fakes for the interfaces rollout consumes: a
-// func-field fake per interface (a nil func does the harmless thing), and Sim,
-// a small simulated fleet wiring them together with real files, for tests of
-// the engine and of anything embedding it.
 package rollouttest
 
 import (
