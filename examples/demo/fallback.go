@@ -9,13 +9,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/t3fleet/t3fleet/adapters/npm/npmtest"
 	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
 	"github.com/t3fleet/t3fleet/rollout"
 )
 
 // fallbackRegistry stands in for Verdaccio + npm on a machine without
 // Verdaccio: "publishing" remembers a build's faults, Stage writes
-// <prefix>/versions/<v>/t3 (t3test.WriteBuild) and Activate switches the
+// <prefix>/versions/<v>/t3 (npmtest.BinScript, as the packages ship it) and Activate switches the
 // <prefix>/current link atomically, the same layout rules as npm.SideBySide.
 type fallbackRegistry struct {
 	prefix, cli string
@@ -73,8 +74,15 @@ func (r *fallbackRegistry) Stage(_ context.Context, v string) (rollout.Build, er
 		return rollout.Build{}, fmt.Errorf("stage %s: not published", v)
 	}
 	dir := filepath.Join(r.prefix, "versions", v)
-	bin, err := t3test.WriteBuild(dir, r.cli, v, faults)
-	if err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return rollout.Build{}, err
+	}
+	// The same bin script the npm packages ship: it sets T3FAKE_FAULTS only
+	// for a build published with faults, so a per-user fault in the
+	// unit's environment still reaches the fake.
+	bin := filepath.Join(dir, "t3")
+	script := npmtest.BinScript(v, npmtest.PublishOptions{CLI: r.cli, Faults: faults.String()})
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
 		return rollout.Build{}, err
 	}
 	return rollout.Build{Version: v, Dir: dir, Bin: bin}, nil

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -73,7 +74,7 @@ func freePort() (int, error) {
 // newFleet builds the fake CLI, starts the registry, installs vStart, seeds
 // each user's database (busy: one turn in flight), starts the units under
 // the supervisor and the dispatch in front.
-func newFleet(ctx context.Context, dir string, users []string, busy string, say func(string, ...any)) (*fleet, error) {
+func newFleet(ctx context.Context, dir string, users []string, busy string, fakeRegistry bool, say func(string, ...any)) (*fleet, error) {
 	f := &fleet{dir: dir, home: filepath.Join(dir, "home"), envDir: filepath.Join(dir, "etc", "t3-serve"),
 		users: users, ports: map[string]int{}, faults: map[string]map[string]string{}, once: map[string]string{},
 		store: statebackup.NewStore(filepath.Join(dir, "backups"), statebackup.Options{})}
@@ -85,7 +86,11 @@ func newFleet(ctx context.Context, dir string, users []string, busy string, say 
 	say("built the fake t3 CLI (t3test, eras A-E, fault switches) in %s", since(t0))
 
 	prefix := filepath.Join(dir, "prefix")
-	if bin, ferr := npmtest.FindVerdaccio(); ferr == nil {
+	bin, ferr := npmtest.FindVerdaccio()
+	if fakeRegistry {
+		ferr = errors.New("-registry fake")
+	}
+	if ferr == nil {
 		t0 = time.Now()
 		reg, err := npmtest.Start(ctx, filepath.Join(dir, "verdaccio"), npmtest.Options{Verdaccio: bin})
 		if err != nil {
@@ -106,7 +111,7 @@ func newFleet(ctx context.Context, dir string, users []string, busy string, say 
 		fb := newFallbackRegistry(prefix, f.cli)
 		f.publish = fb.publish
 		f.registry, f.inst, f.stableBin = fb, fb, filepath.Join(prefix, "current", "t3")
-		say("registry: in-process fake (no Verdaccio here: %v); builds side by side under %s", ferr, prefix)
+		say("registry: in-process fake (not Verdaccio: %v); builds side by side under %s", ferr, prefix)
 	}
 	if err := f.publish(ctx, vStart, t3test.Faults{}); err != nil {
 		return nil, err
@@ -128,8 +133,7 @@ func newFleet(ctx context.Context, dir string, users []string, busy string, say 
 		base := f.baseDir(u)
 		opts := t3test.SeedOptions{Threads: 2 + 3*i, Now: time.Now().Add(-time.Hour)}
 		if u == busy {
-			opts.ActiveTurns = 1
-			opts.Now = time.Now()
+			opts.ActiveTurns = 1 // in flight since an hour ago
 		}
 		if err := t3test.SeedState(base, t3test.EraFor(vStart), opts); err != nil {
 			return nil, err

@@ -1,7 +1,7 @@
 // Command demo runs a small t3 fleet on this machine and narrates, line by
 // line, what the updater does to it:
 //
-//	go run ./examples/demo [-v] [-keep]
+//	go run ./examples/demo [-v] [-keep] [-registry auto|fake]
 //
 // Three fake users (alice, bob, carol) run fake t3 builds (t3test's CLI)
 // under the process supervisor, with the dispatch (pairing handler, the
@@ -50,7 +50,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	verbose := fs.Bool("v", false, "also print the engine's log lines")
 	keep := fs.Bool("keep", false, "keep the temp dir (printed at the end)")
+	registry := fs.String("registry", "auto", "auto (Verdaccio when installed), or fake (in-process)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *registry != "auto" && *registry != "fake" {
+		fmt.Fprintf(stderr, "demo: -registry %q: want auto or fake\n", *registry)
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
@@ -64,7 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer os.RemoveAll(dir)
 	}
 	n := &narrator{w: stdout, start: time.Now()}
-	err = story(ctx, dir, n, *verbose)
+	err = story(ctx, dir, n, *verbose, *registry == "fake")
 	if *keep {
 		n.say("kept %s", dir)
 	}
@@ -76,9 +81,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func story(ctx context.Context, dir string, n *narrator, verbose bool) error {
+func story(ctx context.Context, dir string, n *narrator, verbose, fakeRegistry bool) error {
 	n.scene("setting up: three users, each with their own t3 serve, the dispatch in front")
-	f, err := newFleet(ctx, dir, []string{"alice", "bob", "carol"}, "carol", n.say)
+	f, err := newFleet(ctx, dir, []string{"alice", "bob", "carol"}, "carol", fakeRegistry, n.say)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,13 @@ import (
 // TestDemo runs the whole demo and checks the narration's key lines, in
 // order, and that it leaves nothing behind.
 func TestDemo(t *testing.T) {
+	t.Run("auto", func(t *testing.T) { testDemo(t, nil, "") })
+	t.Run("fake registry", func(t *testing.T) {
+		testDemo(t, []string{"-registry", "fake"}, "registry: in-process fake")
+	})
+}
+
+func testDemo(t *testing.T, args []string, wantRegistry string) {
 	if testing.Short() {
 		t.Skip("runs a fleet of processes")
 	}
@@ -24,13 +31,16 @@ func TestDemo(t *testing.T) {
 	t.Setenv("TMPDIR", tmp)
 	var out, errb bytes.Buffer
 	t0 := time.Now()
-	code := run(context.Background(), nil, &out, &errb)
+	code := run(context.Background(), args, &out, &errb)
 	took := time.Since(t0)
 	t.Logf("demo took %s\n%s", took.Round(time.Millisecond), out.String())
 	require.Equal(t, 0, code, errb.String())
 	require.Less(t, took, time.Minute, "the demo runs in under a minute")
 
-	if npmtest.RequireReal() {
+	switch {
+	case wantRegistry != "":
+		require.Contains(t, out.String(), wantRegistry)
+	case npmtest.RequireReal():
 		require.Contains(t, out.String(), "registry: a real Verdaccio")
 	}
 	steps := []string{
