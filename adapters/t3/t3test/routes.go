@@ -30,7 +30,10 @@ const (
 
 func (s *Server) routes() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.handlers.Add(1)
+		if !s.enter() {
+			http.Error(w, "server closing", http.StatusServiceUnavailable)
+			return
+		}
 		defer s.handlers.Done()
 		if s.currentFaults().Wedged {
 			select { // accepted, never answered

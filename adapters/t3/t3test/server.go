@@ -84,6 +84,7 @@ type Server struct {
 	closing  chan struct{}
 	served   chan struct{}
 	handlers sync.WaitGroup
+	lifeMu   sync.Mutex // orders handlers.Add before Close's Wait
 	wsMu     sync.Mutex
 	ws       map[*websocket.Conn]struct{}
 	closed   sync.Once
@@ -250,6 +251,19 @@ func freeAddr(host string) (string, error) {
 	return addr, l.Close()
 }
 
+// enter registers a request unless the server is closing.
+func (s *Server) enter() bool {
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
+	select {
+	case <-s.closing:
+		return false
+	default:
+		s.handlers.Add(1)
+		return true
+	}
+}
+
 // Ready is closed once the listener is up (at once unless Faults.SlowStart).
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
@@ -260,7 +274,9 @@ func (s *Server) Done() <-chan struct{} { return s.served }
 // ended and the database is closed.
 func (s *Server) Close() {
 	s.closed.Do(func() {
+		s.lifeMu.Lock()
 		close(s.closing)
+		s.lifeMu.Unlock()
 		if s.httpSrv != nil {
 			_ = s.httpSrv.Close()
 		}
