@@ -304,12 +304,36 @@ func (w *Watchdog) tick1(ctx context.Context, m Member) (WatchdogUnit, error) {
 	}
 	e.emit(ctx, Event{Kind: EventWatchdogRestart, User: user, Unit: m.Unit.Name, Version: version,
 		Reason: fmt.Sprintf("%d failed probes: %v", failures, perr)})
-	if err := e.Cycle(ctx, m, CycleOptions{Label: WatchdogLabel, Version: version}); err != nil {
+	err = e.Cycle(ctx, m, CycleOptions{Label: WatchdogLabel, Version: version})
+	if err != nil && !errors.Is(err, ErrRolledBack) && !errors.Is(err, ErrRollbackFailed) && !errors.Is(err, ErrCrashed) {
+		// The backup failed, and nothing was restarted: a wedged server may
+		// be holding its database. The same build restarting migrates
+		// nothing, so restart without a backup rather than leave it wedged.
+		e.emit(ctx, Event{Kind: EventBackupSkipped, User: user, Unit: m.Unit.Name, Version: version,
+			Reason: "backup failed, restarting the same build without one", Err: err})
+		err = w.restartWithoutBackup(ctx, m, version, err)
+	}
+	if err != nil {
 		out.Action, out.Reason = WatchdogRecovered, err.Error()
 		return out, fmt.Errorf("watchdog restart %s: %w", user, err)
 	}
 	out.Reason = fmt.Sprintf("after %d failed probes", failures)
 	return out, nil
+}
+
+// restartWithoutBackup restarts and verifies; a failure freezes and
+// restarts once more through Rollback (no database to restore).
+func (w *Watchdog) restartWithoutBackup(ctx context.Context, m Member, version string, backupErr error) error {
+	e := w.Engine
+	err := e.RestartVerify(ctx, m)
+	if err == nil || errors.Is(err, ErrCrashed) {
+		return err
+	}
+	reason := fmt.Sprintf("%s %s failed on %s (no backup: %v): %v", WatchdogLabel, m.Unit.User, version, backupErr, err)
+	if rerr := e.Rollback(ctx, Rollback{Reason: reason, Restores: []Restore{{Member: m}}}); rerr != nil {
+		return rerr
+	}
+	return fmt.Errorf("%w: %s", ErrRolledBack, reason)
 }
 
 func (w *Watchdog) runningVersion(ctx context.Context, m Member) string {

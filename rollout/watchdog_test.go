@@ -17,6 +17,7 @@ import (
 
 	"github.com/t3fleet/t3fleet/rollout"
 	"github.com/t3fleet/t3fleet/rollout/rollouttest"
+	"github.com/t3fleet/t3fleet/statebackup"
 )
 
 type wdFixture struct {
@@ -285,4 +286,34 @@ func TestWatchdogTornCountersStartOver(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, rollout.UnitCounters{}, c)
 	f.tick(t)
+}
+
+func TestWatchdogRestartsEvenWhenTheBackupFails(t *testing.T) {
+	f := newWD(t)
+	bk := f.e.Backups.(*rollouttest.Backuper)
+	bk.BackupFunc = func(context.Context, statebackup.Target, string) (statebackup.Snapshot, error) {
+		return statebackup.Snapshot{}, errors.New("database is locked")
+	}
+	f.down["bob"] = errWedged
+	for range 3 {
+		f.tick(t)
+	}
+	require.Equal(t, 1, f.sim.User("bob").Restarts, "a wedged instance is not left wedged for want of a backup")
+	require.Equal(t, 1, f.count(rollout.EventBackupSkipped))
+	fr, err := f.e.Freezer().Read()
+	require.NoError(t, err)
+	require.Nil(t, fr)
+
+	// And when that restart does not help either: freeze, restart once more.
+	f.sim.FailCanary(drainNew, "bob")
+	f.clock = f.clock.Add(time.Minute)
+	for range 2 {
+		f.tick(t)
+	}
+	_, err = f.wd.Tick(context.Background())
+	require.ErrorIs(t, err, rollout.ErrRollbackFailed)
+	fr, err = f.e.Freezer().Read()
+	require.NoError(t, err)
+	require.NotNil(t, fr)
+	require.Contains(t, fr.Reason, "no backup")
 }
