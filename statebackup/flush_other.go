@@ -1,0 +1,6 @@
+//go:build !linux
+
+package statebackup
+
+// flushFile makes path durable.
+func flushFile(path string) error { return fsyncPath(path) }
