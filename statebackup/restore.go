@@ -38,8 +38,10 @@ const (
 	StepCleanup RestoreStep = "cleanup"
 )
 
-// RestoreSteps lists the steps in the order Restore runs them.
-var RestoreSteps = []RestoreStep{StepCopy, StepVerify, StepCheckpoint, StepSetAside, StepSwap, StepCleanup}
+// RestoreSteps returns the steps in the order Restore runs them.
+func RestoreSteps() []RestoreStep {
+	return []RestoreStep{StepCopy, StepVerify, StepCheckpoint, StepSetAside, StepSwap, StepCleanup}
+}
 
 const restoreTmpInfix = ".restore-"
 

@@ -74,7 +74,7 @@ func TestRestoreCrashAtEachStep(t *testing.T) {
 		oldWhole   = 2 // the old database, WAL applied
 	)
 	for _, era := range []t3test.Era{t3test.EraC, t3test.EraE} {
-		for i, step := range statebackup.RestoreSteps {
+		for i, step := range statebackup.RestoreSteps() {
 			t.Run(string(era)+"/"+string(step), func(t *testing.T) {
 				crash := errors.New("crash")
 				st, dest := newStore(t, statebackup.Options{BeforeRestoreStep: func(s statebackup.RestoreStep) error {
