@@ -32,7 +32,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -61,6 +60,7 @@ type config struct {
 	sqlite3  string
 	skipSnap bool
 	skipIdle bool
+	child    string // -writer-child: run as the writer process on this DB
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -76,8 +76,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.sqlite3, "sqlite3", "sqlite3", "the sqlite3 CLI (the baseline)")
 	fs.BoolVar(&c.skipSnap, "skip-snapshot", false, "skip the snapshot benchmark")
 	fs.BoolVar(&c.skipIdle, "skip-idle", false, "skip the idle-verdict benchmark")
+	fs.StringVar(&c.child, "writer-child", "", "internal: be the writer process inserting into this database")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if c.child != "" {
+		if err := writerChild(ctx, c.child, c.rate, os.Stdin, stdout); err != nil {
+			fmt.Fprintln(stderr, "backupbench writer:", err)
+			return 1
+		}
+		return 0
 	}
 	cli, err := exec.LookPath(c.sqlite3)
 	if err != nil {
@@ -122,80 +130,6 @@ func loadAvg() string {
 	return fmt.Sprintf("load average %s %s %s", f[0], f[1], f[2])
 }
 
-// writer inserts orchestration events at a steady rate, like a busy t3
-// server, and records its longest insert per window.
-type writer struct {
-	mu      sync.Mutex
-	max     time.Duration
-	n       int
-	err     error
-	stop    chan struct{}
-	stopped chan struct{}
-}
-
-func startWriter(path string, rate int) (*writer, error) {
-	c, err := sqlite.OpenConn(path, sqlite.OpenReadWrite)
-	if err != nil {
-		return nil, err
-	}
-	c.SetBusyTimeout(5 * time.Second)
-	w := &writer{stop: make(chan struct{}), stopped: make(chan struct{})}
-	payload := `{"text":"` + strings.Repeat("x", 900) + `"}`
-	go func() {
-		defer close(w.stopped)
-		defer c.Close()
-		stmt := c.Prep(`INSERT INTO orchestration_events (event_id, aggregate_kind, stream_id, stream_version, event_type, occurred_at, payload_json)
-			VALUES (?, 'thread', 'thread-bench', ?, 'thread.message-sent', ?, ?)`)
-		tick := time.NewTicker(time.Second / time.Duration(rate))
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-w.stop:
-				return
-			case <-tick.C:
-			}
-			start := time.Now()
-			stmt.BindText(1, fmt.Sprintf("bench-%d-%d", start.UnixNano(), i))
-			stmt.BindInt64(2, int64(i))
-			stmt.BindText(3, start.UTC().Format(t3test.TimeLayout))
-			stmt.BindText(4, payload)
-			_, err := stmt.Step()
-			if err == nil {
-				err = stmt.Reset()
-			}
-			took := time.Since(start)
-			w.mu.Lock()
-			if took > w.max {
-				w.max = took
-			}
-			w.n++
-			if err != nil && w.err == nil {
-				w.err = err
-			}
-			w.mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	return w, nil
-}
-
-// window resets the counters and returns the previous window's longest
-// insert and count.
-func (w *writer) window() (time.Duration, int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	m, n, err := w.max, w.n, w.err
-	w.max, w.n = 0, 0
-	return m, n, err
-}
-
-func (w *writer) Stop() {
-	close(w.stop)
-	<-w.stopped
-}
-
 type sample struct {
 	took  time.Duration
 	stall time.Duration
@@ -216,7 +150,7 @@ func benchSnapshot(ctx context.Context, c config, stdout io.Writer) error {
 		return err
 	}
 	size := fi.Size()
-	w, err := startWriter(live, c.rate)
+	w, err := startWriter(ctx, live, c.rate)
 	if err != nil {
 		return err
 	}
@@ -297,26 +231,25 @@ func benchSnapshot(ctx context.Context, c config, stdout io.Writer) error {
 	for r := 0; r < c.rounds; r++ {
 		// A window of the same length with no snapshot: the writer's own
 		// stalls (its checkpoints, the disk) for comparison.
-		w.window()
+		from := time.Now()
 		time.Sleep(2 * time.Second)
-		m, _, err := w.window()
+		m, err := w.longest(from, time.Now())
 		if err != nil {
 			return fmt.Errorf("writer: %w", err)
 		}
 		idle = append(idle, m)
 		for k := range methods {
 			j := (k + r) % len(methods)
-			w.window()
 			start := time.Now()
 			if err := methods[j].fn(r); err != nil {
 				return fmt.Errorf("%s: %w", methods[j].name, err)
 			}
-			took := time.Since(start)
-			stall, _, err := w.window()
+			end := time.Now()
+			stall, err := w.longest(start, end)
 			if err != nil {
 				return fmt.Errorf("writer: %w", err)
 			}
-			results[j] = append(results[j], sample{took, stall})
+			results[j] = append(results[j], sample{end.Sub(start), stall})
 		}
 	}
 	fmt.Fprintf(stdout, "\nsnapshot of a %.0f MB live WAL database, writer at %d inserts/s, %d rounds (median):\n",
