@@ -173,19 +173,26 @@ type WatchdogResult struct {
 	Took   time.Duration
 }
 
-// Lines renders the tick for a log.
+// Lines renders the tick for a log: one line per unit that is not OK, then
+// a count.
 func (r WatchdogResult) Lines() []string {
 	if r.Locked {
 		return []string{"another run holds the lock: " + r.Reason}
 	}
 	var out []string
+	ok := 0
 	for _, u := range r.Units {
+		if u.Action == WatchdogOK {
+			ok++ // a minute timer's log only names the units that need a look
+			continue
+		}
 		l := fmt.Sprintf("watchdog %s: %s failures=%d", u.User, u.Action, u.Failures)
 		if u.Reason != "" {
 			l += " (" + u.Reason + ")"
 		}
 		out = append(out, l)
 	}
+	out = append(out, fmt.Sprintf("watchdog: %d of %d answering", ok, len(r.Units)))
 	if r.Reason != "" {
 		out = append(out, "watchdog stopped: "+r.Reason)
 	}
