@@ -42,6 +42,7 @@ type config struct {
 	check       bool
 	only        string
 	assetPath   string
+	bare        bool
 	verbose     bool
 }
 
@@ -59,6 +60,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.check, "check", false, "exit 1 when a ratio is below its target")
 	fs.StringVar(&c.only, "only", "", "measure only this path (asset or page)")
 	fs.StringVar(&c.assetPath, "asset-path", DefaultAssetPath, "path the asset runs fetch")
+	fs.BoolVar(&c.bare, "bare", false, "measure a plain httputil.ReverseProxy instead of the dispatch (the floor of any net/http proxy here)")
 	fs.BoolVar(&c.verbose, "v", false, "print every round, CPU time per request and the dispatch's counters")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -109,7 +111,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := startStack(ctx, stderr)
+	st, err := startStack(ctx, stderr, c.bare)
 	if err != nil {
 		return fmt.Errorf("start proxy and upstream: %w", err)
 	}
@@ -121,8 +123,12 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	}
 	w := wrk{Path: wrkPath, Duration: c.duration, Connections: c.connections, Threads: c.threads,
 		ServerCPU: func() time.Duration { return selfCPU() + procCPU(st.upstream.Pid) }}
-	fmt.Fprintf(stdout, "loadbench: %d CPU(s), GOMAXPROCS %d, wrk -t%d -c%d -d%s, %d round(s) per path, keep-alive, loopback\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), c.threads, c.connections, c.duration, c.runs)
+	proxy := "the dispatch"
+	if c.bare {
+		proxy = "a bare httputil.ReverseProxy"
+	}
+	fmt.Fprintf(stdout, "loadbench: %s, %d CPU(s), GOMAXPROCS %d, wrk -t%d -c%d -d%s, %d round(s) per path, keep-alive, loopback\n",
+		proxy, runtime.NumCPU(), runtime.GOMAXPROCS(0), c.threads, c.connections, c.duration, c.runs)
 
 	if c.warmup > 0 {
 		ww := w

@@ -81,3 +81,21 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// TestRunBare measures the plain ReverseProxy baseline with the same paths.
+func TestRunBare(t *testing.T) {
+	if _, err := lookWrk(""); err != nil {
+		if os.Getenv("T3FLEET_REQUIRE_REAL") == "1" {
+			t.Fatalf("T3FLEET_REQUIRE_REAL=1 but %v", err)
+		}
+		t.Skip(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	code := run(ctx, []string{"-bare", "-only", "asset", "-duration", "1s", "-runs", "1", "-warmup", "0", "-connections", "4", "-threads", "1"}, &out, &errOut)
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
+	require.Contains(t, out.String(), "a bare httputil.ReverseProxy")
+	require.Regexp(t, `(?m)^asset: proxy [0-9]+ req/s`, out.String())
+	require.NotContains(t, out.String(), "page:")
+}

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -49,7 +52,12 @@ func (r staticRouter) Route(user string) (t3fleet.Instance, bool) {
 
 // startStack starts the upstream, the dispatch in front of it, and pairs one
 // browser session through the dispatch the way a first visit does.
-func startStack(ctx context.Context, logw io.Writer) (*stack, error) {
+//
+// With bare, once paired, the dispatch is replaced by a plain
+// httputil.ReverseProxy over the same transport: the floor of what any
+// net/http proxy costs on this machine, to tell the dispatch's own cost from
+// the hop's.
+func startStack(ctx context.Context, logw io.Writer, bare bool) (*stack, error) {
 	up, err := startUpstream(ctx, logw)
 	if err != nil {
 		return nil, err
@@ -76,7 +84,9 @@ func startStack(ctx context.Context, logw io.Writer) (*stack, error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(st.reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", h)
-	st.handler = mux
+	front := &swapHandler{}
+	front.h.Store(&[]http.Handler{mux}[0])
+	st.handler = front
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		up.Close()
@@ -89,7 +99,27 @@ func startStack(ctx context.Context, logw io.Writer) (*stack, error) {
 		st.Close()
 		return nil, err
 	}
+	if bare {
+		target, err := url.Parse(up.BaseURL)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		var rp http.Handler = &httputil.ReverseProxy{
+			Transport: transport,
+			Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
+			ErrorLog:  log.New(io.Discard, "", 0), // wrk drops connections mid-request at the end of a pass
+		}
+		front.h.Store(&rp)
+	}
 	return st, nil
+}
+
+// swapHandler serves with the handler stored last.
+type swapHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*s.h.Load()).ServeHTTP(w, r)
 }
 
 // pair makes a first visit through the dispatch and returns the session
