@@ -19,49 +19,58 @@ import (
 
 func TestBackupEras(t *testing.T) {
 	for _, era := range t3test.Eras() {
-		t.Run(string(era), func(t *testing.T) {
-			tg := mustSeed(t, "emil", era, t3test.SeedOptions{Threads: 5, BulkRows: 50})
-			st, dest := newStore(t, statebackup.Options{})
-			snap, err := st.Backup(bg, tg, "")
-			require.NoError(t, err)
-
-			wantSource := statebackup.StateDB
-			if era.UsesStateV2() {
-				wantSource = statebackup.StateV2DB
-			}
-			assert.Equal(t, wantSource, snap.Source)
-			assert.Equal(t, era.SchemaLevel(), snap.SchemaLevel)
-			assert.Equal(t, "daily", snap.Label)
-			assert.Equal(t, tg.Version, snap.Version)
-			assert.True(t, snap.Verified)
-			assert.Regexp(t, `^state-\d{8}-\d{6}\.sqlite$`, filepath.Base(snap.Path))
-			assert.Equal(t, filepath.Join(dest, "emil"), filepath.Dir(snap.Path))
-			assert.Len(t, snap.SHA256, 64)
-			assert.Equal(t, 5, query(t, snap.Path, `SELECT count(*) FROM projection_thread_sessions`))
-			assert.Equal(t, 50, query(t, snap.Path, `SELECT count(*) FROM orchestration_events`))
-
-			fi, err := os.Stat(snap.Path)
-			require.NoError(t, err)
-			assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
-			assert.Equal(t, snap.Size, fi.Size())
-			di, err := os.Stat(filepath.Dir(snap.Path))
-			require.NoError(t, err)
-			assert.Equal(t, os.FileMode(0o700), di.Mode().Perm())
-			mi, err := os.Stat(snap.Path + statebackup.MetadataSuffix)
-			require.NoError(t, err)
-			assert.Equal(t, os.FileMode(0o600), mi.Mode().Perm())
-
-			list, err := st.List(bg, tg)
-			require.NoError(t, err)
-			require.Len(t, list, 1)
-			assert.Equal(t, snap, list[0])
-
-			// Nothing but the snapshot, its metadata and the user dir.
-			entries, err := os.ReadDir(dest)
-			require.NoError(t, err)
-			require.Len(t, entries, 1, "staging left behind")
-		})
+		for _, method := range []statebackup.Method{statebackup.MethodBackupAPI, statebackup.MethodVacuumInto} {
+			t.Run(string(era)+"/"+method.String(), func(t *testing.T) { testBackupEra(t, era, method) })
+		}
 	}
+}
+
+func testBackupEra(t *testing.T, era t3test.Era, method statebackup.Method) {
+	tg := mustSeed(t, "emil", era, t3test.SeedOptions{Threads: 5, BulkRows: 50})
+	st, dest := newStore(t, statebackup.Options{Method: method})
+	snap, err := st.Backup(bg, tg, "")
+	require.NoError(t, err)
+
+	wantSource := statebackup.StateDB
+	if era.UsesStateV2() {
+		wantSource = statebackup.StateV2DB
+	}
+	assert.Equal(t, wantSource, snap.Source)
+	assert.Equal(t, era.SchemaLevel(), snap.SchemaLevel)
+	assert.Equal(t, "daily", snap.Label)
+	assert.Equal(t, tg.Version, snap.Version)
+	assert.True(t, snap.Verified)
+	assert.Regexp(t, `^state-\d{8}-\d{6}\.sqlite$`, filepath.Base(snap.Path))
+	assert.Equal(t, filepath.Join(dest, "emil"), filepath.Dir(snap.Path))
+	assert.Len(t, snap.SHA256, 64)
+	assert.Equal(t, 5, query(t, snap.Path, `SELECT count(*) FROM projection_thread_sessions`))
+	assert.Equal(t, 50, query(t, snap.Path, `SELECT count(*) FROM orchestration_events`))
+
+	fi, err := os.Stat(snap.Path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	assert.Equal(t, snap.Size, fi.Size())
+	di, err := os.Stat(filepath.Dir(snap.Path))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), di.Mode().Perm())
+	mi, err := os.Stat(snap.Path + statebackup.MetadataSuffix)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), mi.Mode().Perm())
+
+	list, err := st.List(bg, tg)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.Equal(t, snap, list[0])
+
+	// Nothing but the snapshot, its metadata and the user dir.
+	entries, err := os.ReadDir(dest)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "staging left behind")
+	// A rollback-journal file (header bytes 18-19 = 1), so opening
+	// it leaves no -wal/-shm in the backup directory.
+	b, err := os.ReadFile(snap.Path)
+	require.NoError(t, err)
+	assert.Equal(t, []byte{1, 1}, b[18:20], "journal mode of the snapshot")
 }
 
 func TestBackupPrebumpLabelAndName(t *testing.T) {
@@ -90,7 +99,12 @@ func TestBackupUnderWriter(t *testing.T) {
 			w := startWriter(t, live)
 			waitFor(t, 10*time.Second, func() bool { return w.count() > 20 })
 			st, _ := newStore(t, statebackup.Options{IntegrityCheck: true})
-			for i := 0; i < 3; i++ {
+			stv, _ := newStore(t, statebackup.Options{Method: statebackup.MethodVacuumInto})
+			for i := 0; i < 4; i++ {
+				st := st
+				if i%2 == 1 {
+					st = stv
+				}
 				before := w.count()
 				snap, err := st.Backup(bg, tg, statebackup.LabelManual)
 				require.NoError(t, err)
