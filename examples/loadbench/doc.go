@@ -4,9 +4,10 @@
 //	go run ./examples/loadbench                       # 3 rounds of 5 s per side and path
 //	go run ./examples/loadbench -runs 5 -duration 10s -v
 //	go run ./examples/loadbench -only asset -cpuprofile /tmp/cpu.prof
+//	go run ./examples/loadbench -bare                 # a plain httputil.ReverseProxy instead: the floor
 //
-// It starts a fake t3 instance (adapters/t3/t3test), the dispatch in front of
-// it wired as examples/dispatch wires it, pairs one browser session through
+// It starts a fake t3 instance (adapters/t3/t3test) in a process of its own,
+// the dispatch in front of it wired as examples/dispatch wires it, pairs one browser session through
 // the dispatch, and then runs wrk (keep-alive, fixed duration, connections and
 // threads) for each path, through the dispatch and directly against the
 // instance, alternating the order every round:
