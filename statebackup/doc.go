@@ -6,10 +6,12 @@
 //
 // [Store] is the [Backuper] over SQLite. Backup opens the live database
 // read-only (no write lock, so the server's writer is never blocked), copies
-// it with VACUUM INTO into a staging file under the destination, fsyncs it,
-// runs PRAGMA quick_check (integrity_check with [Options.IntegrityCheck]),
-// records its metadata and renames both into place. A copy that fails its
-// check is deleted and reported as a [*CheckError]; it is never listed.
+// it in one read transaction into a staging file under the destination (the
+// online backup API in a single Step(-1), or VACUUM INTO: [Options.Method]),
+// writes it back in chunks and fsyncs it, runs PRAGMA quick_check
+// (integrity_check with [Options.IntegrityCheck]), records its metadata and
+// renames both into place. A copy that fails its check is deleted and
+// reported as a [*CheckError]; it is never listed.
 //
 //	st := statebackup.NewStore("/var/backups/t3-state", statebackup.Options{})
 //	snap, err := st.Backup(ctx, statebackup.Target{
