@@ -174,28 +174,33 @@ func (s *Store) Backup(ctx context.Context, t Target, label string) (snap Snapsh
 		return Snapshot{}, fmt.Errorf("snapshot %s: %w", src, err)
 	}
 	copied := time.Now()
-	if err := flushFile(tmp); err != nil {
-		return Snapshot{}, err
+	// The copy is complete and never written again: write it back, check it
+	// and hash it at once (one waits on the disk, two on the CPU).
+	type done struct {
+		err error
+		at  time.Time
 	}
-	flushed := time.Now()
-	// Hash while the check runs: both only read the fresh copy.
+	flushc := make(chan done, 1)
+	go func() { err := flushFile(tmp); flushc <- done{err, time.Now()} }()
 	type hashed struct {
 		sum  string
 		size int64
-		err  error
-		at   time.Time
+		done
 	}
-	hch := make(chan hashed, 1)
+	hashc := make(chan hashed, 1)
 	go func() {
 		sum, size, err := hashFile(tmp)
-		hch <- hashed{sum, size, err, time.Now()}
+		hashc <- hashed{sum, size, done{err, time.Now()}}
 	}()
 	level, err := checkDB(ctx, tmp, s.opts.IntegrityCheck, s.opts.BusyTimeout)
 	checked := time.Now()
-	h := <-hch
+	h, fl := <-hashc, <-flushc
 	if err != nil {
 		s.opts.Logger.Warn("snapshot failed its check, deleted", LogKeyUser, t.User, LogKeySource, src, "err", err)
 		return Snapshot{}, err
+	}
+	if fl.err != nil {
+		return Snapshot{}, fl.err
 	}
 	if h.err != nil {
 		return Snapshot{}, h.err
@@ -238,7 +243,7 @@ func (s *Store) Backup(ctx context.Context, t Target, label string) (snap Snapsh
 	snap = m.snapshot(final)
 	s.opts.Logger.Info("snapshot taken", LogKeyUser, t.User, LogKeySnapshot, final,
 		LogKeySource, src, "size", size, "schema", level, LogKeyTook, time.Since(start),
-		"method", s.opts.Method, "copy", copied.Sub(start), "flush", flushed.Sub(copied), "check", checked.Sub(flushed), "hash", h.at.Sub(flushed))
+		"method", s.opts.Method, "copy", copied.Sub(start), "flush", fl.at.Sub(copied), "check", checked.Sub(copied), "hash", h.at.Sub(copied))
 	return snap, nil
 }
 
