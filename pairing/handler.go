@@ -174,7 +174,7 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, user string, tar
 		h.metrics.proxiedOther.Inc()
 	}
 	tg := &proxyTarget{user: user, url: target, ws: ws}
-	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), targetKey, tg)))
+	h.rp.ServeHTTP(streamOnlyFlusher{w}, r.WithContext(context.WithValue(r.Context(), targetKey, tg)))
 }
 
 // pair pairs in (once, however many requests ask at the same time), relays

@@ -1,0 +1,38 @@
+package pairing
+
+import (
+	"bufio"
+	"mime"
+	"net"
+	"net/http"
+)
+
+// streamOnlyFlusher is the ResponseWriter the reverse proxy writes to.
+// httputil.ReverseProxy flushes after every write of a response without a
+// Content-Length (a chunked page or asset), whatever FlushInterval says, and
+// starts a timer goroutine per response to flush the headers alone: an extra
+// write syscall or more per response on the hot path. Only responses that are
+// meant to trickle (event streams, NDJSON) need that; the rest is flushed by
+// net/http when its buffer fills and when the handler returns.
+type streamOnlyFlusher struct{ http.ResponseWriter }
+
+// FlushError is what http.ResponseController.Flush calls first.
+func (w streamOnlyFlusher) FlushError() error {
+	if !isStream(w.Header().Get("Content-Type")) {
+		return nil
+	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Hijack serves WebSocket upgrades (ResponseController.Hijack).
+func (w streamOnlyFlusher) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+// Unwrap lets ResponseController reach deadlines and the rest.
+func (w streamOnlyFlusher) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func isStream(contentType string) bool {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	return mt == "text/event-stream" || mt == "application/x-ndjson"
+}
