@@ -1,6 +1,7 @@
 package t3test
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/coder/websocket"
@@ -256,5 +258,10 @@ func (s *Server) index(w http.ResponseWriter) {
 	if user == "" {
 		user = "t3test"
 	}
-	_ = indexTmpl.Execute(w, map[string]string{"User": user, "Era": string(s.Era), "Version": s.Version, "PairPath": s.Era.PairingPath()})
+	// A real t3 serves its built index.html as a static file, with a
+	// Content-Length; render first so the fake does the same, not chunked.
+	var page bytes.Buffer
+	_ = indexTmpl.Execute(&page, map[string]string{"User": user, "Era": string(s.Era), "Version": s.Version, "PairPath": s.Era.PairingPath()})
+	w.Header().Set("Content-Length", strconv.Itoa(page.Len()))
+	_, _ = w.Write(page.Bytes())
 }
