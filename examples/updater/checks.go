@@ -9,13 +9,17 @@ import (
 // defaultDispatch is where examples/dispatch listens by default.
 const defaultDispatch = "http://127.0.0.1:3780"
 
-// wireChecks sets the idle gate (the live database, failing closed), the
+// wireChecks sets the idle gate (the live database and the process tree,
+// failing closed), the
 // health checker (a throwaway loopback serve of the staged build on a copy
 // of the seed snapshot, scratch under T3_TMPDIR; it picks a free port, so
 // T3_SMOKE_PORT is not used) and the verifier (pairing through the dispatch
 // at T3_DISPATCH).
 func wireChecks(e *rollout.Engine, c engineConfig) error {
-	e.Idle = idlegate.NewDBOracle(idlegate.DBOptions{})
+	// The same gate as `updater idle`: the live database and, through the
+	// unit's main PID, the process tree (agent children mean busy).
+	e.Idle = idleGate(e.Units, unitChoice{Kind: unitsSystemd, UserBus: c.UserBus, Template: c.Template},
+		idlegate.DBOptions{QuietThreshold: c.Quiet})
 	tmp := c.Options.TmpDir
 	if tmp == "" {
 		tmp = rollout.DefaultTmpDir

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/t3fleet/t3fleet/idlegate"
 	"github.com/t3fleet/t3fleet/rollout"
 )
 
@@ -39,9 +38,6 @@ func (r rolloutCLI) migrateIdle(ctx context.Context, args []string, stdout, stde
 		return cmdError(stderr, "migrate-idle", err)
 	}
 	defer closeFn()
-	if err := r.quietOverride(e); err != nil {
-		return cmdError(stderr, "migrate-idle", err)
-	}
 	res, err := e.MigrateIdle(ctx, o)
 	fmt.Fprintln(stdout, res.Line())
 	if err != nil && res.ExitCode() != 0 {
@@ -57,20 +53,6 @@ func wdUnitFlags(fs *flag.FlagSet, c *engineConfig) {
 	fs.StringVar(&c.HomeRoot, "home-root", "", "parent of the users' homes (default /home)")
 	fs.StringVar(&c.Installer, "installer", c.Installer, "side-by-side or global (the seed's npm i -g layout)")
 	fs.StringVar(&c.Prefix, "prefix", c.Prefix, "side-by-side install prefix (T3_PREFIX)")
-}
-
-// quietOverride applies T3_MIGRATE_QUIET_SECONDS to the idle gate when set.
-func (r rolloutCLI) quietOverride(e *rollout.Engine) error {
-	v := r.getenv("T3_MIGRATE_QUIET_SECONDS")
-	if v == "" {
-		return nil
-	}
-	d, err := parseSecondsOrDuration(v)
-	if err != nil {
-		return fmt.Errorf("T3_MIGRATE_QUIET_SECONDS=%q: %w", v, err)
-	}
-	e.Idle = idlegate.NewDBOracle(idlegate.DBOptions{QuietThreshold: d})
-	return nil
 }
 
 // printDrainWatchdogStatus adds the drainer's and the watchdog's lines to

@@ -43,6 +43,9 @@ type engineConfig struct {
 	HomeRoot   string // --home-root / T3_HOME_ROOT: /home/<user>/.t3 by default
 	UserMap    string // T3_USER_MAP: SSO names for the verifier
 	Check      bool   // --check-candidate (plan)
+	// Quiet is the idle gate's quiet threshold (T3_MIGRATE_QUIET_SECONDS;
+	// zero: idlegate's default), the same for run and migrate-idle.
+	Quiet time.Duration
 }
 
 // rolloutCLI is the run, plan, freeze, unfreeze and status commands. Its
@@ -84,6 +87,13 @@ func (r rolloutCLI) config(name string, args []string, stderr io.Writer, extra f
 	c.Prefix = envOr(r.getenv("T3_PREFIX"), defaultPrefix)
 	c.HomeRoot = r.getenv("T3_HOME_ROOT")
 	c.UserMap = envOr(r.getenv("T3_USER_MAP"), hostfiles.DefaultUserMap)
+	if v := r.getenv("T3_MIGRATE_QUIET_SECONDS"); v != "" {
+		d, err := parseSecondsOrDuration(v)
+		if err != nil {
+			return c, fmt.Errorf("T3_MIGRATE_QUIET_SECONDS=%q: %w", v, err)
+		}
+		c.Quiet = d
+	}
 	if p := r.getenv("T3_SMOKE_PORT"); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 0 || n > 65535 {
