@@ -226,3 +226,17 @@ func formatTTL(d time.Duration) string {
 	}
 	return d.String()
 }
+
+// ServerVersion asks the instance at baseURL which version it runs, from
+// its unauthenticated environment endpoint (the authoritative answer: the
+// version of the process that is running, not of what is installed). A zero
+// timeout means DefaultRequestTimeout; a nil client, a plain one.
+func ServerVersion(ctx context.Context, c *http.Client, timeout time.Duration, baseURL string) (string, error) {
+	if c == nil {
+		c = &http.Client{}
+	}
+	if timeout <= 0 {
+		timeout = DefaultRequestTimeout
+	}
+	return serverVersion(ctx, c, timeout, baseURL)
+}

@@ -46,6 +46,9 @@ type engineConfig struct {
 	// Quiet is the idle gate's quiet threshold (T3_MIGRATE_QUIET_SECONDS;
 	// zero: idlegate's default), the same for run and migrate-idle.
 	Quiet time.Duration
+	// EnvDir holds <user>.env with T3_PORT (T3_ENV_DIR): where to ask an
+	// instance which version it runs.
+	EnvDir string
 }
 
 // rolloutCLI is the run, plan, freeze, unfreeze and status commands. Its
@@ -86,6 +89,7 @@ func (r rolloutCLI) config(name string, args []string, stderr io.Writer, extra f
 	c.BackupDest = envOr(r.getenv("T3_BACKUP_DEST"), defaultBackupDest)
 	c.Prefix = envOr(r.getenv("T3_PREFIX"), defaultPrefix)
 	c.HomeRoot = r.getenv("T3_HOME_ROOT")
+	c.EnvDir = envOr(r.getenv("T3_ENV_DIR"), hostfiles.DefaultEnvDir)
 	c.UserMap = envOr(r.getenv("T3_USER_MAP"), hostfiles.DefaultUserMap)
 	if v := r.getenv("T3_MIGRATE_QUIET_SECONDS"); v != "" {
 		d, err := parseSecondsOrDuration(v)

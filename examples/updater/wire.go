@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"path/filepath"
 
 	"github.com/t3fleet/t3fleet"
@@ -33,7 +34,7 @@ func wireReal(ctx context.Context, c engineConfig) (*rollout.Engine, func(), err
 		return nil, nil, fmt.Errorf("systemd: %w", err)
 	}
 	closeFn := func() { units.Close() }
-	e.Units = units
+	e.Units = reportingUnits{UnitManager: units, baseURL: EnvFileBaseURL(c.EnvDir), client: &http.Client{}}
 	e.Registry = npm.NewRegistry(npm.RegistryOptions{Logger: lg})
 	switch c.Installer {
 	case installerGlobal:
