@@ -170,18 +170,21 @@ func (s *Store) Backup(ctx context.Context, t Target, label string) (snap Snapsh
 	if s.opts.Method == MethodVacuumInto {
 		copyFn = s.vacuumInto
 	}
+	// The disk writes the copy back while SQLite is still making it.
+	wb := startWriteBack(tmp)
 	if err := copyFn(ctx, src, tmp); err != nil {
+		wb.abort()
 		return Snapshot{}, fmt.Errorf("snapshot %s: %w", src, err)
 	}
 	copied := time.Now()
-	// The copy is complete and never written again: write it back, check it
-	// and hash it at once (one waits on the disk, two on the CPU).
+	// The copy is complete and never written again: finish writing it back,
+	// check it and hash it at once (one waits on the disk, two on the CPU).
 	type done struct {
 		err error
 		at  time.Time
 	}
 	flushc := make(chan done, 1)
-	go func() { err := flushFile(tmp); flushc <- done{err, time.Now()} }()
+	go func() { err := wb.finish(); flushc <- done{err, time.Now()} }()
 	type hashed struct {
 		sum  string
 		size int64
@@ -271,7 +274,7 @@ func (s *Store) vacuumInto(ctx context.Context, src, dst string) (err error) {
 		}
 	}()
 	// The output inherits this connection's synchronous level: OFF leaves
-	// the fsync to flushFile, which writes back in chunks instead of one
+	// the fsync to the write-back, which writes in chunks instead of one
 	// large flush that the server's WAL fsyncs would queue behind. It is a
 	// setting of this connection only; nothing is written to the source.
 	if err := sqlitex.ExecuteTransient(c, "PRAGMA synchronous=OFF", nil); err != nil {
@@ -307,7 +310,7 @@ func (s *Store) backupAPI(ctx context.Context, src, dst string) (err error) {
 		}
 	}()
 	d.SetInterrupt(ctx.Done())
-	// flushFile makes the copy durable, in chunks.
+	// The write-back makes the copy durable, in chunks.
 	if err := sqlitex.ExecuteTransient(d, "PRAGMA synchronous=OFF", nil); err != nil {
 		return sqliteErr(ctx, err)
 	}
