@@ -136,7 +136,7 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 	if snap.SHA256 != "" && !strings.EqualFold(sum, snap.SHA256) {
 		return &ChecksumError{Path: snap.Path, Want: snap.SHA256, Got: sum}
 	}
-	if _, err := checkDB(ctx, tmp, s.opts.IntegrityCheck, s.opts.BusyTimeout); err != nil {
+	if _, err := checkDB(ctx, tmp, s.opts.IntegrityCheck, false, s.opts.BusyTimeout); err != nil {
 		return err
 	}
 	if err := removeSidecars(tmp); err != nil {

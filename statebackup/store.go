@@ -195,7 +195,10 @@ func (s *Store) Backup(ctx context.Context, t Target, label string) (snap Snapsh
 		sum, size, err := hashFile(tmp)
 		hashc <- hashed{sum, size, done{err, time.Now()}}
 	}()
-	level, err := checkDB(ctx, tmp, s.opts.IntegrityCheck, s.opts.BusyTimeout)
+	// The staging file is root's, 0600, in a directory only we can write
+	// (ownership is handed over after the check): nobody can truncate it
+	// under the check's memory map.
+	level, err := checkDB(ctx, tmp, s.opts.IntegrityCheck, true, s.opts.BusyTimeout)
 	checked := time.Now()
 	h, fl := <-hashc, <-flushc
 	if err != nil {
