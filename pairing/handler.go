@@ -36,7 +36,7 @@ type HandlerOptions struct {
 	// over Transport.
 	Prober sessionprobe.Prober
 	// Transport carries proxied requests (and the default probes); nil means
-	// one NewTransport shared by this handler.
+	// one NewUpstreamTransport shared by this handler.
 	Transport http.RoundTripper
 	// Logger receives the log lines; nil discards them.
 	Logger *slog.Logger
@@ -79,7 +79,7 @@ func NewHandler(router Router, pairer Pairer, opts HandlerOptions) *Handler {
 		log: opts.Logger, now: opts.Now, pairTimeout: opts.PairTimeout}
 	h.identity = NewIdentityResolver(opts.UserHeader, opts.TrustedProxies)
 	if h.transport == nil {
-		h.transport = NewTransport()
+		h.transport = NewUpstreamTransport()
 	}
 	if h.prober == nil {
 		h.prober = sessionprobe.NewHTTPProber(sessionprobe.Options{Client: &http.Client{Transport: h.transport}})

@@ -134,7 +134,7 @@ func StartDemo(ctx context.Context, opts DemoOptions) (_ *Demo, err error) {
 	if reg == nil {
 		reg = newRegistry()
 	}
-	transport := pairing.NewTransport()
+	transport := pairing.NewUpstreamTransport()
 	h := pairing.NewHandler(router, pairing.NewPairer(minter, pairing.PairerOptions{Client: &http.Client{Transport: transport}}),
 		pairing.HandlerOptions{
 			Transport: transport, Logger: log, Registerer: reg,

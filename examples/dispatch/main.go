@@ -108,7 +108,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	reg := newRegistry()
-	transport := pairing.NewTransport()
+	transport := pairing.NewUpstreamTransport()
 	h := pairing.NewHandler(table, pairing.NewPairer(minter, pairing.PairerOptions{Client: &http.Client{Transport: transport}}),
 		pairing.HandlerOptions{UserHeader: c.userHeader, TrustedProxies: trusted, Transport: transport, Logger: log, Registerer: reg})
 	ln, err := net.Listen("tcp", c.listen)

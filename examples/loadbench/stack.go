@@ -40,6 +40,7 @@ type stack struct {
 	reg      *prometheus.Registry
 	srv      *http.Server
 	handler  http.Handler
+	relay    *relay // with -relay: what the "proxy" URLs reach
 }
 
 // staticRouter routes the one bench user.
@@ -70,7 +71,7 @@ func startStack(ctx context.Context, logw io.Writer, bare bool) (*stack, error) 
 	// /metrics on a mux in front.
 	// The prober is the handler's default one (over the same transport),
 	// with a counter on the probes that leave it.
-	transport := pairing.NewTransport()
+	transport := pairing.NewUpstreamTransport()
 	st.probes = &countingTransport{next: transport}
 	h := pairing.NewHandler(router, pairing.NewPairer(up.Minter, pairing.PairerOptions{Client: &http.Client{Transport: transport}}),
 		pairing.HandlerOptions{
@@ -206,7 +207,21 @@ func (st *stack) Close() {
 		_ = st.srv.Shutdown(ctx)
 		cancel()
 	}
+	if st.relay != nil {
+		st.relay.Close()
+	}
 	st.upstream.Close()
+}
+
+// useRelay points the proxy side of the runs at a TCP relay to the upstream
+// instead of the dispatch (once the session is paired).
+func (st *stack) useRelay() error {
+	r, err := startRelay(st.upstream.BaseURL)
+	if err != nil {
+		return err
+	}
+	st.relay, st.proxyURL = r, r.URL()
+	return nil
 }
 
 // countingTransport counts the requests that go through it.
