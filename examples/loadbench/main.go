@@ -43,6 +43,7 @@ type config struct {
 	only        string
 	assetPath   string
 	bare        bool
+	relay       bool
 	verbose     bool
 }
 
@@ -61,6 +62,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.only, "only", "", "measure only this path (asset or page)")
 	fs.StringVar(&c.assetPath, "asset-path", DefaultAssetPath, "path the asset runs fetch")
 	fs.BoolVar(&c.bare, "bare", false, "measure a plain httputil.ReverseProxy instead of the dispatch (the floor of any net/http proxy here)")
+	fs.BoolVar(&c.relay, "relay", false, "measure a TCP relay that parses no HTTP instead of the dispatch (the floor of any proxy hop here)")
 	fs.BoolVar(&c.verbose, "v", false, "print every round, CPU time per request and the dispatch's counters")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -116,6 +118,11 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("start proxy and upstream: %w", err)
 	}
 	defer st.Close()
+	if c.relay {
+		if err := st.useRelay(); err != nil {
+			return fmt.Errorf("start relay: %w", err)
+		}
+	}
 
 	paths := st.Paths(c.assetPath)
 	if err := preflight(ctx, paths); err != nil {
@@ -124,7 +131,10 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	w := wrk{Path: wrkPath, Duration: c.duration, Connections: c.connections, Threads: c.threads,
 		ServerCPU: func() time.Duration { return selfCPU() + procCPU(st.upstream.Pid) }}
 	proxy := "the dispatch"
-	if c.bare {
+	switch {
+	case c.relay:
+		proxy = "a TCP relay (no HTTP parsing)"
+	case c.bare:
 		proxy = "a bare httputil.ReverseProxy"
 	}
 	fmt.Fprintf(stdout, "loadbench: %s, %d CPU(s), GOMAXPROCS %d, wrk -t%d -c%d -d%s, %d round(s) per path, keep-alive, loopback\n",
