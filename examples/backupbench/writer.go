@@ -123,10 +123,10 @@ func startWriter(ctx context.Context, path string, rate int) (*writer, error) {
 	return w, nil
 }
 
-// longest returns the longest insert running at any moment in [from, to],
-// waiting (up to 10 s) for the writer to report an insert started after to,
-// so an insert stalled across the end of the window is counted.
-func (w *writer) longest(from, to time.Time) (time.Duration, error) {
+// window returns how long each insert running at any moment in [from, to]
+// took, waiting (up to 10 s) for the writer to report an insert started
+// after to, so an insert stalled across the end of the window is counted.
+func (w *writer) window(from, to time.Time) ([]time.Duration, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		w.mu.Lock()
@@ -138,30 +138,30 @@ func (w *writer) longest(from, to time.Time) (time.Duration, error) {
 		err := w.err
 		w.mu.Unlock()
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		if last.After(to) {
 			break
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("writer reported nothing for 10 s: stalled")
+			return nil, fmt.Errorf("writer reported nothing for 10 s: stalled")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var m time.Duration
+	var took []time.Duration
 	keep := w.ins[:0]
 	for _, in := range w.ins {
 		if in.start.Add(in.took).After(from) && in.start.Before(to) {
-			m = max(m, in.took)
+			took = append(took, in.took)
 		}
 		if !in.start.Before(to) {
 			keep = append(keep, in)
 		}
 	}
 	w.ins = keep
-	return m, nil
+	return took, nil
 }
 
 // Stop ends the writer process.
