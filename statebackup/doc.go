@@ -8,9 +8,9 @@
 // read-only (no write lock, so the server's writer is never blocked), copies
 // it in one read transaction into a staging file under the destination (the
 // online backup API in a single Step(-1), or VACUUM INTO: [Options.Method]),
-// writes it back in chunks and fsyncs it, runs PRAGMA quick_check
-// (integrity_check with [Options.IntegrityCheck]), records its metadata and
-// renames both into place. A copy that fails its check is deleted and
+// writes it back to disk in chunks as the copy grows and fsyncs it, runs
+// PRAGMA quick_check (integrity_check with [Options.IntegrityCheck]) and a
+// sha256, records its metadata and renames both into place. A copy that fails its check is deleted and
 // reported as a [*CheckError]; it is never listed.
 //
 //	st := statebackup.NewStore("/var/backups/t3-state", statebackup.Options{})

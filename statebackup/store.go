@@ -119,9 +119,9 @@ func (s *Store) UserDir(user string) (string, error) {
 }
 
 // Backup takes an online snapshot of t's live database while its server
-// keeps writing: VACUUM INTO a staging file in Dest, fsync, integrity check,
-// then rename into <Dest>/<user>/ next to its metadata. label "" means
-// LabelDaily. A snapshot that fails its check is deleted and the error is a
+// keeps writing: copy into a staging file in Dest (written back to disk as
+// it grows), fsync, integrity check and sha256, then rename into
+// <Dest>/<user>/ next to its metadata. label "" means LabelDaily. A snapshot that fails its check is deleted and the error is a
 // *CheckError.
 func (s *Store) Backup(ctx context.Context, t Target, label string) (snap Snapshot, err error) {
 	if label == "" {
