@@ -63,6 +63,7 @@ type Handler struct {
 	prober      sessionprobe.Prober
 	transport   http.RoundTripper
 	rp          *httputil.ReverseProxy
+	buffers     bufferPool
 	log         *slog.Logger
 	metrics     *metrics
 	guard       *loopGuard
@@ -102,6 +103,7 @@ func NewHandler(router Router, pairer Pairer, opts HandlerOptions) *Handler {
 	}
 	h.guard = g
 	h.metrics = newMetrics(opts.Registerer)
+	h.buffers = newBufferPool()
 	h.rp = newReverseProxy(h.transport, h.identity.Header(), h)
 	return h
 }
@@ -172,6 +174,10 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, user string, tar
 		h.metrics.proxiedPage.Inc()
 	default:
 		h.metrics.proxiedOther.Inc()
+	}
+	if !ws && canForward(r, target) {
+		h.forward(w, r, user, target)
+		return
 	}
 	tg := &proxyTarget{user: user, url: target, ws: ws}
 	h.rp.ServeHTTP(streamOnlyFlusher{w}, r.WithContext(context.WithValue(r.Context(), targetKey, tg)))

@@ -53,7 +53,7 @@ type proxyTarget struct {
 func newReverseProxy(t http.RoundTripper, header string, h *Handler) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Transport:  t,
-		BufferPool: newBufferPool(),
+		BufferPool: h.buffers,
 		// FlushInterval 0: ReverseProxy still flushes at once for event streams
 		// and bodies of unknown length; flushing every write would cost a
 		// syscall per chunk on the hot path.
@@ -89,13 +89,18 @@ func newReverseProxy(t http.RoundTripper, header string, h *Handler) *httputil.R
 			if tg != nil {
 				user = tg.user
 			}
-			if r.Context().Err() == context.Canceled {
-				return // the browser went away; nothing to answer
-			}
-			h.log.Warn("proxy to instance failed", "user", user, "path", r.URL.Path, "err", err)
-			http.Error(w, "your t3 instance is not answering; try again in a moment", http.StatusBadGateway)
+			h.proxyError(w, r, user, err)
 		},
 	}
+}
+
+// proxyError answers a request the instance did not answer.
+func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, user string, err error) {
+	if r.Context().Err() == context.Canceled {
+		return // the browser went away; nothing to answer
+	}
+	h.log.Warn("proxy to instance failed", "user", user, "path", r.URL.Path, "err", err)
+	http.Error(w, "your t3 instance is not answering; try again in a moment", http.StatusBadGateway)
 }
 
 // wsConn wraps the upstream side of a proxied WebSocket to log its close:

@@ -1,0 +1,97 @@
+package pairing_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/t3fleet/t3fleet"
+	"github.com/t3fleet/t3fleet/pairing"
+)
+
+// TestProxyForwarding pins what reaches the instance and what comes back on
+// the proxy's plain path: hop-by-hop fields and the identity header gone,
+// X-Forwarded-* set, Host kept, query unchanged, trailers relayed.
+func TestProxyForwarding(t *testing.T) {
+	var seen *http.Request
+	inst := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = r.Clone(r.Context())
+		switch r.URL.Path {
+		case "/trailer":
+			w.Header().Set("Trailer", "X-Sum")
+			io.WriteString(w, "body")
+			w.Header().Set("X-Sum", "42")
+		default:
+			w.Header().Set("Connection", "X-Hop")
+			w.Header().Set("X-Hop", "drop me")
+			w.Header().Set("Keep-Alive", "timeout=5")
+			w.Header().Set("X-Kept", "yes")
+			io.WriteString(w, "ok")
+		}
+	}))
+	t.Cleanup(inst.Close)
+	router := mapRouter{"emil": t3fleet.Instance{User: "emil", OSUser: "emil", BaseURL: inst.URL}}
+	h := pairing.NewHandler(router, pairing.NewPairer(&fakeMinter{}, pairing.PairerOptions{}), pairing.HandlerOptions{})
+	front := httptest.NewServer(h)
+	t.Cleanup(front.Close)
+
+	cases := []struct {
+		name, path  string
+		header      http.Header
+		wantHeader  map[string]string // on the instance's side; "" = absent
+		wantResp    map[string]string // on the browser's side
+		wantBody    string
+		wantTrailer string
+	}{
+		{name: "plain asset", path: "/assets/app.js?v=1&x=%2F",
+			header: http.Header{"Connection": {"X-Private"}, "X-Private": {"secret"}, "X-Forwarded-For": {"10.0.0.1"},
+				"Forwarded": {"for=evil"}, "Proxy-Authorization": {"Basic x"}},
+			wantHeader: map[string]string{"X-Private": "", "Connection": "", "Forwarded": "", "Proxy-Authorization": "",
+				"X-Authentik-Username": "", "X-Forwarded-For": "10.0.0.1, 127.0.0.1", "X-Forwarded-Proto": "http",
+				"User-Agent": "Go-http-client/1.1"},
+			wantResp: map[string]string{"X-Hop": "", "Keep-Alive": "", "X-Kept": "yes"},
+			wantBody: "ok"},
+		{name: "no user agent stays none", path: "/x", header: http.Header{"User-Agent": {""}},
+			wantHeader: map[string]string{"User-Agent": ""}, wantBody: "ok"},
+		{name: "trailers", path: "/trailer", wantBody: "body", wantTrailer: "42"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest("GET", front.URL+tc.path, nil)
+			require.NoError(t, err)
+			req.Host = "t3.example"
+			for k, v := range tc.header {
+				req.Header[k] = v
+			}
+			req.Header.Set("X-authentik-username", "emil")
+			req.Header.Set("Cookie", "t3_session=live")
+			req.Header.Set("Sec-Fetch-Dest", "script")
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			body, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+			assert.Equal(t, tc.wantBody, string(body))
+			require.NotNil(t, seen)
+			assert.Equal(t, "t3.example", seen.Host)
+			assert.Equal(t, "t3.example", seen.Header.Get("X-Forwarded-Host"))
+			assert.Equal(t, tc.path, seen.URL.RequestURI())
+			for k, v := range tc.wantHeader {
+				assert.Equal(t, v, seen.Header.Get(k), "upstream %s", k)
+			}
+			for k, v := range tc.wantResp {
+				assert.Equal(t, v, resp.Header.Get(k), "browser %s", k)
+			}
+			if tc.wantTrailer != "" {
+				assert.Equal(t, tc.wantTrailer, resp.Trailer.Get("X-Sum"))
+			}
+			assert.False(t, strings.Contains(seen.Header.Get("Cookie"), "X-authentik"))
+		})
+	}
+}
