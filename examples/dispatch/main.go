@@ -38,6 +38,7 @@ func main() {
 // config is the parsed command line.
 type config struct {
 	listen, table, userHeader, trustedProxies, mintCommand, upstreamHost, logFormat string
+	mintVersions, mintRunAs, homeRoot                                               string
 	demo, listenSet                                                                 bool
 }
 
@@ -50,6 +51,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.userHeader, "user-header", pairing.DefaultUserHeader, "header carrying the SSO user name")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", "127.0.0.0/8,::1/128", "comma-separated CIDRs allowed to set the user header")
 	fs.StringVar(&c.mintCommand, "mint-command", t3.DefaultMintCommand, "argv template minting a credential; {os_user} and {state_dir} are whole arguments; no shell")
+	fs.StringVar(&c.mintVersions, "mint-versions", "", "side-by-side prefix of staged t3 builds (the updater's T3_PREFIX): mint with the build each instance runs instead of -mint-command")
+	fs.StringVar(&c.mintRunAs, "mint-run-as", "sudo -n -u {os_user} --", "with -mint-versions: argv prefix the mint runs under")
+	fs.StringVar(&c.homeRoot, "home-root", "/home", "with -mint-versions: state dir <home-root>/<os_user>/.t3 when the table has no state_dir")
 	fs.StringVar(&c.upstreamHost, "upstream-host", hostfiles.DefaultUpstreamHost, "host the instances listen on")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&c.demo, "demo", false, "run against fake instances with a user picker standing in for SSO")
@@ -92,12 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "dispatch:", err)
 		return 2
 	}
-	argv, err := t3.SplitCommand(c.mintCommand)
-	if err != nil {
-		fmt.Fprintln(stderr, "dispatch:", err)
-		return 2
-	}
-	minter, err := t3.NewCLIMinter(argv, t3.CLIMinterOptions{})
+	minter, err := newMinter(c)
 	if err != nil {
 		fmt.Fprintln(stderr, "dispatch:", err)
 		return 2
