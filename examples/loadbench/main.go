@@ -44,6 +44,8 @@ type config struct {
 	assetPath   string
 	bare        bool
 	relay       bool
+	nginx       bool
+	nginxWork   string
 	verbose     bool
 }
 
@@ -63,6 +65,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.assetPath, "asset-path", DefaultAssetPath, "path the asset runs fetch")
 	fs.BoolVar(&c.bare, "bare", false, "measure a plain httputil.ReverseProxy instead of the dispatch (the floor of any net/http proxy here)")
 	fs.BoolVar(&c.relay, "relay", false, "measure a TCP relay that parses no HTTP instead of the dispatch (the floor of any proxy hop here)")
+	fs.BoolVar(&c.nginx, "nginx", false, "measure a real nginx (keep-alive upstream) instead of the dispatch: the issue's reference (needs nginx: apt-get install -y nginx-light)")
+	fs.StringVar(&c.nginxWork, "nginx-workers", DefaultNginxWorkers, "nginx worker_processes with -nginx (a number or auto)")
 	fs.BoolVar(&c.verbose, "v", false, "print every round, CPU time per request and the dispatch's counters")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -80,8 +84,19 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-asset-path %q: want an absolute path", c.assetPath)
 	case c.only != "" && c.only != "asset" && c.only != "page":
 		return c, fmt.Errorf("-only %q: want asset or page", c.only)
+	case btoi(c.bare)+btoi(c.relay)+btoi(c.nginx) > 1:
+		return c, errors.New("-bare, -relay and -nginx exclude each other")
+	case !validNginxWorkers(c.nginxWork):
+		return c, fmt.Errorf("-nginx-workers %q: want auto or a positive number", c.nginxWork)
 	}
 	return c, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -123,19 +138,26 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 			return fmt.Errorf("start relay: %w", err)
 		}
 	}
+	if c.nginx {
+		if err := st.useNginx(ctx, c.nginxWork, stderr); err != nil {
+			return fmt.Errorf("start nginx: %w", err)
+		}
+	}
 
 	paths := st.Paths(c.assetPath)
 	if err := preflight(ctx, paths); err != nil {
 		return err
 	}
 	w := wrk{Path: wrkPath, Duration: c.duration, Connections: c.connections, Threads: c.threads,
-		ServerCPU: func() time.Duration { return selfCPU() + procCPU(st.upstream.Pid) }}
+		ServerCPU: func() time.Duration { return selfCPU() + procCPU(st.upstream.Pid) + st.nginxCPU() }}
 	proxy := "the dispatch"
 	switch {
 	case c.relay:
 		proxy = "a TCP relay (no HTTP parsing)"
 	case c.bare:
 		proxy = "a bare httputil.ReverseProxy"
+	case c.nginx:
+		proxy = fmt.Sprintf("nginx (worker_processes %s, upstream keepalive 32)", c.nginxWork)
 	}
 	fmt.Fprintf(stdout, "loadbench: %s, %d CPU(s), GOMAXPROCS %d, wrk -t%d -c%d -d%s, %d round(s) per path, keep-alive, loopback\n",
 		proxy, runtime.NumCPU(), runtime.GOMAXPROCS(0), c.threads, c.connections, c.duration, c.runs)

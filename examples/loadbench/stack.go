@@ -40,7 +40,8 @@ type stack struct {
 	reg      *prometheus.Registry
 	srv      *http.Server
 	handler  http.Handler
-	relay    *relay // with -relay: what the "proxy" URLs reach
+	relay    *relay      // with -relay: what the "proxy" URLs reach
+	nginx    *nginxProxy // with -nginx: what the "proxy" URLs reach
 }
 
 // staticRouter routes the one bench user.
@@ -210,6 +211,9 @@ func (st *stack) Close() {
 	if st.relay != nil {
 		st.relay.Close()
 	}
+	if st.nginx != nil {
+		st.nginx.Close()
+	}
 	st.upstream.Close()
 }
 
@@ -222,6 +226,25 @@ func (st *stack) useRelay() error {
 	}
 	st.relay, st.proxyURL = r, r.URL()
 	return nil
+}
+
+// useNginx points the proxy side of the runs at a real nginx in front of the
+// upstream instead of the dispatch (once the session is paired).
+func (st *stack) useNginx(ctx context.Context, workers string, logw io.Writer) error {
+	n, err := startNginx(ctx, st.upstream.BaseURL, workers, logw)
+	if err != nil {
+		return err
+	}
+	st.nginx, st.proxyURL = n, n.URL()
+	return nil
+}
+
+// nginxCPU is the CPU time nginx used so far; 0 without -nginx.
+func (st *stack) nginxCPU() time.Duration {
+	if st.nginx == nil {
+		return 0
+	}
+	return st.nginx.CPU()
 }
 
 // countingTransport counts the requests that go through it.

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestRunRejectsNginxFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"nginx and relay", []string{"-nginx", "-relay"}},
+		{"nginx and bare", []string{"-nginx", "-bare"}},
+		{"zero workers", []string{"-nginx", "-nginx-workers", "0"}},
+		{"word workers", []string{"-nginx", "-nginx-workers", "many"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			require.Equal(t, 2, run(context.Background(), tt.args, &out, &errOut))
+			require.NotEmpty(t, errOut.String())
+		})
+	}
+}
+
+// TestNginxProxies starts the -nginx mode's nginx in front of a loopback
+// server. nginx is optional (only the -nginx mode needs it): the test skips
+// without it, even under T3FLEET_REQUIRE_REAL=1.
+func TestNginxProxies(t *testing.T) {
+	if _, err := lookNginx(); err != nil {
+		t.Skip(err)
+	}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello "+r.Host+" "+r.Header.Get("Cookie"))
+	}))
+	defer up.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := startNginx(ctx, up.URL, "1", io.Discard)
+	require.NoError(t, err)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL()+"/x", nil)
+	require.NoError(t, err)
+	req.Header.Set("Cookie", "a=b")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "hello "+req.URL.Host+" a=b", string(body), "nginx passes Host and cookies through")
+
+	n.Close()
+	_, err = os.Stat(n.dir)
+	require.True(t, os.IsNotExist(err), "the private prefix is removed")
+	_, err = http.Get(n.URL())
+	require.Error(t, err, "nginx is stopped")
+}
+
+func TestStartNginxRefusesNonLoopbackUpstream(t *testing.T) {
+	if _, err := lookNginx(); err != nil {
+		t.Skip(err)
+	}
+	_, err := startNginx(context.Background(), "http://192.0.2.1:80", "1", io.Discard)
+	require.Error(t, err)
+}
