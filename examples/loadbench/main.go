@@ -64,7 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.only, "only", "", "measure only this path (asset or page)")
 	fs.StringVar(&c.assetPath, "asset-path", DefaultAssetPath, "path the asset runs fetch")
 	fs.BoolVar(&c.bare, "bare", false, "measure a plain httputil.ReverseProxy instead of the dispatch (the floor of any net/http proxy here)")
-	fs.BoolVar(&c.relay, "relay", false, "measure a TCP relay that parses no HTTP instead of the dispatch (the floor of any proxy hop here)")
+	fs.BoolVar(&c.relay, "relay", false, "measure a TCP relay in Go that parses no HTTP instead of the dispatch (the floor of a Go proxy hop here)")
 	fs.BoolVar(&c.nginx, "nginx", false, "measure a real nginx (keep-alive upstream) instead of the dispatch: the issue's reference (needs nginx: apt-get install -y nginx-light)")
 	fs.StringVar(&c.nginxWork, "nginx-workers", DefaultNginxWorkers, "nginx worker_processes with -nginx (a number or auto)")
 	fs.BoolVar(&c.verbose, "v", false, "print every round, CPU time per request and the dispatch's counters")
