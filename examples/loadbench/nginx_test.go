@@ -47,6 +47,7 @@ func TestNginxProxies(t *testing.T) {
 	defer cancel()
 	n, err := startNginx(ctx, up.URL, "1", io.Discard)
 	require.NoError(t, err)
+	t.Cleanup(n.Close) // a failed check still stops nginx; Close is idempotent
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL()+"/x", nil)
 	require.NoError(t, err)
 	req.Header.Set("Cookie", "a=b")
