@@ -5,7 +5,8 @@
 //	go run ./examples/loadbench -runs 5 -duration 10s -v
 //	go run ./examples/loadbench -only asset -cpuprofile /tmp/cpu.prof
 //	go run ./examples/loadbench -bare                 # a plain httputil.ReverseProxy instead
-//	go run ./examples/loadbench -relay                # a TCP relay parsing no HTTP: the floor of any proxy hop
+//	go run ./examples/loadbench -relay                # a Go TCP relay parsing no HTTP: the floor of a hop written in Go
+//	go run ./examples/loadbench -nginx                # a real nginx (keepalive upstream) in front of the same instance
 //
 // It starts a fake t3 instance (adapters/t3/t3test) in a process of its own,
 // the dispatch in front of it wired as examples/dispatch wires it, pairs one browser session through
