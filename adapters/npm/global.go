@@ -46,17 +46,9 @@ var _ rollout.Installer = (*Global)(nil)
 
 // NewGlobal returns a Global installer; it runs nothing yet.
 func NewGlobal(opts GlobalOptions) (*Global, error) {
-	if opts.Package == "" {
-		opts.Package = DefaultPackage
-	}
-	if opts.BinName == "" {
-		opts.BinName = DefaultBinName
-	}
-	if err := ValidPackage(opts.Package); err != nil {
+	var err error
+	if opts.Package, opts.BinName, err = packageAndBin(opts.Package, opts.BinName); err != nil {
 		return nil, fmt.Errorf("global installer: %w", err)
-	}
-	if opts.BinName != filepath.Base(opts.BinName) || strings.HasPrefix(opts.BinName, ".") {
-		return nil, fmt.Errorf("global installer: bad bin name %q", opts.BinName)
 	}
 	if opts.Prefix != "" {
 		abs, err := filepath.Abs(opts.Prefix)

@@ -77,17 +77,8 @@ func NewSideBySide(prefix string, opts SideBySideOptions) (*SideBySide, error) {
 	if err != nil {
 		return nil, fmt.Errorf("side-by-side installer: %w", err)
 	}
-	if opts.Package == "" {
-		opts.Package = DefaultPackage
-	}
-	if opts.BinName == "" {
-		opts.BinName = DefaultBinName
-	}
-	if err := ValidPackage(opts.Package); err != nil {
+	if opts.Package, opts.BinName, err = packageAndBin(opts.Package, opts.BinName); err != nil {
 		return nil, fmt.Errorf("side-by-side installer: %w", err)
-	}
-	if opts.BinName != filepath.Base(opts.BinName) || strings.HasPrefix(opts.BinName, ".") {
-		return nil, fmt.Errorf("side-by-side installer: bad bin name %q", opts.BinName)
 	}
 	return &SideBySide{prefix: abs, opts: opts, run: newRunner(opts.NPM, opts.Env, opts.Logger)}, nil
 }

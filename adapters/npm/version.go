@@ -3,6 +3,7 @@ package npm
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -69,3 +70,21 @@ func ParseVersionOutput(out string) (string, error) {
 }
 
 var ansiRE = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
+
+// packageAndBin applies the defaults to an installer's package and bin
+// names and checks them: the bin name becomes one path element.
+func packageAndBin(pkg, bin string) (string, string, error) {
+	if pkg == "" {
+		pkg = DefaultPackage
+	}
+	if bin == "" {
+		bin = DefaultBinName
+	}
+	if err := ValidPackage(pkg); err != nil {
+		return "", "", err
+	}
+	if bin != filepath.Base(bin) || strings.HasPrefix(bin, ".") {
+		return "", "", fmt.Errorf("bad bin name %q", bin)
+	}
+	return pkg, bin, nil
+}
