@@ -22,9 +22,8 @@ type coalescer struct {
 // do runs fn for key unless a call for key is already in flight, in which
 // case it waits for that one. fn runs detached from the caller's
 // cancellation (a browser that gives up must not fail the others), bounded by
-// the ctx fn builds. shared reports whether the result came from another
-// caller's run.
-func (c *coalescer) do(ctx context.Context, key string, fn func() (*Session, error)) (s *Session, err error, shared bool) {
+// the ctx fn builds.
+func (c *coalescer) do(ctx context.Context, key string, fn func() (*Session, error)) (*Session, error) {
 	c.mu.Lock()
 	if c.inflight == nil {
 		c.inflight = map[string]*pairCall{}
@@ -48,8 +47,8 @@ func (c *coalescer) do(ctx context.Context, key string, fn func() (*Session, err
 	}
 	select {
 	case <-call.done:
-		return call.s, call.err, ok
+		return call.s, call.err
 	case <-ctx.Done():
-		return nil, ctx.Err(), ok
+		return nil, ctx.Err()
 	}
 }

@@ -194,7 +194,7 @@ func (h *Handler) pair(w http.ResponseWriter, r *http.Request, in t3fleet.Instan
 		return
 	}
 	h.metrics.waiting.Inc()
-	s, err, _ := h.co.do(r.Context(), in.User+"\x00"+in.BaseURL, func() (*Session, error) {
+	s, err := h.co.do(r.Context(), in.User+"\x00"+in.BaseURL, func() (*Session, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.pairTimeout)
 		defer cancel()
 		return h.pairOnce(ctx, in)
