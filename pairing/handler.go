@@ -179,7 +179,7 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, user string, tar
 		h.forward(w, r, user, target)
 		return
 	}
-	tg := &proxyTarget{user: user, url: target, ws: ws}
+	tg := &proxyTarget{user: user, url: target}
 	h.rp.ServeHTTP(streamOnlyFlusher{w}, r.WithContext(context.WithValue(r.Context(), targetKey, tg)))
 }
 

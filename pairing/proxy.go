@@ -47,7 +47,6 @@ const targetKey ctxKey = 0
 type proxyTarget struct {
 	user string
 	url  *url.URL
-	ws   bool
 }
 
 func newReverseProxy(t http.RoundTripper, header string, h *Handler) *httputil.ReverseProxy {
