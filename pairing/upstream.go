@@ -45,7 +45,6 @@ type UpstreamTransport struct {
 	once sync.Once
 	mu   sync.Mutex
 	idle map[string][]*upstreamConn // host:port -> idle conns, most recent last
-	now  func() time.Time
 }
 
 // NewUpstreamTransport returns an UpstreamTransport falling back to
@@ -84,7 +83,6 @@ func (t *UpstreamTransport) init() {
 			t.IdleConnTimeout = DefaultIdleConnTimeout
 		}
 		t.idle = map[string][]*upstreamConn{}
-		t.now = time.Now
 	})
 }
 
@@ -184,7 +182,7 @@ func (t *UpstreamTransport) dial(ctx context.Context, host string) (*upstreamCon
 // get takes the most recently used idle conn for host, closing the ones
 // idle for too long.
 func (t *UpstreamTransport) get(host string) (*upstreamConn, bool) {
-	now := t.now()
+	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	conns := t.idle[host]
@@ -209,7 +207,7 @@ func (t *UpstreamTransport) put(c *upstreamConn) {
 		c.nc.Close()
 		return
 	}
-	c.idleSince = t.now()
+	c.idleSince = time.Now()
 	t.mu.Lock()
 	conns := t.idle[c.host]
 	if len(conns) >= t.MaxIdleConnsPerHost {
