@@ -128,6 +128,23 @@ func (s *SideBySide) build(v string) (rollout.Build, error) {
 // when nothing is active yet, as rollout expects. With ProbeVersion it also
 // runs the stable bin's --version and checks the two agree.
 func (s *SideBySide) Current(ctx context.Context) (string, error) {
+	v, err := s.currentLink()
+	if err != nil || v == "" || !s.opts.ProbeVersion {
+		return v, err
+	}
+	got, err := BinVersion(ctx, s.Bin(), s.opts.Env)
+	if err != nil {
+		return "", fmt.Errorf("current in %s: %w", s.prefix, err)
+	}
+	if got != v {
+		return "", fmt.Errorf("current in %s: %w: link says %s, %s --version says %s", s.prefix, ErrVersionMismatch, v, s.Bin(), got)
+	}
+	return v, nil
+}
+
+// currentLink reads the version the current link points at, "" when there is
+// no link; it runs nothing.
+func (s *SideBySide) currentLink() (string, error) {
 	target, err := os.Readlink(filepath.Join(s.prefix, CurrentLink))
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
@@ -141,15 +158,6 @@ func (s *SideBySide) Current(ctx context.Context) (string, error) {
 	}
 	if err := ValidVersion(v); err != nil {
 		return "", fmt.Errorf("current in %s: %w", s.prefix, err)
-	}
-	if s.opts.ProbeVersion {
-		got, err := BinVersion(ctx, s.Bin(), s.opts.Env)
-		if err != nil {
-			return "", fmt.Errorf("current in %s: %w", s.prefix, err)
-		}
-		if got != v {
-			return "", fmt.Errorf("current in %s: %w: link says %s, %s --version says %s", s.prefix, ErrVersionMismatch, v, s.Bin(), got)
-		}
 	}
 	return v, nil
 }
@@ -327,12 +335,6 @@ func (s *SideBySide) Drop(ctx context.Context, v string) error {
 	}
 	s.run.logger.LogAttrs(ctx, slog.LevelInfo, "npm: dropped", slog.String(LogKeyVersion, v))
 	return nil
-}
-
-func (s *SideBySide) currentLink() (string, error) {
-	probe := *s
-	probe.opts.ProbeVersion = false
-	return probe.Current(context.Background())
 }
 
 // replaceSymlink makes link point at target atomically: a symlink at a temp
