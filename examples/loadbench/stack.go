@@ -27,7 +27,7 @@ import (
 const (
 	benchUser   = "bench.user"
 	benchOSUser = "bench"
-	userHeader  = "X-authentik-username"
+	userHeader  = pairing.DefaultUserHeader
 )
 
 // stack is the dispatch in front of one upstream instance, both on loopback,
@@ -146,7 +146,7 @@ func (st *stack) pair(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("first visit: status %d, want 302 from pairing: %s", resp.StatusCode, body)
 	}
 	for _, c := range resp.Cookies() {
-		if strings.HasPrefix(c.Name, "t3_session") && c.Value != "" {
+		if sessionprobe.IsSessionCookieName(c.Name) && c.Value != "" {
 			return c.Name + "=" + c.Value, nil
 		}
 	}
