@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -253,23 +252,14 @@ func (f *fleet) engine(logger *slog.Logger, onEvent func(rollout.Event)) (*rollo
 	}, nil
 }
 
-// serverVersion asks an instance which build it runs.
+// serverVersion asks an instance which build it runs, as the engine's
+// verify step does (t3.ServerVersion), for the narration.
 func (f *fleet) serverVersion(ctx context.Context, u string) string {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(f.ports[u])+t3test.PathEnvironment, nil)
-	resp, err := http.DefaultClient.Do(req)
+	v, err := t3a.ServerVersion(ctx, nil, time.Second, "http://127.0.0.1:"+strconv.Itoa(f.ports[u]))
 	if err != nil {
 		return "(no answer)"
 	}
-	defer resp.Body.Close()
-	var env struct {
-		ServerVersion string `json:"serverVersion"`
-	}
-	if json.NewDecoder(resp.Body).Decode(&env) != nil {
-		return "(bad answer)"
-	}
-	return env.ServerVersion
+	return v
 }
 
 // ledger is the schema level of a user's live database.
