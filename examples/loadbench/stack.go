@@ -39,7 +39,6 @@ type stack struct {
 	cookie   string             // "name=value" of the paired session
 	reg      *prometheus.Registry
 	srv      *http.Server
-	handler  http.Handler
 	relay    *relay      // with -relay: what the "proxy" URLs reach
 	nginx    *nginxProxy // with -nginx: what the "proxy" URLs reach
 }
@@ -87,14 +86,14 @@ func startStack(ctx context.Context, logw io.Writer, bare bool) (*stack, error) 
 	mux.Handle("GET /metrics", promhttp.HandlerFor(st.reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", h)
 	front := &swapHandler{}
-	front.h.Store(&[]http.Handler{mux}[0])
-	st.handler = front
+	var first http.Handler = mux
+	front.h.Store(&first)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		up.Close()
 		return nil, err
 	}
-	st.srv = &http.Server{Handler: st.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	st.srv = &http.Server{Handler: front, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	go st.srv.Serve(ln)
 	st.proxyURL = "http://" + ln.Addr().String()
 	if st.cookie, err = st.pair(ctx); err != nil {
