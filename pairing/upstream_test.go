@@ -199,13 +199,14 @@ func TestUpstreamTransportMaxIdlePerHost(t *testing.T) {
 
 // oneShotServer answers one request per connection, with a Content-Length
 // and no "Connection: close", then closes: what an instance whose keep-alive
-// timeout just expired looks like to a pooled connection.
-func oneShotServer(t *testing.T) (string, *atomic.Int64) {
+// timeout just expired looks like to a pooled connection. It counts the
+// requests served and the connections it closed.
+func oneShotServer(t *testing.T) (string, *atomic.Int64, *atomic.Int64) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { ln.Close() })
-	var served atomic.Int64
+	var served, closed atomic.Int64
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -213,7 +214,7 @@ func oneShotServer(t *testing.T) (string, *atomic.Int64) {
 				return
 			}
 			go func() {
-				defer c.Close()
+				defer func() { c.Close(); closed.Add(1) }()
 				br := bufio.NewReader(c)
 				if _, err := http.ReadRequest(br); err != nil {
 					return
@@ -223,11 +224,11 @@ func oneShotServer(t *testing.T) (string, *atomic.Int64) {
 			}()
 		}
 	}()
-	return "http://" + ln.Addr().String(), &served
+	return "http://" + ln.Addr().String(), &served, &closed
 }
 
 func TestUpstreamTransportRetriesDeadPooledConn(t *testing.T) {
-	url, served := oneShotServer(t)
+	url, served, closed := oneShotServer(t)
 	tr := pairing.NewUpstreamTransport()
 	t.Cleanup(tr.CloseIdleConnections)
 	for i := range 5 {
@@ -237,9 +238,9 @@ func TestUpstreamTransportRetriesDeadPooledConn(t *testing.T) {
 		require.NoError(t, err)
 		resp.Body.Close()
 		require.Equal(t, "ok", string(b))
-		// Let the instance's close reach this side before the next request
-		// takes the pooled conn.
-		time.Sleep(10 * time.Millisecond)
+		// Let the instance close its side before the next request takes
+		// the pooled conn.
+		eventually(t, func() bool { return closed.Load() == int64(i+1) }, "the instance closes the connection")
 	}
 	assert.Equal(t, int64(5), served.Load())
 }
