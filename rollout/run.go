@@ -109,9 +109,6 @@ func (e *Engine) run(ctx context.Context) (Result, error) {
 		if rerr := st.RemoveJournal(); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
-		if errors.Is(err, ErrCrashed) {
-			return res, err
-		}
 		return res, err
 	}
 	if res, err := e.stageAndCheck(ctx, j, fleet); err != nil || res.Outcome != "" {
