@@ -47,7 +47,8 @@ func isHex(c byte) bool {
 // hook does for a plain request, without cloning the request twice, copying
 // every header or setting up a per-request client trace. The inbound request
 // is not used after this, so its header map is forwarded in place: hop-by-hop
-// fields and the identity header removed, X-Forwarded-* set, Host kept.
+// fields removed (the identity header is gone already), X-Forwarded-* set,
+// Host kept.
 // Informational (1xx) responses are not relayed.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, user string, target *url.URL) {
 	out := new(http.Request)
@@ -63,8 +64,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, user string, t
 		hd = http.Header{}
 		out.Header = hd
 	}
-	removeHopByHop(hd)
-	delete(hd, h.identity.Header())
+	removeHopByHop(hd) // ServeHTTP already removed the identity header
 	delete(hd, "Forwarded")
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		if prior := hd["X-Forwarded-For"]; len(prior) > 0 {

@@ -104,7 +104,7 @@ func NewHandler(router Router, pairer Pairer, opts HandlerOptions) *Handler {
 	h.guard = g
 	h.metrics = newMetrics(opts.Registerer)
 	h.buffers = newBufferPool()
-	h.rp = newReverseProxy(h.transport, h.identity.Header(), h)
+	h.rp = newReverseProxy(h.transport, h)
 	return h
 }
 

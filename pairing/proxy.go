@@ -49,7 +49,9 @@ type proxyTarget struct {
 	url  *url.URL
 }
 
-func newReverseProxy(t http.RoundTripper, header string, h *Handler) *httputil.ReverseProxy {
+// newReverseProxy is the proxy for what forward does not carry. ServeHTTP
+// has removed the identity header from the inbound request already.
+func newReverseProxy(t http.RoundTripper, h *Handler) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Transport:  t,
 		BufferPool: h.buffers,
@@ -63,7 +65,6 @@ func newReverseProxy(t http.RoundTripper, header string, h *Handler) *httputil.R
 			// checks (WebSocket Origin vs Host) see what the browser sees.
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
-			pr.Out.Header.Del(header)
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			if resp.StatusCode != http.StatusSwitchingProtocols {
