@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"zombiezen.com/go/sqlite"
@@ -237,8 +238,7 @@ func (o *DBOracle) read(ctx context.Context, path string) (acts []activity, err 
 		acts = append(acts, a)
 	}
 	if tables["orchestration_v2_projection_runs"] {
-		in := `status IN ('` + activeRunStatuses[0] + `','` + activeRunStatuses[1] + `','` +
-			activeRunStatuses[2] + `','` + activeRunStatuses[3] + `')`
+		in := `status IN ('` + strings.Join(activeRunStatuses, `','`) + `')`
 		a, err := scan(c, `SELECT count(*), coalesce(sum(`+in+`), 0), max(updated_at),
 			min(CASE WHEN `+in+` THEN started_at END) FROM orchestration_v2_projection_runs`)
 		if err != nil {
