@@ -30,7 +30,6 @@ func (r rolloutCLI) watchdog(ctx context.Context, args []string, stdout, stderr 
 		Grace: rollout.DefaultWatchdogGrace, Failures: rollout.DefaultWatchdogFailures,
 		MaxRestarts: rollout.DefaultWatchdogMaxRestarts, Window: rollout.DefaultWatchdogWindow,
 		ProbeTimeout: rollout.DefaultProbeTimeout}
-	envDir := envOr(r.getenv("T3_ENV_DIR"), hostfiles.DefaultEnvDir)
 	for _, d := range []struct {
 		key string
 		dst *time.Duration
@@ -62,7 +61,7 @@ func (r rolloutCLI) watchdog(ctx context.Context, args []string, stdout, stderr 
 		fs.IntVar(&o.MaxRestarts, "max-restarts", o.MaxRestarts, "restarts per window before WATCHDOG-EXHAUSTED (T3_WD_MAX_RESTARTS)")
 		fs.DurationVar(&o.Window, "window", o.Window, "the trailing window of max-restarts (T3_WD_WINDOW)")
 		fs.DurationVar(&o.ProbeTimeout, "probe-timeout", o.ProbeTimeout, "one probe's timeout (T3_WD_TIMEOUT)")
-		fs.StringVar(&envDir, "env-dir", envDir, "where <user>.env holds T3_PORT (T3_ENV_DIR)")
+		fs.StringVar(&c.EnvDir, "env-dir", c.EnvDir, "where <user>.env holds T3_PORT (T3_ENV_DIR)")
 		wdUnitFlags(fs, c)
 		// A minute timer must not queue behind a long run: try the lock once.
 		fs.DurationVar(&c.Options.LockWait, "lock-wait", 0, "how long to wait for another run holding the lock (0: try once)")
@@ -77,7 +76,7 @@ func (r rolloutCLI) watchdog(ctx context.Context, args []string, stdout, stderr 
 	}
 	defer closeFn()
 	wd := &rollout.Watchdog{Engine: e, WatchdogOptions: o, Probe: EnvironmentProbe{
-		BaseURL: EnvFileBaseURL(envDir), Client: &http.Client{}}}
+		BaseURL: EnvFileBaseURL(c.EnvDir), Client: &http.Client{}}}
 	res, err := wd.Tick(ctx)
 	for _, l := range res.Lines() {
 		fmt.Fprintln(stdout, l)
