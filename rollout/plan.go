@@ -87,11 +87,7 @@ func (e *Engine) Plan(ctx context.Context, o PlanOptions) (Plan, error) {
 			p.Why += fmt.Sprintf(" (published %s, %s ago)", rel.Published.UTC().Format(time.RFC3339), e.now().Sub(rel.Published).Truncate(time.Minute))
 		}
 	}
-	deadEnds, err := st.DeadEndVersions()
-	if err != nil {
-		return p, err
-	}
-	gerr := Gate(GateInput{Current: current, Release: rel, Channel: p.Channel, Pinned: pinned, DeadEnds: deadEnds, MinAge: e.MinAge, Now: e.now()})
+	gerr := e.gate(current, rel, pinned)
 	var re *RefusedError
 	switch {
 	case errors.As(gerr, &re):

@@ -78,12 +78,7 @@ func (e *Engine) run(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	deadEnds, err := st.DeadEndVersions()
-	if err != nil {
-		return Result{}, err
-	}
-	if err := Gate(GateInput{Current: current, Release: rel, Channel: e.track(), Pinned: pinned,
-		DeadEnds: deadEnds, MinAge: e.MinAge, Now: e.now()}); err != nil {
+	if err := e.gate(current, rel, pinned); err != nil {
 		var re *RefusedError
 		if errors.As(err, &re) {
 			e.emit(ctx, Event{Kind: EventRefused, Version: rel.Version, Reason: re.Reason, Err: re.Err})
@@ -147,6 +142,17 @@ func (e *Engine) resolve(ctx context.Context) (current string, rel Release, pinn
 	}
 	e.emit(ctx, Event{Kind: EventResolved, Version: rel.Version, Reason: fmt.Sprintf("current %s, pinned=%v, channel %s", current, pinned, e.track())})
 	return current, rel, pinned, nil
+}
+
+// gate reads the dead ends and runs Gate over the resolved target: the one
+// decision Run acts on and Plan reports.
+func (e *Engine) gate(current string, rel Release, pinned bool) error {
+	deadEnds, err := e.State().DeadEndVersions()
+	if err != nil {
+		return err
+	}
+	return Gate(GateInput{Current: current, Release: rel, Channel: e.track(), Pinned: pinned,
+		DeadEnds: deadEnds, MinAge: e.MinAge, Now: e.now()})
 }
 
 func (e *Engine) backupAll(ctx context.Context, j *Journal, fleet []Member) error {
