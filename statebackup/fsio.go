@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"syscall"
 )
-
-func baseName(p string) string { return filepath.Base(p) }
 
 // openNoFollow opens path for reading, refusing a symlink in the last
 // element.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -142,7 +143,7 @@ func ReadSnapshot(path string) (Snapshot, error) {
 		return s, nil
 	}
 	s := Snapshot{Path: path, Size: fi.Size(), Time: fi.ModTime().UTC(), Label: LabelManual}
-	if label, t, ok := ParseSnapshotName(baseName(path)); ok {
+	if label, t, ok := ParseSnapshotName(filepath.Base(path)); ok {
 		s.Label, s.Time = label, t
 	}
 	return s, nil
