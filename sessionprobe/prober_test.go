@@ -112,10 +112,15 @@ func TestHTTPProberCache(t *testing.T) {
 	assert.Equal(t, sessionprobe.Invalid, check("good"), "asked again once the TTL passed")
 	assert.EqualValues(t, 4, calls.Load())
 
+	// Only a Valid verdict could be cached, so the uncached prober is asked
+	// about a live session.
+	mu.Lock()
+	live["fresh"] = true
+	mu.Unlock()
 	other := sessionprobe.NewHTTPProber(sessionprobe.Options{CacheTTL: -1})
 	for range 2 {
-		v, _ := other.Check(context.Background(), in, []*http.Cookie{{Name: "t3_session", Value: "bad"}})
-		assert.Equal(t, sessionprobe.Invalid, v)
+		v, _ := other.Check(context.Background(), in, []*http.Cookie{{Name: "t3_session", Value: "fresh"}})
+		assert.Equal(t, sessionprobe.Valid, v)
 	}
 	assert.EqualValues(t, 6, calls.Load(), "negative TTL disables the cache")
 }
