@@ -2,10 +2,7 @@ package supervisor_test
 
 import (
 	"context"
-	"encoding/json"
 	"net"
-	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -23,23 +20,9 @@ import (
 // <prefix>/current at the first, the layout a unit's command line names.
 func fleetPrefix(t *testing.T, builds map[string]t3test.Faults, first string) string {
 	t.Helper()
-	cli := t3test.BuildCLI(t)
 	prefix := t.TempDir()
-	for v, f := range builds {
-		_, err := t3test.WriteBuild(filepath.Join(prefix, "versions", v), cli, v, f)
-		require.NoError(t, err)
-	}
-	switchTo(t, prefix, first)
+	require.NoError(t, t3test.WritePrefix(prefix, t3test.BuildCLI(t), builds, first))
 	return prefix
-}
-
-// switchTo points current at a version atomically, as an Installer would.
-func switchTo(t *testing.T, prefix, version string) {
-	t.Helper()
-	tmp := filepath.Join(prefix, "current.tmp")
-	_ = os.Remove(tmp)
-	require.NoError(t, os.Symlink(filepath.Join("versions", version), tmp))
-	require.NoError(t, os.Rename(tmp, filepath.Join(prefix, "current")))
 }
 
 func freePort(t *testing.T) int {
@@ -66,14 +49,9 @@ func serveSpec(t *testing.T, prefix string) (supervisor.UnitSpec, string) {
 
 func serverVersion(t *testing.T, base string) string {
 	t.Helper()
-	resp, err := http.Get(base + t3test.PathEnvironment)
+	v, err := t3test.ServerVersion(context.Background(), base)
 	require.NoError(t, err)
-	defer resp.Body.Close()
-	var env struct {
-		ServerVersion string `json:"serverVersion"`
-	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&env))
-	return env.ServerVersion
+	return v
 }
 
 func TestFakeT3RestartRunsTheSwitchedBuild(t *testing.T) {
@@ -88,7 +66,7 @@ func TestFakeT3RestartRunsTheSwitchedBuild(t *testing.T) {
 	assert.Equal(t, "0.0.27", serverVersion(t, base), "answering as soon as Start returns")
 	before, _ := s.Status(ctx, u)
 
-	switchTo(t, prefix, "0.0.30")
+	require.NoError(t, t3test.SwitchCurrent(prefix, "0.0.30"))
 	require.NoError(t, s.Restart(ctx, u))
 	assert.Equal(t, "0.0.30", serverVersion(t, base))
 	after, _ := s.Status(ctx, u)

@@ -2,7 +2,6 @@ package systemd_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -43,14 +42,9 @@ func lastURL(t *testing.T, log string, skip int) string {
 
 func envVersion(t *testing.T, base string) string {
 	t.Helper()
-	resp, err := http.Get(base + t3test.PathEnvironment)
+	v, err := t3test.ServerVersion(context.Background(), base)
 	require.NoError(t, err)
-	defer resp.Body.Close()
-	var env struct {
-		ServerVersion string `json:"serverVersion"`
-	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&env))
-	return env.ServerVersion
+	return v
 }
 
 // The seed's layout under a real systemd: t3-serve@.service runs
@@ -59,17 +53,7 @@ func TestRealFakeT3FollowsTheCurrentLink(t *testing.T) {
 	um := systemdtest.Start(t, systemdtest.Options{})
 	cli := t3test.BuildCLI(t)
 	prefix, state := t.TempDir(), t.TempDir()
-	for _, v := range []string{"0.0.27", "0.0.30"} {
-		_, err := t3test.WriteBuild(filepath.Join(prefix, "versions", v), cli, v, t3test.Faults{})
-		require.NoError(t, err)
-	}
-	link := func(v string) {
-		tmp := filepath.Join(prefix, "current.tmp")
-		_ = os.Remove(tmp)
-		require.NoError(t, os.Symlink(filepath.Join("versions", v), tmp))
-		require.NoError(t, os.Rename(tmp, filepath.Join(prefix, "current")))
-	}
-	link("0.0.27")
+	require.NoError(t, t3test.WritePrefix(prefix, cli, map[string]t3test.Faults{"0.0.27": {}, "0.0.30": {}}, "0.0.27"))
 	um.WriteUnit(t, "t3-serve@.service", "[Unit]\nDescription=t3 for %i\n\n[Service]\nType=exec\n"+
 		"ExecStart="+filepath.Join(prefix, "current", "t3")+" serve --host 127.0.0.1 --port 0 --base-dir "+state+"/%i\n"+
 		"StandardOutput=append:"+um.LogDir+"/%i.log\nStandardError=inherit\n")
@@ -91,7 +75,7 @@ func TestRealFakeT3FollowsTheCurrentLink(t *testing.T) {
 
 	size := func() int { fi, _ := os.Stat(log); return int(fi.Size()) }
 	seen := size()
-	link("0.0.30")
+	require.NoError(t, t3test.SwitchCurrent(prefix, "0.0.30"))
 	require.NoError(t, m.Restart(ctx, u))
 	second := lastURL(t, log, seen)
 	assert.Equal(t, "0.0.30", envVersion(t, second))

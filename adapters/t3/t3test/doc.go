@@ -45,7 +45,9 @@
 // cmd/t3fake is the fake `t3` binary (--version, serve, auth pairing
 // create), configured by T3FAKE_VERSION, T3FAKE_ERA and T3FAKE_FAULTS.
 // [BuildCLI] builds it once per test process; [WriteBuild] writes a script
-// standing for one installed version. Its `auth pairing create` runs the
+// standing for one installed version; [WritePrefix] and [SwitchCurrent] lay
+// several out side by side under a `current` link, and [ServerVersion] asks
+// a running one which build answers. Its `auth pairing create` runs the
 // era's pending migrations first, as the real CLI does.
 //
 // # Eras
