@@ -84,5 +84,8 @@ func BenchmarkProxyLiveCookie(b *testing.B) {
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK { // a 502 or a 302 would time the wrong path
+			b.Fatalf("status %d", resp.StatusCode)
+		}
 	}
 }
