@@ -146,14 +146,10 @@ func (e *Engine) drain(ctx context.Context, o DrainOptions) (DrainResult, error)
 		res.Reason = fmt.Sprintf("an unfinished run (%s -> %s, phase %s) waits for `updater run`; not draining", j.Previous, j.Target, j.Phase)
 		return res, nil
 	}
-	if fr, err := e.Freezer().Read(); err != nil {
+	if fr, err := e.activeFreeze(ctx, now); err != nil {
 		return res, err
 	} else if fr != nil {
-		if !fr.Expired(now) {
-			e.emit(ctx, Event{Kind: EventFrozen, Reason: fr.String()})
-			return DrainResult{Outcome: DrainFrozen, Reason: fr.String()}, nil
-		}
-		e.emit(ctx, Event{Kind: EventFreezeExpired, Reason: fr.String()})
+		return DrainResult{Outcome: DrainFrozen, Reason: fr.String()}, nil
 	}
 	markers, err := st.Markers()
 	if err != nil {

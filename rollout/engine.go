@@ -168,6 +168,22 @@ func (e *Engine) Freezer() FreezeFile {
 	return FreezeFile{Path: e.FreezeFile}
 }
 
+// activeFreeze reads the freeze file and returns the freeze that holds at
+// now, reporting it (EventFrozen); an expired one is reported
+// (EventFreezeExpired) and ignored (nil).
+func (e *Engine) activeFreeze(ctx context.Context, now time.Time) (*Freeze, error) {
+	fr, err := e.Freezer().Read()
+	if err != nil || fr == nil {
+		return nil, err
+	}
+	if fr.Expired(now) {
+		e.emit(ctx, Event{Kind: EventFreezeExpired, Reason: fr.String()})
+		return nil, nil
+	}
+	e.emit(ctx, Event{Kind: EventFrozen, Reason: fr.String()})
+	return fr, nil
+}
+
 func (e *Engine) track() string {
 	if e.Track == "" {
 		return DefaultTrack

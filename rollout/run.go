@@ -63,15 +63,10 @@ func (e *Engine) run(ctx context.Context) (Result, error) {
 		}
 	}
 
-	if fr, err := e.Freezer().Read(); err != nil {
+	if fr, err := e.activeFreeze(ctx, e.now()); err != nil {
 		return Result{}, err
 	} else if fr != nil {
-		if fr.Expired(e.now()) {
-			e.emit(ctx, Event{Kind: EventFreezeExpired, Reason: fr.String()})
-		} else {
-			e.emit(ctx, Event{Kind: EventFrozen, Reason: fr.String()})
-			return Result{Outcome: OutcomeFrozen, Reason: fr.String(), Resumed: resumed}, nil
-		}
+		return Result{Outcome: OutcomeFrozen, Reason: fr.String(), Resumed: resumed}, nil
 	}
 
 	current, rel, pinned, err := e.resolve(ctx)
