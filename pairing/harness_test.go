@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/t3fleet/t3fleet"
 	"github.com/t3fleet/t3fleet/pairing"
+	"github.com/t3fleet/t3fleet/sessionprobe"
 )
 
 // syncBuffer is a log sink safe for the handler's goroutines.
@@ -112,7 +112,7 @@ var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request
 func sessionCookies(resp *http.Response) []*http.Cookie {
 	var out []*http.Cookie
 	for _, c := range resp.Cookies() {
-		if strings.HasPrefix(c.Name, "t3_session") && c.MaxAge >= 0 && c.Value != "" {
+		if sessionprobe.IsSessionCookieName(c.Name) && c.MaxAge >= 0 && c.Value != "" {
 			out = append(out, c)
 		}
 	}
