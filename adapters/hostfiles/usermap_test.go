@@ -3,6 +3,7 @@ package hostfiles_test
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -42,13 +43,11 @@ func TestParseUserMap(t *testing.T) {
 			}
 			require.Error(t, err)
 			for _, l := range c.badLine {
-				assert.Contains(t, err.Error(), "map:"+itoa(l)+":")
+				assert.Contains(t, err.Error(), "map:"+strconv.Itoa(l)+":")
 			}
 		})
 	}
 }
-
-func itoa(i int) string { return string(rune('0' + i)) }
 
 func TestUserMapHelpers(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "ttyd-user-map")
