@@ -57,9 +57,7 @@ type DispatchTableOptions struct {
 // last good table stays in use and the reason is logged.
 type DispatchTable struct {
 	path string
-	host string
-	opts DispatchTableOptions
-	log  *slog.Logger
+	opts DispatchTableOptions // defaults filled in
 
 	table     atomic.Pointer[map[string]t3fleet.Instance]
 	nextCheck atomic.Int64 // unix nanos
@@ -75,9 +73,9 @@ var _ pairing.Router = (*DispatchTable)(nil)
 
 // NewDispatchTable loads path. The first load must succeed.
 func NewDispatchTable(path string, opts DispatchTableOptions) (*DispatchTable, error) {
-	t := &DispatchTable{path: path, host: opts.UpstreamHost, opts: opts, log: opts.Logger}
-	if t.host == "" {
-		t.host = DefaultUpstreamHost
+	t := &DispatchTable{path: path, opts: opts}
+	if t.opts.UpstreamHost == "" {
+		t.opts.UpstreamHost = DefaultUpstreamHost
 	}
 	if t.opts.CheckInterval == 0 {
 		t.opts.CheckInterval = DefaultCheckInterval
@@ -85,8 +83,8 @@ func NewDispatchTable(path string, opts DispatchTableOptions) (*DispatchTable, e
 	if t.opts.Now == nil {
 		t.opts.Now = time.Now
 	}
-	if t.log == nil {
-		t.log = slog.New(slog.DiscardHandler)
+	if t.opts.Logger == nil {
+		t.opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if _, err := t.Reload(); err != nil {
 		return nil, err
@@ -138,20 +136,20 @@ func (t *DispatchTable) Reload() (bool, error) {
 		t.lastErr = nil
 		return false, nil
 	}
-	m, err := ParseDispatchTable(data, t.host)
+	m, err := ParseDispatchTable(data, t.opts.UpstreamHost)
 	if err != nil {
 		t.sum = [sha256.Size]byte{}
 		return false, t.refuse(fmt.Errorf("dispatch table %s: %w", t.path, err))
 	}
 	t.sum, t.lastErr = sum, nil
 	t.table.Store(&m)
-	t.log.Info("dispatch table loaded", "path", t.path, "users", len(m))
+	t.opts.Logger.Info("dispatch table loaded", "path", t.path, "users", len(m))
 	return true, nil
 }
 
 func (t *DispatchTable) refuse(err error) error {
 	if t.lastErr == nil || t.lastErr.Error() != err.Error() {
-		t.log.Error("dispatch table refused, keeping the last good one", "err", err)
+		t.opts.Logger.Error("dispatch table refused, keeping the last good one", "err", err)
 	}
 	t.lastErr = err
 	return err
