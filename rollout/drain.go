@@ -117,13 +117,11 @@ func (e *Engine) MigrateIdle(ctx context.Context, o DrainOptions) (DrainResult, 
 	if err := e.check(); err != nil {
 		return DrainResult{Outcome: DrainFailed, Reason: err.Error()}, err
 	}
-	lock, err := e.Lock(ctx, "migrate-idle")
+	lock, busy, err := e.lockOrBusy(ctx, "migrate-idle")
+	if busy != nil {
+		return DrainResult{Outcome: DrainLocked, Reason: busy.Error()}, nil
+	}
 	if err != nil {
-		var le *LockedError
-		if errors.As(err, &le) {
-			e.emit(ctx, Event{Kind: EventLockBusy, Reason: le.Holder})
-			return DrainResult{Outcome: DrainLocked, Reason: le.Error()}, nil
-		}
 		return DrainResult{Outcome: DrainFailed, Reason: err.Error()}, err
 	}
 	defer lock.Release()

@@ -251,6 +251,17 @@ func (e *Engine) Lock(ctx context.Context, command string) (*Lock, error) {
 	return AcquireLock(ctx, filepath.Join(st.Dir, LockFile), command, wait)
 }
 
+// lockOrBusy is Lock for the commands that stand down on a busy lock: busy
+// is the holder (reported as EventLockBusy), err any other failure.
+func (e *Engine) lockOrBusy(ctx context.Context, command string) (lock *Lock, busy *LockedError, err error) {
+	lock, err = e.Lock(ctx, command)
+	if errors.As(err, &busy) {
+		e.emit(ctx, Event{Kind: EventLockBusy, Reason: busy.Holder})
+		return nil, busy, nil
+	}
+	return lock, nil, err
+}
+
 // Member is one unit of the fleet and the instance it serves.
 type Member struct {
 	Unit     Unit

@@ -21,13 +21,11 @@ func (e *Engine) Run(ctx context.Context) (Result, error) {
 	if err := e.check(); err != nil {
 		return Result{Outcome: OutcomeFailed, Reason: err.Error()}, err
 	}
-	lock, err := e.Lock(ctx, "run")
+	lock, busy, err := e.lockOrBusy(ctx, "run")
+	if busy != nil {
+		return Result{Outcome: OutcomeLocked, Reason: busy.Error()}, nil
+	}
 	if err != nil {
-		var le *LockedError
-		if errors.As(err, &le) {
-			e.emit(ctx, Event{Kind: EventLockBusy, Reason: le.Holder})
-			return Result{Outcome: OutcomeLocked, Reason: le.Error()}, nil
-		}
 		return Result{Outcome: OutcomeFailed, Reason: err.Error()}, err
 	}
 	defer lock.Release()

@@ -212,13 +212,11 @@ func (w *Watchdog) Tick(ctx context.Context) (WatchdogResult, error) {
 	if err := e.check(); err != nil {
 		return res, err
 	}
-	lock, err := e.Lock(ctx, "watchdog")
+	lock, busy, err := e.lockOrBusy(ctx, "watchdog")
+	if busy != nil {
+		return WatchdogResult{Locked: true, Reason: busy.Error()}, nil
+	}
 	if err != nil {
-		var le *LockedError
-		if errors.As(err, &le) {
-			e.emit(ctx, Event{Kind: EventLockBusy, Reason: le.Holder})
-			return WatchdogResult{Locked: true, Reason: le.Error()}, nil
-		}
 		return res, err
 	}
 	defer lock.Release()
