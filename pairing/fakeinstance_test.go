@@ -36,14 +36,14 @@ type fakeInstance struct {
 	session      string // "" = honest; else "500", "garbage", "nofield", "hang", "drop", "false"
 	creds        map[string]bool
 	sessions     map[string]bool
-	seenHeaders  []http.Header
-	hits         []string
+	lastHeader   http.Header    // of the last request
+	hits         map[string]int // requests per path
 }
 
 func newFakeInstance(t testing.TB, name, exchangePath, cookieName string) *fakeInstance {
 	t.Helper()
 	f := &fakeInstance{name: name, exchangePath: exchangePath, cookieName: cookieName,
-		creds: map[string]bool{}, sessions: map[string]bool{}}
+		creds: map[string]bool{}, sessions: map[string]bool{}, hits: map[string]int{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -61,22 +61,13 @@ func (f *fakeInstance) wipe() { f.set(func(f *fakeInstance) { clear(f.sessions) 
 func (f *fakeInstance) hitCount(path string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := 0
-	for _, h := range f.hits {
-		if h == path {
-			n++
-		}
-	}
-	return n
+	return f.hits[path]
 }
 
 func (f *fakeInstance) lastHeaders() http.Header {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.seenHeaders) == 0 {
-		return nil
-	}
-	return f.seenHeaders[len(f.seenHeaders)-1]
+	return f.lastHeader
 }
 
 func (f *fakeInstance) mint() string {
@@ -100,8 +91,8 @@ func (f *fakeInstance) authed(r *http.Request) bool {
 
 func (f *fakeInstance) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
-	f.hits = append(f.hits, r.URL.Path)
-	f.seenHeaders = append(f.seenHeaders, r.Header.Clone())
+	f.hits[r.URL.Path]++
+	f.lastHeader = r.Header.Clone()
 	ep, mode := f.exchangePath, f.session
 	f.mu.Unlock()
 	switch {
