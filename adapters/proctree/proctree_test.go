@@ -82,7 +82,11 @@ func TestOracle(t *testing.T) {
 			102: {101, "node", []string{"node", "/opt/bin/claude"}},
 		}), 100, nil, false, "node[102]", nil},
 		{"opencode by argv0 with a renamed comm", with(map[int]fakeProcess{101: {100, "bun-worker", []string{"/home/u/.bin/opencode"}}}), 100, nil, false, "[101]", nil},
-		{"comm with spaces and parens", with(map[int]fakeProcess{101: {100, "a (b) c", nil}}), 100, nil, true, "", nil},
+		// The agent is found only through 101, whose stat must parse.
+		{"comm with spaces and parens", with(map[int]fakeProcess{
+			101: {100, "a (b) c", nil},
+			102: {101, "codex", []string{"codex"}},
+		}), 100, nil, false, "codex[102]", nil},
 		{"unrelated helpers", with(map[int]fakeProcess{101: {100, "git", []string{"git", "status"}}, 102: {101, "rg", []string{"rg", "claude"}}}), 100, nil, true, "", nil},
 		{"main pid gone", base, 555, nil, false, "", proctree.ErrNoMainPID},
 		{"not running", base, 0, nil, false, "", proctree.ErrNoMainPID},
