@@ -2,15 +2,12 @@ package npm_test
 
 import (
 	"context"
-	"os/exec"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/t3fleet/t3fleet/adapters/npm/npmtest"
 )
-
-func execLookPath(name string) (string, error) { return exec.LookPath(name) }
 
 // The versions the real-registry tests publish, with their tags. The last
 // publish for a tag wins, so latest=0.0.25 and nightly=...20260902.101.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -74,10 +75,11 @@ func TestRegistryHTTP(t *testing.T) {
 // TestRegistryFromNpmConfig checks that the registry and its token come from
 // npm's config when no URL is given.
 func TestRegistryFromNpmConfig(t *testing.T) {
-	if _, err := os.Stat("/usr/bin/npm"); err != nil {
-		if _, err := execLookPath("npm"); err != nil {
-			t.Skip("npm not installed")
+	if _, err := exec.LookPath(npm.DefaultNPM); err != nil {
+		if npmtest.RequireReal() {
+			t.Fatalf("npm not installed (%s=1): %v", npmtest.EnvRequireReal, err)
 		}
+		t.Skip("npm not installed")
 	}
 	// The test is about the user config: a registry in this process's
 	// environment would win over it, as in npm.
