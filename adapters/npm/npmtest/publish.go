@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -129,23 +127,13 @@ func (r *Registry) MoveTagOf(ctx context.Context, pkg, tag, version string) erro
 	}
 	body, _ := json.Marshal(version)
 	u := r.URL + "-/package/" + url.PathEscape(pkg) + "/dist-tags/" + url.PathEscape(tag)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, bytes.NewReader(body))
+	status, took, err := r.put(ctx, u, body)
+	if status != 0 {
+		r.logger.LogAttrs(ctx, slog.LevelInfo, "npmtest: dist-tag moved", slog.String("tag", tag),
+			slog.String("version", version), slog.Int("status", status), slog.Duration("took", took))
+	}
 	if err != nil {
 		return fmt.Errorf("move tag %s to %s: %w", tag, version, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+Token)
-	start := time.Now()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("move tag %s to %s: %w", tag, version, err)
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	r.logger.LogAttrs(ctx, slog.LevelInfo, "npmtest: dist-tag moved", slog.String("tag", tag),
-		slog.String("version", version), slog.Int("status", resp.StatusCode), slog.Duration("took", time.Since(start)))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("move tag %s to %s: PUT %s: status %d: %s", tag, version, u, resp.StatusCode, bytes.TrimSpace(msg))
 	}
 	return nil
 }

@@ -57,27 +57,38 @@ func (r *Registry) publishHTTP(ctx context.Context, dir string, manifest map[str
 	if err != nil {
 		return err
 	}
-	u := r.URL + url.PathEscape(name)
+	status, took, err := r.put(ctx, r.URL+url.PathEscape(name), body)
+	if status == 0 {
+		return err
+	}
+	r.logger.LogAttrs(ctx, slog.LevelInfo, "npmtest: published", slog.String("package", name),
+		slog.String("version", version), slog.String("tag", tag), slog.Int("status", status),
+		slog.Duration("took", took))
+	return err
+}
+
+// put sends body as JSON to u with the registry's token, the way npm writes
+// to a registry. status is 0 when no answer came; a non-2xx answer is an
+// error carrying the first bytes of its body.
+func (r *Registry) put(ctx context.Context, u string, body []byte) (status int, took time.Duration, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+Token)
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	r.logger.LogAttrs(ctx, slog.LevelInfo, "npmtest: published", slog.String("package", name),
-		slog.String("version", version), slog.String("tag", tag), slog.Int("status", resp.StatusCode),
-		slog.Duration("took", time.Since(start)))
+	took = time.Since(start)
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("PUT %s: status %d: %s", u, resp.StatusCode, bytes.TrimSpace(msg))
+		return resp.StatusCode, took, fmt.Errorf("PUT %s: status %d: %s", u, resp.StatusCode, bytes.TrimSpace(msg))
 	}
-	return nil
+	return resp.StatusCode, took, nil
 }
 
 // packDir makes the npm tarball of dir's regular files: package/<name>,
