@@ -24,8 +24,10 @@ const (
 	// the integrity check on it.
 	StepVerify RestoreStep = "verify"
 	// StepCheckpoint folds the old database's WAL into its main file, so the
-	// main file alone is whole; a busy database (server still running) stops
-	// the restore here.
+	// main file alone is whole. A writer holding a transaction open (a server
+	// not stopped, mid-write) makes it busy and stops the restore here; a
+	// server that merely holds the file open is not detected: stopping the
+	// instance is the caller's job.
 	StepCheckpoint RestoreStep = "checkpoint"
 	// StepSetAside hard-links the old database to <name>.replaced-<ts> and
 	// moves its -wal/-shm/-journal there, so no stale WAL meets the new file.
