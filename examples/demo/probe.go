@@ -9,7 +9,7 @@ import (
 	"strconv"
 
 	"github.com/t3fleet/t3fleet/adapters/hostfiles"
-	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
+	t3a "github.com/t3fleet/t3fleet/adapters/t3"
 	"github.com/t3fleet/t3fleet/rollout"
 )
 
@@ -34,7 +34,7 @@ func (p envProbe) Probe(ctx context.Context, m rollout.Member) error {
 	if perr != nil {
 		return fmt.Errorf("%w: %s: %v", rollout.ErrProvisioning, path, perr)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(port)+t3test.PathEnvironment, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(port)+t3a.EnvironmentPath, nil)
 	if err != nil {
 		return err
 	}

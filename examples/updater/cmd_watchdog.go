@@ -13,11 +13,9 @@ import (
 	"time"
 
 	"github.com/t3fleet/t3fleet/adapters/hostfiles"
+	t3a "github.com/t3fleet/t3fleet/adapters/t3"
 	"github.com/t3fleet/t3fleet/rollout"
 )
-
-// EnvironmentPath is t3's unauthenticated liveness and version endpoint.
-const EnvironmentPath = "/.well-known/t3/environment"
 
 // cmdWatchdog is `updater watchdog`: one probe round over the running
 // instances (a timer runs it every minute).
@@ -103,7 +101,7 @@ func (p EnvironmentProbe) Probe(ctx context.Context, m rollout.Member) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+EnvironmentPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+t3a.EnvironmentPath, nil)
 	if err != nil {
 		return fmt.Errorf("%w: %v", rollout.ErrProvisioning, err)
 	}
@@ -117,11 +115,11 @@ func (p EnvironmentProbe) Probe(ctx context.Context, m rollout.Member) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("probe %s: %s answered %d", m.Unit.User, EnvironmentPath, resp.StatusCode)
+		return fmt.Errorf("probe %s: %s answered %d", m.Unit.User, t3a.EnvironmentPath, resp.StatusCode)
 	}
 	var env map[string]any
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&env); err != nil {
-		return fmt.Errorf("probe %s: %s: %w", m.Unit.User, EnvironmentPath, err)
+		return fmt.Errorf("probe %s: %s: %w", m.Unit.User, t3a.EnvironmentPath, err)
 	}
 	return nil
 }
