@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -154,7 +155,7 @@ func TestStopKillsTheProcessGroup(t *testing.T) {
 		if err != nil {
 			return false
 		}
-		_, err = fmtSscan(string(b), &grandchild)
+		grandchild, err = strconv.Atoi(strings.TrimSpace(string(b)))
 		return err == nil
 	})
 	t.Cleanup(func() {
