@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -128,7 +129,7 @@ func SuspectBuilds(rs []WatchdogRestart, within time.Duration) []SuspectBuild {
 			by[r.Version] = sb
 		}
 		sb.Restarts++
-		if !contains(sb.Users, r.User) {
+		if !slices.Contains(sb.Users, r.User) {
 			sb.Users = append(sb.Users, r.User)
 		}
 		if r.Time.After(sb.Last) {
@@ -142,15 +143,6 @@ func SuspectBuilds(rs []WatchdogRestart, within time.Duration) []SuspectBuild {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].RolledOut.After(out[j].RolledOut) })
 	return out
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // String is the line `updater status` prints.
