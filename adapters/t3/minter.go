@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -162,25 +161,11 @@ func (m *CLIMinter) Mint(ctx context.Context, in t3fleet.Instance) (pairing.Cred
 	if err != nil {
 		return pairing.Credential{}, fmt.Errorf("mint for %s: %w", in.User, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, m.opts.Timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = m.opts.Env
-	cmd.WaitDelay = 2 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		code := -1
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		}
-		if ctx.Err() != nil {
-			err = fmt.Errorf("%w (after %s)", ctx.Err(), m.opts.Timeout)
-		}
-		return pairing.Credential{}, &MintCommandError{Argv: argv, ExitCode: code, Stderr: trimStderr(stderr.Bytes()), Err: err}
+	out, err := runCLI(ctx, argv, m.opts.Env, m.opts.Timeout)
+	if err != nil {
+		return pairing.Credential{}, err
 	}
-	cred, err := ParseMintOutput(stdout.Bytes())
+	cred, err := ParseMintOutput(out)
 	if err != nil {
 		return pairing.Credential{}, fmt.Errorf("mint for %s: %w", in.User, err)
 	}
