@@ -9,8 +9,8 @@
 // [Engine.Run] is one `updater run`: it takes the state directory's [Lock],
 // finishes a [Journal] left by a crash, honours a [Freeze], resolves the
 // target (a pin or a [Registry] channel) and passes it through [Gate], backs
-// up every user (label "prebump-<target>"), stages the target with the
-// [Installer], runs the [HealthChecker] on a copy of the seed user's
+// up every user (label "prebump-<target>") while staging the target with
+// the [Installer] (staging changes nothing live), runs the [HealthChecker] on a copy of the seed user's
 // snapshot, activates, and restarts each running unit in [CanaryOrder],
 // verifying pairing with the [Verifier]. A busy unit (the idle gate says no)
 // gets a deferral marker instead. Each step is an [Event] (Options.OnEvent)

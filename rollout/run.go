@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/t3fleet/t3fleet/statebackup"
 )
@@ -92,14 +93,24 @@ func (e *Engine) run(ctx context.Context) (Result, error) {
 	if err := e.crash("journal"); err != nil {
 		return res, err
 	}
-	if err := e.backupAll(ctx, j, fleet); err != nil {
-		// Nothing changed yet: the journal goes, the run stops.
+	// Staging changes nothing live (side by side; the global installer
+	// stages nothing before Activate), so it runs while the backups are
+	// taken: on a real fleet the npm install and the snapshots are the two
+	// long steps before the canary.
+	// A failed staging cancels the backups' context with its error.
+	bctx, failBackups := context.WithCancelCause(ctx)
+	defer failBackups(nil)
+	stage := e.startStage(ctx, j.Target, failBackups)
+	if err := e.backupAll(bctx, j, fleet); err != nil {
+		// Nothing changed yet: the staging stops, the journal goes, the run
+		// stops. A build that finished staging stays for the next run.
+		stage.stop()
 		if rerr := st.RemoveJournal(); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 		return res, err
 	}
-	if res, err := e.stageAndCheck(ctx, j, fleet); err != nil || res.Outcome != "" {
+	if res, err := e.stageAndCheck(ctx, j, stage); err != nil || res.Outcome != "" {
 		return res, err
 	}
 	j.Phase, j.Step = PhaseCanary, "activate"
@@ -148,10 +159,15 @@ func (e *Engine) gate(current string, rel Release, pinned bool) error {
 		DeadEnds: deadEnds, MinAge: e.MinAge, Now: e.now()})
 }
 
+// backupAll takes every user's prebump snapshot. When ctx was cancelled
+// with a cause (the staging failed), that cause is the error.
 func (e *Engine) backupAll(ctx context.Context, j *Journal, fleet []Member) error {
 	st := e.State()
 	label := PrebumpLabelPrefix + j.Target
 	for _, m := range fleet {
+		if err := context.Cause(ctx); err != nil {
+			return err
+		}
 		user := m.Unit.User
 		j.Step = "backup:" + user
 		t0 := e.now()
@@ -161,6 +177,9 @@ func (e *Engine) backupAll(ctx context.Context, j *Journal, fleet []Member) erro
 			continue
 		}
 		if err != nil {
+			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, ctx.Err()) {
+				return cause // the staging failed and stopped this backup
+			}
 			return fmt.Errorf("backup %s: %w", user, err)
 		}
 		j.Snapshots[user] = snap
@@ -199,20 +218,62 @@ func (e *Engine) seedSnapshot(snaps map[string]statebackup.Snapshot) (string, er
 	return best, nil
 }
 
-func (e *Engine) stageAndCheck(ctx context.Context, j *Journal, fleet []Member) (Result, error) {
+// staging is an Installer.Stage running in its own goroutine.
+type staging struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	build  Build
+	took   time.Duration
+	err    error
+}
+
+// startStage stages version in the background; a failure is also passed
+// to onFail, as "stage <version>: <err>". The goroutine touches only the
+// installer: events and the journal stay with the caller.
+func (e *Engine) startStage(ctx context.Context, version string, onFail func(error)) *staging {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &staging{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t0 := e.now()
+		s.build, s.err = e.Installer.Stage(ctx, version)
+		s.took = e.now().Sub(t0)
+		if s.err != nil {
+			s.err = fmt.Errorf("stage %s: %w", version, s.err)
+			onFail(s.err)
+		}
+	}()
+	return s
+}
+
+// wait returns the staging's outcome once it has ended.
+func (s *staging) wait() (Build, time.Duration, error) {
+	<-s.done
+	s.cancel()
+	return s.build, s.took, s.err
+}
+
+// stop cancels the staging and waits for it, so nothing is left writing
+// once the run has returned.
+func (s *staging) stop() {
+	s.cancel()
+	<-s.done
+}
+
+func (e *Engine) stageAndCheck(ctx context.Context, j *Journal, stage *staging) (Result, error) {
 	st := e.State()
 	res := Result{Target: j.Target, Previous: j.Previous}
 	j.Step = "stage"
 	if err := st.WriteJournal(j); err != nil {
+		stage.stop()
 		return res, err
 	}
-	t0 := e.now()
-	b, err := e.Installer.Stage(ctx, j.Target)
+	b, took, err := stage.wait()
 	if err != nil {
 		_ = st.RemoveJournal()
-		return res, fmt.Errorf("stage %s: %w", j.Target, err)
+		return res, err
 	}
-	e.emit(ctx, Event{Kind: EventStaged, Version: j.Target, Reason: b.Dir, Took: e.now().Sub(t0)})
+	e.emit(ctx, Event{Kind: EventStaged, Version: j.Target, Reason: b.Dir, Took: took})
 	if err := e.crash("stage"); err != nil {
 		return res, err
 	}
