@@ -236,7 +236,8 @@ func (e *Engine) check() error {
 }
 
 // Lock takes the state directory's lock for command ("run", "migrate-idle",
-// "watchdog"), waiting LockWait. A busy lock returns a *LockedError.
+// "watchdog"), waiting LockWait; a wait begins with EventLockWait naming
+// the holder. A busy lock returns a *LockedError.
 func (e *Engine) Lock(ctx context.Context, command string) (*Lock, error) {
 	wait := e.LockWait
 	if wait == 0 {
@@ -248,7 +249,14 @@ func (e *Engine) Lock(ctx context.Context, command string) (*Lock, error) {
 	if err := mkdirState(st.Dir); err != nil {
 		return nil, err
 	}
-	return AcquireLock(ctx, filepath.Join(st.Dir, LockFile), command, wait)
+	path := filepath.Join(st.Dir, LockFile)
+	l, err := AcquireLock(ctx, path, command, 0)
+	var busy *LockedError
+	if wait == 0 || !errors.As(err, &busy) {
+		return l, err
+	}
+	e.emit(ctx, Event{Kind: EventLockWait, Reason: fmt.Sprintf("%s (up to %s)", busy.Holder, wait)})
+	return AcquireLock(ctx, path, command, wait)
 }
 
 // lockOrBusy is Lock for the commands that stand down on a busy lock: busy

@@ -248,15 +248,20 @@ func TestRunLockContention(t *testing.T) {
 	require.Contains(t, res.Reason, "command=watchdog")
 	require.Empty(t, sim.Calls())
 
-	// A bounded wait succeeds once the holder lets go.
-	e.LockWait = 5 * time.Second
-	go func() {
-		time.Sleep(200 * time.Millisecond) // the holder finishing its work
-		held.Release()
-	}()
+	// A bounded wait succeeds once the holder lets go: the holder finishes
+	// only after the run has said it waits.
+	e.LockWait = 10 * time.Second
+	waited := ""
+	e.OnEvent = func(ev rollout.Event) {
+		if ev.Kind == rollout.EventLockWait {
+			waited = ev.Reason
+			require.NoError(t, held.Release())
+		}
+	}
 	res, err = e.Run(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, rollout.OutcomeDone, res.Outcome)
+	require.Contains(t, waited, "command=watchdog")
 }
 
 func TestRunMalformedJournalLosesNothing(t *testing.T) {

@@ -11,6 +11,7 @@ type EventKind string
 
 // Event kinds, one per step.
 const (
+	EventLockWait          EventKind = "lock-wait"
 	EventLockBusy          EventKind = "lock-busy"
 	EventResumed           EventKind = "resumed"
 	EventFrozen            EventKind = "frozen"
@@ -72,6 +73,8 @@ func alertMessage(ev Event) (string, slog.Level) {
 		return "refused: " + ev.Reason, slog.LevelInfo
 	case EventVerifyFailed:
 		return "verify failed", slog.LevelError
+	case EventLockWait:
+		return "waiting for the lock: " + ev.Reason, slog.LevelInfo
 	case EventLockBusy:
 		return "another run holds the lock: " + ev.Reason, slog.LevelInfo
 	}
