@@ -3,7 +3,6 @@ package t3fleet
 import (
 	"errors"
 	"fmt"
-	"regexp"
 )
 
 // Instance is one user's t3 server. It assumes nothing about where the server
@@ -28,10 +27,19 @@ var ErrInvalidName = errors.New("invalid user name")
 // MaxSSONameLen bounds an SSO user name.
 const MaxSSONameLen = 64
 
-var (
-	ssoNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
-	osUserRE  = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-)
+// OSUserPattern is the rule ValidOSUser applies, as a regular expression.
+const OSUserPattern = `^[a-z_][a-z0-9_-]{0,31}$`
+
+// The dispatch checks both rules on every request, so they are byte loops
+// rather than regular expressions.
+
+func ssoNameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+}
+
+func osUserByte(c byte, first bool) bool {
+	return c >= 'a' && c <= 'z' || c == '_' || !first && (c >= '0' && c <= '9' || c == '-')
+}
 
 // ValidSSOName reports whether s is an acceptable SSO user name: letters,
 // digits, '.', '_' and '-', at most MaxSSONameLen bytes, and never "." or ".."
@@ -42,7 +50,7 @@ func ValidSSOName(s string) error {
 		return fmt.Errorf("%w: empty", ErrInvalidName)
 	case len(s) > MaxSSONameLen:
 		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidName, MaxSSONameLen)
-	case !ssoNameRE.MatchString(s):
+	case !allBytes(s, ssoNameByte):
 		return fmt.Errorf("%w: %q has characters outside [A-Za-z0-9._-]", ErrInvalidName, s)
 	case s[0] == '.' || s[0] == '-':
 		return fmt.Errorf("%w: %q starts with %q", ErrInvalidName, s, s[0])
@@ -54,8 +62,21 @@ func ValidSSOName(s string) error {
 // seed's t3-mint applies: ^[a-z_][a-z0-9_-]{0,31}$. A name that passes can be
 // used as one path element and one argv element.
 func ValidOSUser(s string) error {
-	if !osUserRE.MatchString(s) {
-		return fmt.Errorf("%w: OS user %q does not match %s", ErrInvalidName, s, osUserRE)
+	ok := len(s) >= 1 && len(s) <= 32
+	for i := 0; ok && i < len(s); i++ {
+		ok = osUserByte(s[i], i == 0)
+	}
+	if !ok {
+		return fmt.Errorf("%w: OS user %q does not match %s", ErrInvalidName, s, OSUserPattern)
 	}
 	return nil
+}
+
+func allBytes(s string, valid func(byte) bool) bool {
+	for i := 0; i < len(s); i++ {
+		if !valid(s[i]) {
+			return false
+		}
+	}
+	return true
 }

@@ -1,10 +1,12 @@
 package t3fleet_test
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/t3fleet/t3fleet"
 )
@@ -57,4 +59,18 @@ func TestValidOSUser(t *testing.T) {
 		err := t3fleet.ValidOSUser(tc.in)
 		assert.Equal(t, tc.ok, err == nil, "%q: %v", tc.in, err)
 	}
+}
+
+// The byte loops must accept exactly what the documented patterns accept.
+func FuzzNamesMatchTheirPatterns(f *testing.F) {
+	osUser := regexp.MustCompile(t3fleet.OSUserPattern)
+	ssoChars := regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+	for _, s := range []string{"", "a", "_", "-a", "0a", "emil.barzin", "a-b_c9", "Ana", "a b", "a\n", strings.Repeat("a", 32), strings.Repeat("a", 33), "é", "..", ".hidden"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		require.Equal(t, osUser.MatchString(s), t3fleet.ValidOSUser(s) == nil, "OS user %q", s)
+		wantSSO := ssoChars.MatchString(s) && len(s) <= t3fleet.MaxSSONameLen && s[0] != '.' && s[0] != '-'
+		require.Equal(t, wantSSO, t3fleet.ValidSSOName(s) == nil, "SSO name %q", s)
+	})
 }
