@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"strings"
 )
 
 // streamOnlyFlusher is the ResponseWriter the reverse proxy writes to.
@@ -33,6 +34,21 @@ func (w streamOnlyFlusher) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (w streamOnlyFlusher) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func isStream(contentType string) bool {
+	// Only these two media types stream; a type without their distinctive
+	// parts needs no parsing (this runs for every response).
+	if !containsFold(contentType, "event-stream") && !containsFold(contentType, "ndjson") {
+		return false
+	}
 	mt, _, _ := mime.ParseMediaType(contentType)
 	return mt == "text/event-stream" || mt == "application/x-ndjson"
+}
+
+// containsFold reports whether s contains sub, ignoring ASCII case.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
 }

@@ -110,6 +110,46 @@ func NewHandler(router Router, pairer Pairer, opts HandlerOptions) *Handler {
 
 // ServeHTTP implements flow 1: identity, route, then pair or proxy.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := h.plan(r)
+	switch p.kind {
+	case planRefuse:
+		if p.logMsg != "" {
+			h.log.Error(p.logMsg, p.logArgs...)
+		}
+		h.refuse(w, r, p.status, p.msg)
+	case planPair:
+		h.pair(w, r, p.in, p.cookies)
+	default:
+		h.proxy(w, r, p.in.User, p.target, p.page)
+	}
+}
+
+type planKind int
+
+const (
+	planProxy planKind = iota
+	planPair
+	planRefuse
+)
+
+// plan is what ServeHTTP does with a request, decided before anything is
+// written: the one decision the Front's fast path shares.
+type plan struct {
+	kind    planKind
+	in      t3fleet.Instance
+	target  *url.URL
+	cookies []*http.Cookie // the t3 session cookies the request carries
+	page    bool           // a top-level page load
+	// planRefuse: the answer, and an error line to log first (if any).
+	status  int
+	msg     string
+	logMsg  string
+	logArgs []any
+}
+
+// plan resolves the user and their instance, removes the identity header
+// from r, and checks the session cookie of a page load with the prober.
+func (h *Handler) plan(r *http.Request) plan {
 	user, err := h.identity.User(r)
 	if err != nil {
 		status := http.StatusBadRequest
@@ -117,40 +157,35 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &ie) {
 			status = ie.Status
 		}
-		h.refuse(w, r, status, err.Error())
-		return
+		return plan{kind: planRefuse, status: status, msg: err.Error()}
 	}
 	in, ok := h.router.Route(user)
 	if !ok {
-		h.refuse(w, r, http.StatusForbidden, fmt.Sprintf("no t3 instance is configured for %s", user))
-		return
+		return plan{kind: planRefuse, status: http.StatusForbidden, msg: fmt.Sprintf("no t3 instance is configured for %s", user)}
 	}
 	if in.User == "" {
 		in.User = user
 	}
+	const misconfigured = "the instance for this user is misconfigured"
 	if err := t3fleet.ValidOSUser(in.OSUser); err != nil {
-		h.log.Error("routing table entry refused", "user", user, "err", err)
-		h.refuse(w, r, http.StatusInternalServerError, "the instance for this user is misconfigured")
-		return
+		return plan{kind: planRefuse, status: http.StatusInternalServerError, msg: misconfigured,
+			logMsg: "routing table entry refused", logArgs: []any{"user", user, "err", err}}
 	}
 	target, err := h.targetURL(in.BaseURL)
 	if err != nil {
-		h.log.Error("routing table entry refused", "user", user, "base_url", in.BaseURL, "err", err)
-		h.refuse(w, r, http.StatusInternalServerError, "the instance for this user is misconfigured")
-		return
+		return plan{kind: planRefuse, status: http.StatusInternalServerError, msg: misconfigured,
+			logMsg: "routing table entry refused", logArgs: []any{"user", user, "base_url", in.BaseURL, "err", err}}
 	}
 	r.Header.Del(h.identity.Header())
 
-	cookies := sessionprobe.SessionCookies(r)
-	page := sessionprobe.IsPageLoad(r)
+	p := plan{kind: planProxy, in: in, target: target, cookies: sessionprobe.SessionCookies(r), page: sessionprobe.IsPageLoad(r)}
 	switch {
-	case len(cookies) == 0:
+	case len(p.cookies) == 0:
 		if !sessionprobe.IsSubresource(r) {
-			h.pair(w, r, in, nil)
-			return
+			p.kind = planPair
 		}
-	case page:
-		v, err := h.prober.Check(r.Context(), in, cookies)
+	case p.page:
+		v, err := h.prober.Check(r.Context(), in, p.cookies)
 		if int(v) >= 0 && int(v) < len(h.metrics.verdict) {
 			h.metrics.verdict[v].Inc()
 		}
@@ -158,11 +193,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.log.Debug("session probe in doubt, proxying", "user", in.User, "err", err)
 		}
 		if v == sessionprobe.Invalid {
-			h.pair(w, r, in, cookies)
-			return
+			p.kind = planPair
 		}
 	}
-	h.proxy(w, r, in.User, target, page)
+	return p
 }
 
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, user string, target *url.URL, page bool) {
