@@ -77,9 +77,7 @@ func newT3Dispatch(t *testing.T, srv *t3test.Server) *t3Dispatch {
 		Registerer: d.reg,
 		Prober:     sessionprobe.NewHTTPProber(sessionprobe.Options{CacheTTL: -1}),
 	})
-	front := httptest.NewServer(h)
-	t.Cleanup(front.Close)
-	d.url = front.URL
+	d.url = startFront(t, h, pairing.FrontOptions{})
 	td.dispatch = d
 	return td
 }

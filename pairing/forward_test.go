@@ -36,9 +36,6 @@ func TestProxyForwarding(t *testing.T) {
 	t.Cleanup(inst.Close)
 	router := mapRouter{"emil": t3fleet.Instance{User: "emil", OSUser: "emil", BaseURL: inst.URL}}
 	h := pairing.NewHandler(router, pairing.NewPairer(&fakeMinter{}, pairing.PairerOptions{}), pairing.HandlerOptions{})
-	front := httptest.NewServer(h)
-	t.Cleanup(front.Close)
-
 	cases := []struct {
 		name, path  string
 		header      http.Header
@@ -55,42 +52,57 @@ func TestProxyForwarding(t *testing.T) {
 				"User-Agent": "Go-http-client/1.1"},
 			wantResp: map[string]string{"X-Hop": "", "Keep-Alive": "", "X-Kept": "yes"},
 			wantBody: "ok"},
+		{name: "plain asset, nothing hop-by-hop", path: "/assets/app.js?v=1&x=%2F",
+			header: http.Header{"X-Forwarded-For": {"10.0.0.1", "10.0.0.2"}, "X-Forwarded-Host": {"evil.example"},
+				"X-Forwarded-Proto": {"https"}, "Forwarded": {"for=evil"}},
+			wantHeader: map[string]string{"Forwarded": "", "X-Authentik-Username": "",
+				"X-Forwarded-For": "10.0.0.1, 10.0.0.2, 127.0.0.1", "X-Forwarded-Proto": "http"},
+			wantResp: map[string]string{"X-Hop": "", "Keep-Alive": "", "X-Kept": "yes"},
+			wantBody: "ok"},
 		{name: "no user agent stays none", path: "/x", header: http.Header{"User-Agent": {""}},
 			wantHeader: map[string]string{"User-Agent": ""}, wantBody: "ok"},
 		{name: "trailers", path: "/trailer", wantBody: "body", wantTrailer: "42"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			req, err := http.NewRequest("GET", front.URL+tc.path, nil)
-			require.NoError(t, err)
-			req.Host = "t3.example"
-			for k, v := range tc.header {
-				req.Header[k] = v
-			}
-			req.Header.Set("X-authentik-username", "emil")
-			req.Header.Set("Cookie", "t3_session=live")
-			req.Header.Set("Sec-Fetch-Dest", "script")
-			resp, err := http.DefaultClient.Do(req)
-			require.NoError(t, err)
-			body, err := io.ReadAll(resp.Body)
-			require.NoError(t, err)
-			resp.Body.Close()
-			require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-			assert.Equal(t, tc.wantBody, string(body))
-			require.NotNil(t, seen)
-			assert.Equal(t, "t3.example", seen.Host)
-			assert.Equal(t, "t3.example", seen.Header.Get("X-Forwarded-Host"))
-			assert.Equal(t, tc.path, seen.URL.RequestURI())
-			for k, v := range tc.wantHeader {
-				assert.Equal(t, v, seen.Header.Get(k), "upstream %s", k)
-			}
-			for k, v := range tc.wantResp {
-				assert.Equal(t, v, resp.Header.Get(k), "browser %s", k)
-			}
-			if tc.wantTrailer != "" {
-				assert.Equal(t, tc.wantTrailer, resp.Trailer.Get("X-Sum"))
-			}
-			assert.Empty(t, seen.Header.Values(pairing.DefaultUserHeader), "the identity header never reaches the instance")
-		})
+	for _, mode := range serveModes {
+		url := startFront(t, h, pairing.FrontOptions{DisableFast: mode.disableFast})
+		for _, tc := range cases {
+			t.Run(mode.name+"/"+tc.name, func(t *testing.T) {
+				seen = nil
+				req, err := http.NewRequest("GET", url+tc.path, nil)
+				require.NoError(t, err)
+				req.Host = "t3.example"
+				for k, v := range tc.header {
+					req.Header[k] = v
+				}
+				req.Header.Set("X-authentik-username", "emil")
+				req.Header.Set("Cookie", "t3_session=live")
+				req.Header.Set("Sec-Fetch-Dest", "script")
+				// A connection of its own: one the Front handed to net/http
+				// (the first case's Connection field) stays there.
+				tr := &http.Transport{}
+				defer tr.CloseIdleConnections()
+				resp, err := (&http.Client{Transport: tr}).Do(req)
+				require.NoError(t, err)
+				body, err := io.ReadAll(resp.Body)
+				require.NoError(t, err)
+				resp.Body.Close()
+				require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+				assert.Equal(t, tc.wantBody, string(body))
+				require.NotNil(t, seen)
+				assert.Equal(t, "t3.example", seen.Host)
+				assert.Equal(t, "t3.example", seen.Header.Get("X-Forwarded-Host"))
+				assert.Equal(t, tc.path, seen.URL.RequestURI())
+				for k, v := range tc.wantHeader {
+					assert.Equal(t, v, seen.Header.Get(k), "upstream %s", k)
+				}
+				for k, v := range tc.wantResp {
+					assert.Equal(t, v, resp.Header.Get(k), "browser %s", k)
+				}
+				if tc.wantTrailer != "" {
+					assert.Equal(t, tc.wantTrailer, resp.Trailer.Get("X-Sum"))
+				}
+				assert.Empty(t, seen.Header.Values(pairing.DefaultUserHeader), "the identity header never reaches the instance")
+			})
+		}
 	}
 }

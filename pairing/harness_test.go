@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 
@@ -62,10 +62,30 @@ func newDispatch(t testing.TB, instances map[string]*fakeInstance, opts func(*pa
 	if opts != nil {
 		opts(&o)
 	}
-	srv := httptest.NewServer(pairing.NewHandler(d.router, d.pairer, o))
-	t.Cleanup(srv.Close)
-	d.url = srv.URL
+	d.url = startFront(t, pairing.NewHandler(d.router, d.pairer, o), pairing.FrontOptions{})
 	return d
+}
+
+// serveModes are the two ways a Handler is served: through a Front with its
+// fast path (as examples/dispatch serves it) and on net/http's server alone.
+var serveModes = []struct {
+	name        string
+	disableFast bool
+}{{"fast", false}, {"net-http", true}}
+
+// startFront serves h through a Front on loopback and returns its URL.
+func startFront(t testing.TB, h *pairing.Handler, opts pairing.FrontOptions) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	f := pairing.NewFront(h, opts)
+	served := make(chan error, 1)
+	go func() { served <- f.Serve(ln) }()
+	t.Cleanup(func() {
+		f.Close()
+		require.ErrorIs(t, <-served, http.ErrServerClosed)
+	})
+	return "http://" + ln.Addr().String()
 }
 
 // kind of request a browser makes.

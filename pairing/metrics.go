@@ -17,6 +17,16 @@ const (
 	MetricWebSocketsOpen = "t3fleet_dispatch_websockets_open"
 	MetricRefused        = "t3fleet_dispatch_refused_requests_total"
 	MetricPairWaiting    = "t3fleet_dispatch_pair_waiting_requests"
+	MetricHandoffs       = "t3fleet_dispatch_handoffs_total"
+)
+
+// Why the Front's fast path handed a connection to net/http (label "reason"
+// of MetricHandoffs).
+const (
+	HandoffUntrustedPeer = "untrusted_peer" // refused there
+	HandoffRequest       = "request"        // a body, an upgrade, a hop-by-hop field, an unusual target or head
+	HandoffReserved      = "reserved_path"  // a path Fallback keeps (e.g. /metrics)
+	HandoffTarget        = "target"         // an instance base URL with a path, a query or https
 )
 
 // Pair outcomes (label "outcome" of MetricPairs).
@@ -35,6 +45,7 @@ type metrics struct {
 	wsOpen   prometheus.Gauge
 	refused  *prometheus.CounterVec
 	waiting  prometheus.Gauge
+	handoffs *prometheus.CounterVec
 
 	proxiedPage, proxiedOther, proxiedWS prometheus.Counter
 	verdict                              [3]prometheus.Counter
@@ -57,6 +68,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Requests refused before routing, by HTTP status."}, []string{"status"}),
 		waiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricPairWaiting,
 			Help: "Requests currently waiting for a pairing (their own or a shared one)."}),
+		handoffs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricHandoffs,
+			Help: "Connections the Front's fast path handed to net/http's server, by reason."}, []string{"reason"}),
+	}
+	for _, r := range []string{HandoffUntrustedPeer, HandoffRequest, HandoffReserved, HandoffTarget} {
+		m.handoffs.WithLabelValues(r)
 	}
 	m.proxiedPage = m.proxied.WithLabelValues("page")
 	m.proxiedOther = m.proxied.WithLabelValues("other")
@@ -74,7 +90,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.pairs.WithLabelValues(l[0], l[1], l[2])
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.pairs, m.verdicts, m.mint, m.proxied, m.wsOpen, m.refused, m.waiting} {
+		for _, c := range []prometheus.Collector{m.pairs, m.verdicts, m.mint, m.proxied, m.wsOpen, m.refused, m.waiting, m.handoffs} {
 			reg.MustRegister(c)
 		}
 	}

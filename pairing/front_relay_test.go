@@ -1,0 +1,218 @@
+package pairing_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/t3fleet/t3fleet/pairing"
+)
+
+// The fast path relays what the instance answers as the Handler on
+// net/http's server does: same status, fields (but Date, which net/http
+// adds) and body, for every framing and every malformed answer. Each case
+// runs through both and compares.
+func TestFrontRelaysAsTheHandlerDoes(t *testing.T) {
+	const ct = "Content-Type: text/plain\r\n"
+	responses := map[string]string{
+		"/length":       "HTTP/1.1 200 OK\r\n" + ct + "Content-Length: 5\r\nX-Kept: yes\r\n\r\nhello",
+		"/chunked":      "HTTP/1.1 200 OK\r\n" + ct + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n",
+		"/trailers":     "HTTP/1.1 200 OK\r\n" + ct + "Trailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\nX-Sum: 42\r\n\r\n",
+		"/until-close":  "HTTP/1.1 200 OK\r\n" + ct + "X-Then-Close: 1\r\n\r\nall of it",
+		"/http10":       "HTTP/1.0 200 OK\r\n" + ct + "Content-Length: 3\r\nX-Then-Close: 1\r\n\r\nold",
+		"/no-content":   "HTTP/1.1 204 No Content\r\nX-Kept: yes\r\n\r\n",
+		"/not-modified": "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n",
+		"/early-hints": "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" +
+			"HTTP/1.1 200 OK\r\n" + ct + "Content-Length: 2\r\n\r\nok",
+		"/hop":         "HTTP/1.1 200 OK\r\n" + ct + "Connection: X-Hop\r\nX-Hop: drop me\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\nok",
+		"/te-and-cl":   "HTTP/1.1 200 OK\r\n" + ct + "Content-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+		"/status-only": "HTTP/1.1 404\r\n" + ct + "Content-Length: 0\r\n\r\n",
+		"/sse":         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 11\r\n\r\ndata: one\n\n",
+		// Malformed: both answer 502 and nothing of it reaches the browser.
+		"/bad-length":   "HTTP/1.1 200 OK\r\n" + ct + "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+		"/bad-te":       "HTTP/1.1 200 OK\r\n" + ct + "Transfer-Encoding: gzip\r\n\r\nxx",
+		"/bad-status":   "HTTP/1.1 2000 OK\r\n\r\n",
+		"/bad-field":    "HTTP/1.1 200 OK\r\nBad Field: x\r\nContent-Length: 0\r\n\r\n",
+		"/switch":       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+		"/not-http":     "SSH-2.0-OpenSSH\r\n\r\n",
+		"/head-length":  "HTTP/1.1 200 OK\r\n" + ct + "Content-Length: 1234\r\nX-Then-Close: 1\r\n\r\n",
+		"/closed-early": "HTTP/1.1 200 OK\r\n" + ct + "Content-Length: 100\r\nX-Then-Close: 1\r\n\r\nshort",
+	}
+	inst := newScriptedInstance(t, responses)
+	fronts := map[string]*frontUnderTest{}
+	for _, m := range serveModes {
+		fronts[m.name] = newFrontUnderTest(t, inst.URL(), pairing.FrontOptions{DisableFast: m.disableFast}, nil)
+	}
+	type outcome struct {
+		status  int
+		header  http.Header
+		body    string
+		trailer http.Header
+		err     string
+	}
+	get := func(t *testing.T, url, method, path string) outcome {
+		req, err := http.NewRequest(method, url+path, nil)
+		require.NoError(t, err)
+		req.Host = "t3.example"
+		req.Header.Set(pairing.DefaultUserHeader, "ana")
+		req.Header.Set("Cookie", "t3_session=live")
+		req.Header.Set("Sec-Fetch-Dest", "script")
+		client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: noRedirect.CheckRedirect}
+		resp, err := client.Do(req)
+		if err != nil {
+			return outcome{err: "request failed"}
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		o := outcome{status: resp.StatusCode, header: resp.Header.Clone(), body: string(b), trailer: resp.Trailer}
+		if err != nil {
+			o.err = "body cut short"
+		}
+		o.header.Del("Date")
+		return o
+	}
+	paths := make([]string, 0, len(responses))
+	for p := range responses {
+		paths = append(paths, p)
+	}
+	for _, path := range paths {
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			t.Run(method+path, func(t *testing.T) {
+				fast := get(t, fronts["fast"].url, method, path)
+				slow := get(t, fronts["net-http"].url, method, path)
+				assert.Equal(t, slow.status, fast.status)
+				assert.Equal(t, slow.body, fast.body)
+				assert.Equal(t, slow.err, fast.err)
+				assert.Equal(t, slow.trailer, fast.trailer)
+				for _, h := range []http.Header{fast.header, slow.header} {
+					// Framing may differ (net/http re-chunks what it does not
+					// know the length of); content may not.
+					h.Del("Transfer-Encoding")
+					if method == http.MethodGet && slow.status != http.StatusBadGateway {
+						h.Del("Content-Length")
+					}
+				}
+				assert.Equal(t, slow.header, fast.header)
+			})
+		}
+	}
+	assert.Zero(t, fronts["fast"].fallbacks.Load(), "every case stayed on the fast path")
+}
+
+// A pipelined request the fast path cannot carry goes to net/http right
+// after one it did carry, on the same connection.
+func TestFrontHandsOffMidConnection(t *testing.T) {
+	inst := newScriptedInstance(t, nil)
+	ft := newFrontUnderTest(t, inst.URL(), pairing.FrontOptions{}, nil)
+	post := "POST /api/x HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nCookie: t3_session=live\r\nContent-Length: 2\r\n\r\nhi"
+	resps := rawExchange(t, ft.url, liveAsset+post+liveAsset, "GET", "POST", "GET")
+	for _, r := range resps {
+		assert.Equal(t, http.StatusOK, r.StatusCode)
+		assert.Equal(t, "ok", body(t, r))
+	}
+	assert.EqualValues(t, 2, ft.fallbacks.Load(), "the POST and what followed it on that connection")
+	assert.EqualValues(t, 1, ft.handoffs(pairing.HandoffRequest))
+}
+
+// A pooled connection the instance closed meanwhile is replaced without the
+// browser noticing; an instance that is down gets the Handler's 502 and the
+// browser's connection stays usable.
+func TestFrontUpstreamFailures(t *testing.T) {
+	inst := newScriptedInstance(t, map[string]string{
+		"/once": "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+	})
+	ft := newFrontUnderTest(t, inst.URL(), pairing.FrontOptions{}, nil)
+	resps := rawExchange(t, ft.url, liveAsset, "GET")
+	require.Equal(t, http.StatusOK, resps[0].StatusCode)
+	inst.mu.Lock()
+	for _, c := range inst.open {
+		c.Close() // the instance restarts: pooled connections die
+	}
+	inst.mu.Unlock()
+	resps = rawExchange(t, ft.url, liveAsset, "GET")
+	require.Equal(t, http.StatusOK, resps[0].StatusCode, "retried on a fresh connection")
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	down := "http://" + ln.Addr().String()
+	ln.Close()
+	ft = newFrontUnderTest(t, down, pairing.FrontOptions{}, nil)
+	resps = rawExchange(t, ft.url, liveAsset+liveAsset, "GET", "GET")
+	for _, r := range resps {
+		assert.Equal(t, http.StatusBadGateway, r.StatusCode)
+		assert.Equal(t, "your t3 instance is not answering; try again in a moment\n", body(t, r))
+	}
+	assert.Zero(t, ft.fallbacks.Load())
+}
+
+// A browser that leaves an event stream frees the instance's connection
+// even while the stream has nothing to send; Shutdown waits for requests in
+// flight and closes idle connections.
+func TestFrontStreamsAndShutdown(t *testing.T) {
+	hungUp := make(chan struct{})
+	up := newScriptedStream(t, hungUp)
+	h := pairing.NewHandler(mapRouter{"ana": {User: "ana", OSUser: "ana", BaseURL: up}}, nil,
+		pairing.HandlerOptions{Prober: cookieProber{}})
+	f := pairing.NewFront(h, pairing.FrontOptions{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- f.Serve(ln) }()
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	_, err = io.WriteString(c, strings.Replace(liveAsset, "/assets/app.js?v=1", "/events", 1))
+	require.NoError(t, err)
+	buf := make([]byte, 512)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	n, err := c.Read(buf)
+	require.NoError(t, err)
+	require.Contains(t, string(buf[:n]), "data: one")
+	c.Close()
+	select {
+	case <-hungUp:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the instance's side of a stream stayed open after the browser left")
+	}
+
+	idle, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, f.Shutdown(ctx))
+	require.ErrorIs(t, <-served, http.ErrServerClosed)
+	require.NoError(t, idle.SetReadDeadline(time.Now().Add(5*time.Second)))
+	_, err = idle.Read(buf)
+	require.True(t, errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "reset"), "idle connection closed: %v", err)
+}
+
+// newScriptedStream serves one event and then holds the stream open,
+// closing hungUp once the other side goes away.
+func newScriptedStream(t *testing.T, hungUp chan struct{}) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 4096)
+		c.Read(buf) // the request
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"+
+			"b\r\ndata: one\n\n\r\n")
+		c.Read(buf) // returns when the dispatch closes its side
+		close(hungUp)
+	}()
+	return "http://" + ln.Addr().String()
+}

@@ -1,0 +1,251 @@
+package pairing
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+)
+
+// maxFastFields bounds the header fields of a request the fast path
+// carries; more go to net/http.
+const maxFastFields = 64
+
+// errHeadTooLarge: the head did not fit the connection's read buffer; it is
+// handed to net/http, which applies its own limit.
+var errHeadTooLarge = errors.New("request head larger than the fast path's buffer")
+
+// peekHead returns the bytes of the next request head, through the blank
+// line, without consuming them: they stay in br for whoever serves the
+// request. It reads more only while the head is incomplete and br has room.
+func peekHead(br *bufio.Reader) ([]byte, error) {
+	if _, err := br.Peek(1); err != nil {
+		return nil, err
+	}
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
+			return buf[:i+4], nil
+		}
+		if len(buf) >= br.Size() {
+			return nil, errHeadTooLarge
+		}
+		if _, err := br.Peek(len(buf) + 1); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// headComplete reports whether br holds a whole request head already.
+func headComplete(br *bufio.Reader) bool {
+	buf, _ := br.Peek(br.Buffered())
+	return bytes.Contains(buf, []byte("\r\n\r\n"))
+}
+
+// field is one header field, its value trimmed.
+type field struct {
+	name, value string
+	kind        fieldKind // of a request field
+}
+
+type fieldKind uint8
+
+// What the fast path does with a request field: forward it, drop it (the
+// identity header; X-Forwarded-Host, -Proto and Forwarded, which it sets
+// itself) or fold it into the X-Forwarded-For it sends.
+const (
+	plainField fieldKind = iota
+	droppedField
+	forwardedForField
+)
+
+// fastHead is a request the fast path may carry: GET or HEAD, HTTP/1.1, an
+// origin-form target net/http's ServeMux would not redirect, one Host, the
+// identity header exactly once under its own name, no body and nothing
+// hop-by-hop. Its strings share one copy of the head.
+type fastHead struct {
+	method string
+	target string // path and query as sent
+	path   string
+	query  string
+	host   string
+	user   string // the identity header's value
+	fields []field
+}
+
+// parseFastHead parses raw (a whole head, as peekHead returns it) and reports
+// whether the fast path may carry it; anything unusual is left to net/http,
+// which parses it again with its own rules and answers it.
+func parseFastHead(raw []byte, ir *IdentityResolver) (fastHead, bool) {
+	s := string(raw[:len(raw)-2]) // one copy; keeps each line's CRLF
+	var h fastHead
+	line, rest, ok := strings.Cut(s, "\r\n")
+	if !ok {
+		return h, false
+	}
+	var target string
+	switch {
+	case strings.HasPrefix(line, "GET "):
+		h.method, target = http.MethodGet, line[4:]
+	case strings.HasPrefix(line, "HEAD "):
+		h.method, target = http.MethodHead, line[5:]
+	default:
+		return h, false
+	}
+	target, ok = strings.CutSuffix(target, " HTTP/1.1")
+	if !ok || !fastTarget(target) {
+		return h, false
+	}
+	h.target = target
+	h.path, h.query, _ = strings.Cut(target, "?")
+	hosts, users := 0, 0
+	h.fields = make([]field, 0, 16)
+	for rest != "" {
+		line, rest, _ = strings.Cut(rest, "\r\n")
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || name == "" || !allTchar(name) || !fieldValue(value) || len(h.fields) == maxFastFields {
+			return h, false // includes obs-fold: a line starting with a space is no token
+		}
+		f := field{name: name, value: strings.Trim(value, " \t")}
+		switch {
+		case foldsTo(name, ir.folded):
+			if !strings.EqualFold(name, ir.header) {
+				return h, false // a look-alike spelling: net/http's path refuses it
+			}
+			users++
+			h.user, f.kind = f.value, droppedField
+		case strings.EqualFold(name, "Host"):
+			hosts++
+			h.host = f.value
+		case strings.EqualFold(name, "X-Forwarded-For"):
+			f.kind = forwardedForField
+		case strings.EqualFold(name, "X-Forwarded-Host"), strings.EqualFold(name, "X-Forwarded-Proto"), strings.EqualFold(name, "Forwarded"):
+			f.kind = droppedField
+		case hopOrBody(name):
+			return h, false
+		}
+		h.fields = append(h.fields, f)
+	}
+	if hosts != 1 || !fastHost(h.host) || users != 1 {
+		return h, false
+	}
+	return h, true
+}
+
+// hopOrBody reports the fields that make a request not the fast path's:
+// framing of a body, upgrades and everything hop-by-hop.
+func hopOrBody(name string) bool {
+	switch len(name) {
+	case 2:
+		return strings.EqualFold(name, "Te")
+	case 6:
+		return strings.EqualFold(name, "Expect")
+	case 7:
+		return strings.EqualFold(name, "Upgrade") || strings.EqualFold(name, "Trailer")
+	case 10:
+		return strings.EqualFold(name, "Connection") || strings.EqualFold(name, "Keep-Alive")
+	case 14:
+		return strings.EqualFold(name, "Content-Length") || strings.EqualFold(name, "Http2-Settings")
+	case 16:
+		return strings.EqualFold(name, "Proxy-Connection")
+	case 17:
+		return strings.EqualFold(name, "Transfer-Encoding")
+	case 18:
+		return strings.EqualFold(name, "Proxy-Authenticate")
+	case 19:
+		return strings.EqualFold(name, "Proxy-Authorization")
+	}
+	return false
+}
+
+// fastTarget accepts an origin-form target whose path has no escapes and
+// nothing net/http's ServeMux would clean (and redirect), and whose query
+// the ReverseProxy would forward unchanged (canForward's rule).
+func fastTarget(t string) bool {
+	if len(t) == 0 || t[0] != '/' || strings.HasPrefix(t, "//") {
+		return false
+	}
+	path, query, _ := strings.Cut(t, "?")
+	for i := 0; i < len(path); i++ {
+		if !pathByte(path[i]) {
+			return false
+		}
+	}
+	if strings.Contains(path, "//") || strings.Contains(path, "/./") || strings.Contains(path, "/../") ||
+		strings.HasSuffix(path, "/.") || strings.HasSuffix(path, "/..") {
+		return false
+	}
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case c == '%':
+			if i+2 >= len(query) || !isHex(query[i+1]) || !isHex(query[i+2]) {
+				return false
+			}
+			i += 2
+		case c == '?' || pathByte(c):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// pathByte: unreserved, the sub-delims but ';', ':', '@' and '/'.
+func pathByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-._~!$&'()*+,=:@/", c) >= 0
+}
+
+// fastHost accepts host names, IPv4 and bracketed IPv6 literals with a port.
+func fastHost(h string) bool {
+	if h == "" {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._:[]", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// allTchar reports whether s is an RFC 9110 token.
+func allTchar(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// fieldValue refuses control bytes other than HTAB, as net/http does.
+func fieldValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// request is the *http.Request the Handler's plan reads: method, header,
+// host, peer and a URL with the path and query.
+func (h *fastHead) request(remoteAddr string) *http.Request {
+	hd := make(http.Header, len(h.fields))
+	for _, f := range h.fields {
+		k := textproto.CanonicalMIMEHeaderKey(f.name)
+		hd[k] = append(hd[k], f.value)
+	}
+	return &http.Request{Method: h.method, URL: &url.URL{Path: h.path, RawQuery: h.query}, Proto: "HTTP/1.1",
+		ProtoMajor: 1, ProtoMinor: 1, Header: hd, Host: h.host, RemoteAddr: remoteAddr, RequestURI: h.target}
+}

@@ -1,0 +1,64 @@
+package pairing
+
+import (
+	"bufio"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Whatever head the fast path accepts, net/http's own parser reads the same
+// way: same method, target, host, fields and no body. So the fast path never
+// forwards a request that net/http would have seen differently.
+func FuzzParseFastHead(f *testing.F) {
+	ir := NewIdentityResolver("", nil)
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\n\r\n",
+		"HEAD /a/b.js?v=1&x=%2F HTTP/1.1\r\nHost: t3.example:8443\r\nx-authentik-username: a.b@c\r\nCookie: t3_session=x\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nContent-Length: 0\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: h\r\nHost: i\r\nX-Authentik-Username: ana\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\n fold\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: h\r\nX-Authentik-Username :ana\r\n\r\n",
+		"GET /a HTTP/1.1\nHost: h\nX-Authentik-Username: ana\n\r\n\r\n",
+		"GET http://evil/ HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\n\r\n",
+		"GET /a\x00b HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nX: a\x7fb\r\n\r\n",
+		"GET /./a HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\n\r\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		i := strings.Index(raw, "\r\n\r\n")
+		if i < 0 {
+			return
+		}
+		raw = raw[:i+4]
+		h, ok := parseFastHead([]byte(raw), ir)
+		if !ok {
+			return
+		}
+		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+		require.NoError(t, err, "net/http refuses a head the fast path took: %q", raw)
+		require.Equal(t, req.Method, h.method)
+		require.Equal(t, req.RequestURI, h.target)
+		require.Equal(t, req.Host, h.host)
+		require.Equal(t, req.URL.Path, h.path)
+		require.Equal(t, req.URL.RawQuery, h.query)
+		require.Zero(t, req.ContentLength)
+		require.Empty(t, req.TransferEncoding)
+		require.False(t, req.Close)
+		got := http.Header{}
+		for _, fl := range h.fields {
+			k := textproto.CanonicalMIMEHeaderKey(fl.name)
+			got[k] = append(got[k], fl.value)
+		}
+		delete(req.Header, "Host")
+		delete(got, "Host")
+		require.Equal(t, req.Header, got)
+		require.Equal(t, []string{h.user}, req.Header.Values(ir.Header()))
+	})
+}

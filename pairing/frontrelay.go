@@ -1,0 +1,462 @@
+package pairing
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// errBadResponse: the instance's response cannot be relayed as it is.
+var errBadResponse = errors.New("malformed response from the instance")
+
+// framing is how a response body ends.
+type framing int
+
+const (
+	noBody framing = iota
+	lengthBody
+	chunkedBody
+	untilClose // until the instance closes: the client connection closes too
+)
+
+// respHead is a response head read from the instance, with the lines to
+// relay (hop-by-hop fields removed) already in out.
+type respHead struct {
+	status   int
+	framing  framing
+	length   int64
+	reusable bool // the instance keeps the connection open
+	stream   bool // flushed as it arrives (text/event-stream and the like)
+}
+
+// fastForward carries one request the plan sends to its instance, over a
+// pooled connection of t, and relays the response to cw. It reports whether
+// the client connection may carry another request.
+func (fc *fastConn) fastForward(hd *fastHead, p plan) bool {
+	f, cw := fc.f, fc.bw
+	host := hostPort(p.target)
+	t := f.up
+	for attempt := 0; ; attempt++ {
+		var c *upstreamConn
+		reused := false
+		if attempt == 0 {
+			c, reused = t.get(host)
+		}
+		if c == nil {
+			ctx, cancel := context.WithTimeout(f.ctx, DefaultDialTimeout)
+			var err error
+			c, err = t.dial(ctx, host)
+			cancel()
+			if err != nil {
+				return fc.badGateway(hd, p, err)
+			}
+		}
+		fc.upc.Store(c)
+		writeFastRequest(c.bw, hd, fc.peerIP)
+		err := c.bw.Flush()
+		if err == nil && reused {
+			_, err = c.br.Peek(1) // a pooled conn the instance closed reads as EOF here
+		}
+		if err != nil {
+			c.nc.Close()
+			fc.upc.Store(nil)
+			if reused {
+				continue // GET and HEAD may go again, once, on a fresh connection
+			}
+			return fc.badGateway(hd, p, err)
+		}
+		rh, err := fc.readResponseHead(c.br, hd.method == "HEAD")
+		if err != nil {
+			c.nc.Close() // readResponseHead wrote nothing to cw
+			fc.upc.Store(nil)
+			return fc.badGateway(hd, p, err)
+		}
+		clientOK := func() bool { return true }
+		if rh.stream {
+			clientOK = fc.watchClient(c.nc)
+		}
+		err = fc.relayBody(c.br, rh)
+		if err == nil {
+			err = cw.Flush()
+		}
+		fc.upc.Store(nil)
+		if !clientOK() || err != nil {
+			c.nc.Close()
+			return false // the head is gone: all that is left is to cut the response short
+		}
+		if rh.reusable {
+			t.put(c)
+		} else {
+			c.nc.Close()
+		}
+		return rh.framing != untilClose
+	}
+}
+
+// watchClient notices, while a stream is relayed, that the client hung up
+// (a stream with nothing to send would not find out), and then closes the
+// instance's side. The returned func stops the watch and reports whether the
+// client connection is still usable.
+func (fc *fastConn) watchClient(up net.Conn) func() bool {
+	done := make(chan error, 1)
+	go func() {
+		_, err := fc.br.Peek(1) // bytes that arrive stay for the next request
+		if err != nil && !isTimeout(err) {
+			up.Close()
+		}
+		done <- err
+	}()
+	return func() bool {
+		fc.nc.SetReadDeadline(aLongTimeAgo)
+		err := <-done
+		fc.nc.SetReadDeadline(time.Time{})
+		fc.idleSince = time.Time{} // the serve loop sets the idle deadline again
+		return err == nil || isTimeout(err)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// writeFastRequest writes what forward would send for hd: the fields as the
+// client sent them but the identity header and the X-Forwarded-* and
+// Forwarded ones, which are replaced.
+func writeFastRequest(bw *bufio.Writer, hd *fastHead, peerIP string) {
+	bw.WriteString(hd.method)
+	bw.WriteByte(' ')
+	bw.WriteString(hd.target)
+	bw.WriteString(" HTTP/1.1\r\n")
+	for _, f := range hd.fields {
+		if f.kind != plainField {
+			continue
+		}
+		bw.WriteString(f.name)
+		bw.WriteString(": ")
+		bw.WriteString(f.value)
+		bw.WriteString("\r\n")
+	}
+	bw.WriteString("X-Forwarded-For: ")
+	for _, f := range hd.fields {
+		if f.kind == forwardedForField {
+			bw.WriteString(f.value)
+			bw.WriteString(", ")
+		}
+	}
+	bw.WriteString(peerIP)
+	bw.WriteString("\r\nX-Forwarded-Host: ")
+	bw.WriteString(hd.host)
+	bw.WriteString("\r\nX-Forwarded-Proto: http\r\n\r\n")
+}
+
+// readResponseHead reads the instance's response head (skipping 1xx ones),
+// checks it as strictly as net/http would, and writes the head to relay into
+// cw (not flushed).
+func (fc *fastConn) readResponseHead(br *bufio.Reader, head bool) (respHead, error) {
+	cw := fc.bw
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return respHead{}, err
+		}
+		var rh respHead
+		var status []byte
+		switch {
+		case bytes.HasPrefix(line, []byte("HTTP/1.1 ")):
+			rh.reusable = true
+		case bytes.HasPrefix(line, []byte("HTTP/1.0 ")):
+		default:
+			return rh, fmt.Errorf("%w: status line %q", errBadResponse, line)
+		}
+		status = bytes.TrimRight(line[9:], "\r\n")
+		if len(status) < 3 || (len(status) > 3 && status[3] != ' ') || !fieldValue(string(status)) {
+			return rh, fmt.Errorf("%w: status line %q", errBadResponse, line)
+		}
+		code, err := strconv.Atoi(string(status[:3]))
+		if err != nil || code < 100 || code > 599 {
+			return rh, fmt.Errorf("%w: status line %q", errBadResponse, line)
+		}
+		rh.status = code
+		// Keep the status until the fields are checked: line is only valid
+		// until the next read.
+		fc.scratch = append(fc.scratch[:0], "HTTP/1.1 "...)
+		fc.scratch = append(fc.scratch, status...)
+		fc.scratch = append(fc.scratch, "\r\n"...)
+		fields, err := readFields(br, fc.fieldBuf[:0])
+		fc.fieldBuf = fields[:0]
+		if err != nil {
+			return rh, err
+		}
+		if code == 101 {
+			return rh, fmt.Errorf("%w: 101 Switching Protocols to a request that asked for no upgrade", errBadResponse)
+		}
+		if code < 200 {
+			continue // informational: not relayed, as forward does
+		}
+		if err := rh.frame(fields, head); err != nil {
+			return rh, err
+		}
+		cw.Write(fc.scratch)
+		drop := connectionTokens(fields)
+		for _, fl := range fields {
+			if dropResponseField(fl.name, drop) ||
+				rh.framing == chunkedBody && strings.EqualFold(fl.name, "Content-Length") ||
+				rh.framing != chunkedBody && strings.EqualFold(fl.name, "Transfer-Encoding") {
+				continue
+			}
+			cw.WriteString(fl.name)
+			cw.WriteString(": ")
+			cw.WriteString(fl.value)
+			cw.WriteString("\r\n")
+		}
+		cw.WriteString("\r\n")
+		return rh, nil
+	}
+}
+
+// readFields reads header (or trailer) fields up to the blank line.
+func readFields(br *bufio.Reader, into []field) ([]field, error) {
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return into, err
+		}
+		l := strings.TrimSuffix(strings.TrimSuffix(string(line), "\n"), "\r")
+		if l == "" {
+			return into, nil
+		}
+		name, value, ok := strings.Cut(l, ":")
+		if !ok || !fieldValue(value) || len(into) >= 2*maxFastFields {
+			return into, fmt.Errorf("%w: field %q", errBadResponse, l)
+		}
+		if name == "" || !allTchar(name) {
+			continue // as net/http's server: a field it cannot write is dropped
+		}
+		into = append(into, field{name: name, value: strings.Trim(value, " \t")})
+	}
+}
+
+// frame works out how the body ends (RFC 9112 section 6.3) and whether the
+// connection can be pooled afterwards.
+func (rh *respHead) frame(fields []field, head bool) error {
+	rh.length = -1
+	te := ""
+	tes := 0
+	for _, f := range fields {
+		switch {
+		case strings.EqualFold(f.name, "Content-Length"):
+			if f.value == "" {
+				continue // as net/http: an empty Content-Length is no Content-Length
+			}
+			n, err := strconv.ParseInt(f.value, 10, 64)
+			if err != nil || n < 0 || (rh.length >= 0 && n != rh.length) || f.value[0] == '+' {
+				return fmt.Errorf("%w: Content-Length %q", errBadResponse, f.value)
+			}
+			rh.length = n
+		case strings.EqualFold(f.name, "Transfer-Encoding"):
+			te, tes = f.value, tes+1
+		case strings.EqualFold(f.name, "Connection"):
+			if headerValueHasToken(f.value, "close") {
+				rh.reusable = false
+			}
+		case strings.EqualFold(f.name, "Content-Type"):
+			rh.stream = isStream(f.value)
+		}
+	}
+	if tes > 1 || tes == 1 && !strings.EqualFold(te, "chunked") {
+		return fmt.Errorf("%w: Transfer-Encoding %q", errBadResponse, te)
+	}
+	switch {
+	case head || rh.status == 204 || rh.status == 304:
+		rh.framing = noBody
+	case tes > 0:
+		rh.framing = chunkedBody // a Content-Length beside it is ignored and not relayed (RFC 9112 6.3)
+	case rh.length >= 0:
+		rh.framing = lengthBody
+	default:
+		rh.framing, rh.reusable = untilClose, false
+	}
+	return nil
+}
+
+func headerValueHasToken(v, token string) bool {
+	for t := range strings.SplitSeq(v, ",") {
+		if strings.EqualFold(strings.TrimSpace(t), token) {
+			return true
+		}
+	}
+	return false
+}
+
+// connectionTokens lists the fields a Connection field names.
+func connectionTokens(fields []field) []string {
+	var out []string
+	for _, f := range fields {
+		if strings.EqualFold(f.name, "Connection") {
+			for t := range strings.SplitSeq(f.value, ",") {
+				if t = strings.TrimSpace(t); t != "" {
+					out = append(out, t)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// dropResponseField: the hop-by-hop fields forward removes, but
+// Transfer-Encoding and Trailer, which the relayed chunked body still needs.
+func dropResponseField(name string, named []string) bool {
+	for _, h := range hopHeaders {
+		if h != "Transfer-Encoding" && h != "Trailer" && strings.EqualFold(name, h) {
+			return true
+		}
+	}
+	if strings.EqualFold(name, "Content-Length") || strings.EqualFold(name, "Transfer-Encoding") {
+		return false // the framing of what is relayed
+	}
+	for _, n := range named {
+		if strings.EqualFold(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// relayBody copies the body from the instance to the client as framed.
+func (fc *fastConn) relayBody(br *bufio.Reader, rh respHead) error {
+	cw := fc.bw
+	switch rh.framing {
+	case lengthBody:
+		return copyN(cw, br, rh.length, rh.stream)
+	case chunkedBody:
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				return err
+			}
+			size, ok := chunkSize(line)
+			if !ok {
+				return fmt.Errorf("%w: chunk size line %q", errBadResponse, line)
+			}
+			cw.Write(line)
+			if size == 0 {
+				trailers, err := readFields(br, fc.fieldBuf[:0])
+				fc.fieldBuf = trailers[:0]
+				if err != nil {
+					return err
+				}
+				for _, t := range trailers {
+					cw.WriteString(t.name)
+					cw.WriteString(": ")
+					cw.WriteString(t.value)
+					cw.WriteString("\r\n")
+				}
+				_, err = cw.WriteString("\r\n")
+				return err
+			}
+			if err := copyN(cw, br, size, false); err != nil {
+				return err
+			}
+			crlf, err := br.Peek(2)
+			if err != nil || crlf[0] != '\r' || crlf[1] != '\n' {
+				return fmt.Errorf("%w: chunk not followed by CRLF", errBadResponse)
+			}
+			br.Discard(2)
+			cw.WriteString("\r\n")
+			if rh.stream {
+				if err := cw.Flush(); err != nil {
+					return err
+				}
+			}
+		}
+	case untilClose:
+		for {
+			if _, err := br.Peek(1); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			if err := copyN(cw, br, int64(br.Buffered()), rh.stream); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// chunkSize parses a chunk-size line ("1a;ext\r\n").
+func chunkSize(line []byte) (int64, bool) {
+	l := bytes.TrimSuffix(line, []byte("\r\n"))
+	if len(l) == len(line) {
+		return 0, false
+	}
+	if i := bytes.IndexByte(l, ';'); i >= 0 {
+		if !fieldValue(string(l[i:])) {
+			return 0, false
+		}
+		l = l[:i]
+	}
+	l = bytes.TrimRight(l, " \t")
+	if len(l) == 0 || len(l) > 15 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(l), 16, 64)
+	return n, err == nil && n >= 0 && l[0] != '+' && l[0] != '-'
+}
+
+// copyN copies n bytes straight out of br's buffer into w.
+func copyN(w *bufio.Writer, br *bufio.Reader, n int64, flush bool) error {
+	for n > 0 {
+		if br.Buffered() == 0 {
+			if _, err := br.Peek(1); err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			}
+		}
+		b, _ := br.Peek(int(min(n, int64(br.Buffered()))))
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		br.Discard(len(b))
+		n -= int64(len(b))
+		if flush {
+			if err := w.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// badGateway answers 502 as forward does when nothing of the instance's
+// response was relayed; the client connection stays usable.
+func (fc *fastConn) badGateway(hd *fastHead, p plan, err error) bool {
+	cw := fc.bw
+	fc.f.h.log.Warn("proxy to instance failed", "user", p.in.User, "path", hd.path, "err", err)
+	const body = "your t3 instance is not answering; try again in a moment\n"
+	cw.WriteString("HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+		"X-Content-Type-Options: nosniff\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
+	if hd.method != "HEAD" {
+		cw.WriteString(body)
+	}
+	return cw.Flush() == nil
+}
+
+// peerIP is the address part of a connection's remote address.
+func peerIP(a net.Addr) string {
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
