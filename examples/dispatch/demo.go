@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -147,7 +148,7 @@ func StartDemo(ctx context.Context, opts DemoOptions) (_ *Demo, err error) {
 		return nil, err
 	}
 	d.DispatchURL = "http://" + dln.Addr().String()
-	d.closers = append(d.closers, startServer(dln, withOps(h, reg)))
+	d.closers = append(d.closers, startServer(dln, newDispatchServer(h, reg, true)))
 
 	listen := opts.Listen
 	if listen == "" {
@@ -160,7 +161,7 @@ func StartDemo(ctx context.Context, opts DemoOptions) (_ *Demo, err error) {
 	d.FrontURL = "http://" + fln.Addr().String()
 	d.URL = d.FrontURL + DemoLoginPath
 	target, _ := url.Parse(d.DispatchURL)
-	d.closers = append(d.closers, startServer(fln, newFront(d, target)))
+	d.closers = append(d.closers, startServer(fln, &http.Server{Handler: newFront(d, target), ReadHeaderTimeout: 10 * time.Second}))
 	return d, nil
 }
 
@@ -183,12 +184,12 @@ func (d *Demo) Close() {
 	})
 }
 
-func startServer(ln net.Listener, h http.Handler) func() {
+func startServer(ln net.Listener, srv server) func() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = serve(ctx, ln, h)
+		_ = serve(ctx, ln, srv)
 	}()
 	return func() { cancel(); <-done }
 }

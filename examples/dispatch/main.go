@@ -39,7 +39,7 @@ func main() {
 type config struct {
 	listen, table, userHeader, trustedProxies, mintCommand, upstreamHost, logFormat string
 	mintVersions, mintRunAs, homeRoot                                               string
-	demo, listenSet                                                                 bool
+	demo, listenSet, fastPath                                                       bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -56,6 +56,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.homeRoot, "home-root", "/home", "with -mint-versions: state dir <home-root>/<os_user>/.t3 when the table has no state_dir")
 	fs.StringVar(&c.upstreamHost, "upstream-host", hostfiles.DefaultUpstreamHost, "host the instances listen on")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&c.fastPath, "fast-path", true, "carry plain requests (GET/HEAD, no body, known user, live session) on the dispatch's own HTTP/1.1 path; false serves everything with net/http")
 	fs.BoolVar(&c.demo, "demo", false, "run against fake instances with a user picker standing in for SSO")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -117,7 +118,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("dispatch listening", "addr", ln.Addr().String(), "table", c.table, "users", table.Users())
 	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
-	if err := serve(ctx, ln, withOps(h, reg)); err != nil {
+	if err := serve(ctx, ln, newDispatchServer(h, reg, c.fastPath)); err != nil {
 		log.Error("dispatch stopped", "err", err)
 		return 1
 	}
@@ -142,10 +143,25 @@ func withOps(h http.Handler, reg *prometheus.Registry) http.Handler {
 	return mux
 }
 
-// serve runs an HTTP server on ln until ctx ends, then shuts it down
-// gracefully (WebSockets are cut after a grace period).
-func serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+// server is what serve runs: an *http.Server or a *pairing.Front.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// opsPaths are served by withOps' mux, never by the fast path.
+var opsPaths = []string{"/healthz", "/metrics"}
+
+// newDispatchServer serves h (and /healthz, /metrics) behind a pairing.Front:
+// its fast path carries the steady state, net/http the rest.
+func newDispatchServer(h *pairing.Handler, reg *prometheus.Registry, fast bool) server {
+	return pairing.NewFront(h, pairing.FrontOptions{Fallback: withOps(h, reg), Reserved: opsPaths, DisableFast: !fast})
+}
+
+// serve runs srv on ln until ctx ends, then shuts it down gracefully
+// (WebSockets are cut after a grace period).
+func serve(ctx context.Context, ln net.Listener, srv server) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

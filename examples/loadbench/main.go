@@ -43,6 +43,7 @@ type config struct {
 	only        string
 	assetPath   string
 	bare        bool
+	netHTTP     bool
 	relay       bool
 	nginx       bool
 	nginxWork   string
@@ -64,6 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.only, "only", "", "measure only this path (asset or page)")
 	fs.StringVar(&c.assetPath, "asset-path", DefaultAssetPath, "path the asset runs fetch")
 	fs.BoolVar(&c.bare, "bare", false, "measure a plain httputil.ReverseProxy instead of the dispatch (the floor of any net/http proxy here)")
+	fs.BoolVar(&c.netHTTP, "net-http", false, "measure the dispatch with its fast path off: every request on net/http's server")
 	fs.BoolVar(&c.relay, "relay", false, "measure a TCP relay in Go that parses no HTTP instead of the dispatch (the floor of a Go proxy hop here)")
 	fs.BoolVar(&c.nginx, "nginx", false, "measure a real nginx (keep-alive upstream) instead of the dispatch: the issue's reference (needs nginx: apt-get install -y nginx-light)")
 	fs.StringVar(&c.nginxWork, "nginx-workers", DefaultNginxWorkers, "nginx worker_processes with -nginx (a number or auto)")
@@ -84,8 +86,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-asset-path %q: want an absolute path", c.assetPath)
 	case c.only != "" && c.only != "asset" && c.only != "page":
 		return c, fmt.Errorf("-only %q: want asset or page", c.only)
-	case btoi(c.bare)+btoi(c.relay)+btoi(c.nginx) > 1:
-		return c, errors.New("-bare, -relay and -nginx exclude each other")
+	case btoi(c.bare)+btoi(c.netHTTP)+btoi(c.relay)+btoi(c.nginx) > 1:
+		return c, errors.New("-bare, -net-http, -relay and -nginx exclude each other")
 	case !validNginxWorkers(c.nginxWork):
 		return c, fmt.Errorf("-nginx-workers %q: want auto or a positive number", c.nginxWork)
 	}
@@ -128,7 +130,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := startStack(ctx, stderr, c.bare)
+	st, err := startStack(ctx, stderr, c.bare, c.netHTTP)
 	if err != nil {
 		return fmt.Errorf("start proxy and upstream: %w", err)
 	}
@@ -150,8 +152,10 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	}
 	w := wrk{Path: wrkPath, Duration: c.duration, Connections: c.connections, Threads: c.threads,
 		ServerCPU: func() time.Duration { return selfCPU() + procCPU(st.upstream.Pid) + st.nginxCPU() }}
-	proxy := "the dispatch"
+	proxy := "the dispatch (fast path on)"
 	switch {
+	case c.netHTTP:
+		proxy = "the dispatch on net/http's server alone (fast path off)"
 	case c.relay:
 		proxy = "a TCP relay (no HTTP parsing)"
 	case c.bare:

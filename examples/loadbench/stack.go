@@ -38,7 +38,7 @@ type stack struct {
 	probes   *countingTransport // the session probes the dispatch sent
 	cookie   string             // "name=value" of the paired session
 	reg      *prometheus.Registry
-	srv      *http.Server
+	srv      *pairing.Front
 	relay    *relay      // with -relay: what the "proxy" URLs reach
 	nginx    *nginxProxy // with -nginx: what the "proxy" URLs reach
 }
@@ -58,7 +58,7 @@ func (r staticRouter) Route(user string) (t3fleet.Instance, bool) {
 // httputil.ReverseProxy over the same transport: the floor of what any
 // net/http proxy costs on this machine, to tell the dispatch's own cost from
 // the hop's.
-func startStack(ctx context.Context, logw io.Writer, bare bool) (*stack, error) {
+func startStack(ctx context.Context, logw io.Writer, bare, netHTTP bool) (*stack, error) {
 	up, err := startUpstream(ctx, logw)
 	if err != nil {
 		return nil, err
@@ -93,7 +93,11 @@ func startStack(ctx context.Context, logw io.Writer, bare bool) (*stack, error) 
 		up.Close()
 		return nil, err
 	}
-	st.srv = &http.Server{Handler: front, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// As examples/dispatch serves it: the Front's fast path for the steady
+	// state, net/http for the rest. -bare and -net-http turn the fast path
+	// off.
+	st.srv = pairing.NewFront(h, pairing.FrontOptions{Fallback: front, Reserved: []string{"/healthz", "/metrics"},
+		DisableFast: bare || netHTTP})
 	go st.srv.Serve(ln)
 	st.proxyURL = "http://" + ln.Addr().String()
 	if st.cookie, err = st.pair(ctx); err != nil {
