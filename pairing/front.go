@@ -245,8 +245,10 @@ type fastConn struct {
 	upc    atomic.Pointer[upstreamConn] // the instance connection in use
 	// idleSince is when the idle deadline was last set; zero: not set.
 	idleSince time.Time
-	scratch   []byte
-	fieldBuf  []field
+	scratch   []byte  // the status line being relayed
+	lines     []byte  // the field lines being read
+	fieldBuf  []field // the fields being read
+	reqFields []field // the request's fields
 }
 
 // serve carries requests until one needs net/http, which then gets the
@@ -285,20 +287,23 @@ func (fc *fastConn) serve() {
 			}
 		}
 		fc.idle.Store(false)
-		if !headComplete(fc.br) {
+		raw := bufferedHead(fc.br)
+		if raw == nil {
 			// The rest of the head must come within ReadHeaderTimeout.
 			fc.nc.SetReadDeadline(time.Now().Add(f.opts.ReadHeaderTimeout))
 			fc.idleSince = time.Time{}
+			var err error
+			raw, err = peekHead(fc.br)
+			if errors.Is(err, errHeadTooLarge) {
+				handed = f.handOff(fc, HandoffRequest)
+				return
+			}
+			if err != nil {
+				return
+			}
 		}
-		raw, err := peekHead(fc.br)
-		if errors.Is(err, errHeadTooLarge) {
-			handed = f.handOff(fc, HandoffRequest)
-			return
-		}
-		if err != nil {
-			return
-		}
-		hd, ok := parseFastHead(raw, f.h.identity)
+		hd, ok := parseFastHead(raw, f.h.identity, fc.reqFields)
+		fc.reqFields = hd.fields
 		if !ok {
 			handed = f.handOff(fc, HandoffRequest)
 			return
@@ -307,8 +312,12 @@ func (fc *fastConn) serve() {
 			handed = f.handOff(fc, HandoffReserved)
 			return
 		}
-		r := hd.request(remote).WithContext(f.ctx)
-		p := f.h.plan(r)
+		r := hd.request(remote, f.ctx)
+		// The peer was checked once for the connection and the header's
+		// spelling and count by parseFastHead: what is left of
+		// IdentityResolver.User is the name itself.
+		user, err := f.h.identity.name(hd.user)
+		p := f.h.plan(r, user, err)
 		if p.kind != planProxy {
 			// Pairings and refusals are small answers the Handler writes:
 			// they are buffered and sent from here, and the connection

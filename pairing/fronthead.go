@@ -3,6 +3,7 @@ package pairing
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"net/http"
 	"net/textproto"
@@ -39,10 +40,14 @@ func peekHead(br *bufio.Reader) ([]byte, error) {
 	}
 }
 
-// headComplete reports whether br holds a whole request head already.
-func headComplete(br *bufio.Reader) bool {
+// bufferedHead returns the next request head when br holds all of it
+// already, nil otherwise; it reads nothing.
+func bufferedHead(br *bufio.Reader) []byte {
 	buf, _ := br.Peek(br.Buffered())
-	return bytes.Contains(buf, []byte("\r\n\r\n"))
+	if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
+		return buf[:i+4]
+	}
+	return nil
 }
 
 // field is one header field, its value trimmed.
@@ -79,7 +84,8 @@ type fastHead struct {
 // parseFastHead parses raw (a whole head, as peekHead returns it) and reports
 // whether the fast path may carry it; anything unusual is left to net/http,
 // which parses it again with its own rules and answers it.
-func parseFastHead(raw []byte, ir *IdentityResolver) (fastHead, bool) {
+// The fields are appended to fields[:0] (a buffer the caller reuses).
+func parseFastHead(raw []byte, ir *IdentityResolver, fields []field) (fastHead, bool) {
 	s := string(raw[:len(raw)-2]) // one copy; keeps each line's CRLF
 	var h fastHead
 	line, rest, ok := strings.Cut(s, "\r\n")
@@ -102,7 +108,7 @@ func parseFastHead(raw []byte, ir *IdentityResolver) (fastHead, bool) {
 	h.target = target
 	h.path, h.query, _ = strings.Cut(target, "?")
 	hosts, users := 0, 0
-	h.fields = make([]field, 0, 16)
+	h.fields = fields[:0]
 	for rest != "" {
 		line, rest, _ = strings.Cut(rest, "\r\n")
 		name, value, ok := strings.Cut(line, ":")
@@ -240,12 +246,13 @@ func fieldValue(s string) bool {
 
 // request is the *http.Request the Handler's plan reads: method, header,
 // host, peer and a URL with the path and query.
-func (h *fastHead) request(remoteAddr string) *http.Request {
+func (h *fastHead) request(remoteAddr string, ctx context.Context) *http.Request {
 	hd := make(http.Header, len(h.fields))
 	for _, f := range h.fields {
 		k := textproto.CanonicalMIMEHeaderKey(f.name)
 		hd[k] = append(hd[k], f.value)
 	}
-	return &http.Request{Method: h.method, URL: &url.URL{Path: h.path, RawQuery: h.query}, Proto: "HTTP/1.1",
+	r := &http.Request{Method: h.method, URL: &url.URL{Path: h.path, RawQuery: h.query}, Proto: "HTTP/1.1",
 		ProtoMajor: 1, ProtoMinor: 1, Header: hd, Host: h.host, RemoteAddr: remoteAddr, RequestURI: h.target}
+	return r.WithContext(ctx)
 }

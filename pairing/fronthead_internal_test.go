@@ -37,7 +37,7 @@ func FuzzParseFastHead(f *testing.F) {
 			return
 		}
 		raw = raw[:i+4]
-		h, ok := parseFastHead([]byte(raw), ir)
+		h, ok := parseFastHead([]byte(raw), ir, nil)
 		if !ok {
 			return
 		}

@@ -190,8 +190,8 @@ func (fc *fastConn) readResponseHead(br *bufio.Reader, head bool) (respHead, err
 		fc.scratch = append(fc.scratch[:0], "HTTP/1.1 "...)
 		fc.scratch = append(fc.scratch, status...)
 		fc.scratch = append(fc.scratch, "\r\n"...)
-		fields, err := readFields(br, fc.fieldBuf[:0])
-		fc.fieldBuf = fields[:0]
+		fields, lines, err := readFields(br, fc.lines, fc.fieldBuf[:0])
+		fc.fieldBuf, fc.lines = fields[:0], lines
 		if err != nil {
 			return rh, err
 		}
@@ -222,26 +222,34 @@ func (fc *fastConn) readResponseHead(br *bufio.Reader, head bool) (respHead, err
 	}
 }
 
-// readFields reads header (or trailer) fields up to the blank line.
-func readFields(br *bufio.Reader, into []field) ([]field, error) {
+// readFields reads header (or trailer) fields up to the blank line,
+// collecting the lines in buf first so that one string holds them all.
+func readFields(br *bufio.Reader, buf []byte, into []field) ([]field, []byte, error) {
+	buf = buf[:0]
 	for {
-		line, err := br.ReadSlice('\n')
+		line, err := br.ReadSlice('\n') // a line longer than br's buffer fails here
 		if err != nil {
-			return into, err
+			return into, buf, err
 		}
-		l := strings.TrimSuffix(strings.TrimSuffix(string(line), "\n"), "\r")
-		if l == "" {
-			return into, nil
+		if len(line) <= 2 && (len(line) == 1 || line[0] == '\r') {
+			break
 		}
+		buf = append(buf, line...)
+	}
+	for s := string(buf); s != ""; {
+		var l string
+		l, s, _ = strings.Cut(s, "\n")
+		l = strings.TrimSuffix(l, "\r")
 		name, value, ok := strings.Cut(l, ":")
 		if !ok || !fieldValue(value) || len(into) >= 2*maxFastFields {
-			return into, fmt.Errorf("%w: field %q", errBadResponse, l)
+			return into, buf, fmt.Errorf("%w: field %q", errBadResponse, l)
 		}
 		if name == "" || !allTchar(name) {
 			continue // as net/http's server: a field it cannot write is dropped
 		}
 		into = append(into, field{name: name, value: strings.Trim(value, " \t")})
 	}
+	return into, buf, nil
 }
 
 // frame works out how the body ends (RFC 9112 section 6.3) and whether the
@@ -348,8 +356,8 @@ func (fc *fastConn) relayBody(br *bufio.Reader, rh respHead) error {
 			}
 			cw.Write(line)
 			if size == 0 {
-				trailers, err := readFields(br, fc.fieldBuf[:0])
-				fc.fieldBuf = trailers[:0]
+				trailers, lines, err := readFields(br, fc.lines, fc.fieldBuf[:0])
+				fc.fieldBuf, fc.lines = trailers[:0], lines
 				if err != nil {
 					return err
 				}

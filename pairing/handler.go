@@ -110,7 +110,8 @@ func NewHandler(router Router, pairer Pairer, opts HandlerOptions) *Handler {
 
 // ServeHTTP implements flow 1: identity, route, then pair or proxy.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	p := h.plan(r)
+	user, err := h.identity.User(r)
+	p := h.plan(r, user, err)
 	switch p.kind {
 	case planRefuse:
 		if p.logMsg != "" {
@@ -147,10 +148,10 @@ type plan struct {
 	logArgs []any
 }
 
-// plan resolves the user and their instance, removes the identity header
-// from r, and checks the session cookie of a page load with the prober.
-func (h *Handler) plan(r *http.Request) plan {
-	user, err := h.identity.User(r)
+// plan resolves the user's instance (user and err are what the
+// IdentityResolver made of r), removes the identity header from r, and
+// checks the session cookie of a page load with the prober.
+func (h *Handler) plan(r *http.Request, user string, err error) plan {
 	if err != nil {
 		status := http.StatusBadRequest
 		var ie *IdentityError

@@ -88,7 +88,12 @@ func (ir *IdentityResolver) User(r *http.Request) (string, error) {
 	case len(vals) > 1:
 		return "", &IdentityError{Status: http.StatusBadRequest, Err: ErrDuplicateHeader}
 	}
-	name := strings.TrimSpace(vals[0])
+	return ir.name(vals[0])
+}
+
+// name turns the identity header's one value into the validated SSO name.
+func (ir *IdentityResolver) name(value string) (string, error) {
+	name := strings.TrimSpace(value)
 	if local, _, found := strings.Cut(name, "@"); found {
 		if strings.Contains(name[len(local)+1:], "@") {
 			return "", &IdentityError{Status: http.StatusBadRequest, Err: fmt.Errorf("%w: more than one @", ErrBadUserName)}
