@@ -292,3 +292,51 @@ func TestFrontHandsOffTheRest(t *testing.T) {
 		})
 	}
 }
+
+// A head that arrives in pieces is still carried; one that never completes
+// is dropped after ReadHeaderTimeout, and a connection idle for longer than
+// IdleTimeout is closed.
+func TestFrontTimeouts(t *testing.T) {
+	inst := newScriptedInstance(t, nil)
+	// Each timeout is short on its own front, so that the other (a minute)
+	// cannot stand in for it.
+	ft := newFrontUnderTest(t, inst.URL(), pairing.FrontOptions{ReadHeaderTimeout: time.Minute, IdleTimeout: 600 * time.Millisecond}, nil)
+	slow := newFrontUnderTest(t, inst.URL(), pairing.FrontOptions{ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: time.Minute}, nil)
+	dial := func(ft *frontUnderTest) (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", strings.TrimPrefix(ft.url, "http://"))
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+		return c, bufio.NewReader(c)
+	}
+	c, br := dial(ft)
+	half := len(liveAsset) / 2
+	_, err := io.WriteString(c, liveAsset[:half])
+	require.NoError(t, err)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(100*time.Millisecond)))
+	_, err = br.Peek(1)
+	require.Error(t, err, "no answer to half a head")
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+	_, err = io.WriteString(c, liveAsset[half:])
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "ok", body(t, resp))
+	assert.Zero(t, ft.fallbacks.Load())
+
+	// The same connection, now idle: closed once IdleTimeout has passed.
+	start := time.Now()
+	_, err = br.Peek(1)
+	require.ErrorIs(t, err, io.EOF)
+	assert.GreaterOrEqual(t, time.Since(start), 500*time.Millisecond)
+
+	// A head that stops halfway: closed after ReadHeaderTimeout.
+	c, br = dial(slow)
+	_, err = io.WriteString(c, liveAsset[:half])
+	require.NoError(t, err)
+	start = time.Now()
+	_, err = br.Peek(1)
+	require.ErrorIs(t, err, io.EOF)
+	assert.Less(t, time.Since(start), 5*time.Second)
+}
