@@ -24,11 +24,20 @@
 // bootstrap on 404, a session Set-Cookie required), for health checks that
 // need the same step.
 //
-// # Example
+// # Serving it
+//
+// [Front] serves a Handler on a listener with a fast path for the steady
+// state: a GET or HEAD without a body, for a known user, that the Handler
+// would proxy (or pair, or refuse) is read, decided by the Handler's own
+// code and relayed on one goroutine per connection, over the
+// [UpstreamTransport]'s pool; anything else (WebSockets, bodies, unusual
+// heads) is handed, with its bytes, to a net/http server. The Handler is
+// also an ordinary http.Handler for any server.
 //
 //	pairer := pairing.NewPairer(minter, pairing.PairerOptions{})
 //	h := pairing.NewHandler(table, pairer, pairing.HandlerOptions{Logger: logger, Registerer: prometheus.DefaultRegisterer})
-//	http.ListenAndServe(":3780", h)
+//	ln, _ := net.Listen("tcp", ":3780")
+//	pairing.NewFront(h, pairing.FrontOptions{Fallback: mux, Reserved: []string{"/healthz", "/metrics"}}).Serve(ln)
 //
 // # Log lines
 //
