@@ -33,17 +33,8 @@ func (b *bufferedResponse) Write(p []byte) (int, error) {
 // answer lets the Handler pair or refuse r as its plan says, and sends what
 // it wrote. It reports whether the connection may carry another request.
 func (fc *fastConn) answer(r *http.Request, p plan) bool {
-	h := fc.f.h
 	w := &bufferedResponse{header: http.Header{}}
-	switch p.kind {
-	case planRefuse:
-		if p.logMsg != "" {
-			h.log.Error(p.logMsg, p.logArgs...)
-		}
-		h.refuse(w, r, p.status, p.msg)
-	case planPair:
-		h.pair(w, r, p.in, p.cookies)
-	}
+	fc.f.h.answer(w, r, p)
 	if r.Context().Err() != nil {
 		return false // shutting down
 	}
@@ -67,10 +58,7 @@ func (fc *fastConn) answer(r *http.Request, p plan) bool {
 			if !safeField(k) || !safeField(v) {
 				continue
 			}
-			cw.WriteString(k)
-			cw.WriteString(": ")
-			cw.WriteString(v)
-			cw.WriteString("\r\n")
+			writeField(cw, k, v)
 		}
 	}
 	cw.WriteString("\r\n")

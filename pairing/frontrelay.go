@@ -3,7 +3,6 @@ package pairing
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -44,23 +43,13 @@ func (fc *fastConn) fastForward(hd *fastHead, p plan) bool {
 	host := hostPort(p.target)
 	t := f.up
 	for attempt := 0; ; attempt++ {
-		var c *upstreamConn
-		reused := false
-		if attempt == 0 {
-			c, reused = t.get(host)
-		}
-		if c == nil {
-			ctx, cancel := context.WithTimeout(f.ctx, DefaultDialTimeout)
-			var err error
-			c, err = t.dial(ctx, host)
-			cancel()
-			if err != nil {
-				return fc.badGateway(hd, p, err)
-			}
+		c, reused, err := t.acquire(f.ctx, host, attempt) // the dialer has its own timeout
+		if err != nil {
+			return fc.badGateway(hd, p, err)
 		}
 		fc.upc.Store(c)
 		writeFastRequest(c.bw, hd, fc.peerIP)
-		err := c.bw.Flush()
+		err = c.bw.Flush()
 		if err == nil && reused {
 			_, err = c.br.Peek(1) // a pooled conn the instance closed reads as EOF here
 		}
@@ -139,10 +128,7 @@ func writeFastRequest(bw *bufio.Writer, hd *fastHead, peerIP string) {
 		if f.kind != plainField {
 			continue
 		}
-		bw.WriteString(f.name)
-		bw.WriteString(": ")
-		bw.WriteString(f.value)
-		bw.WriteString("\r\n")
+		writeField(bw, f.name, f.value)
 	}
 	bw.WriteString("X-Forwarded-For: ")
 	for _, f := range hd.fields {
@@ -155,6 +141,14 @@ func writeFastRequest(bw *bufio.Writer, hd *fastHead, peerIP string) {
 	bw.WriteString("\r\nX-Forwarded-Host: ")
 	bw.WriteString(hd.host)
 	bw.WriteString("\r\nX-Forwarded-Proto: http\r\n\r\n")
+}
+
+// writeField writes one "name: value" line.
+func writeField(w *bufio.Writer, name, value string) {
+	w.WriteString(name)
+	w.WriteString(": ")
+	w.WriteString(value)
+	w.WriteString("\r\n")
 }
 
 // readResponseHead reads the instance's response head (skipping 1xx ones),
@@ -212,10 +206,7 @@ func (fc *fastConn) readResponseHead(br *bufio.Reader, head bool) (respHead, err
 				rh.framing != chunkedBody && strings.EqualFold(fl.name, "Transfer-Encoding") {
 				continue
 			}
-			cw.WriteString(fl.name)
-			cw.WriteString(": ")
-			cw.WriteString(fl.value)
-			cw.WriteString("\r\n")
+			writeField(cw, fl.name, fl.value)
 		}
 		cw.WriteString("\r\n")
 		return rh, nil
@@ -362,10 +353,7 @@ func (fc *fastConn) relayBody(br *bufio.Reader, rh respHead) error {
 					return err
 				}
 				for _, t := range trailers {
-					cw.WriteString(t.name)
-					cw.WriteString(": ")
-					cw.WriteString(t.value)
-					cw.WriteString("\r\n")
+					writeField(cw, t.name, t.value)
 				}
 				_, err = cw.WriteString("\r\n")
 				return err

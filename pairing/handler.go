@@ -112,6 +112,16 @@ func NewHandler(router Router, pairer Pairer, opts HandlerOptions) *Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	user, err := h.identity.User(r)
 	p := h.plan(r, user, err)
+	if p.kind == planProxy {
+		h.proxy(w, r, p.in.User, p.target, p.page)
+		return
+	}
+	h.answer(w, r, p)
+}
+
+// answer writes the Handler's own answer for a plan that does not proxy:
+// a pairing or a refusal.
+func (h *Handler) answer(w http.ResponseWriter, r *http.Request, p plan) {
 	switch p.kind {
 	case planRefuse:
 		if p.logMsg != "" {
@@ -120,8 +130,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, p.status, p.msg)
 	case planPair:
 		h.pair(w, r, p.in, p.cookies)
-	default:
-		h.proxy(w, r, p.in.User, p.target, p.page)
 	}
 }
 

@@ -95,17 +95,10 @@ func (t *UpstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	host := hostPort(req.URL)
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
-		var c *upstreamConn
-		reused := false
-		if attempt == 0 {
-			c, reused = t.get(host)
-		}
-		if c == nil {
-			var err error
-			if c, err = t.dial(ctx, host); err != nil {
-				closeBody(req)
-				return nil, err
-			}
+		c, reused, err := t.acquire(ctx, host, attempt)
+		if err != nil {
+			closeBody(req)
+			return nil, err
 		}
 		resp, err := t.exchange(ctx, c, req, reused)
 		if err == nil {
@@ -177,6 +170,18 @@ func (t *UpstreamTransport) dial(ctx context.Context, host string) (*upstreamCon
 		return nil, fmt.Errorf("dial %s: %w", host, err)
 	}
 	return &upstreamConn{nc: nc, host: host, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
+}
+
+// acquire returns a pooled connection to host on a first attempt (reused
+// true) or a fresh one, dialled under ctx.
+func (t *UpstreamTransport) acquire(ctx context.Context, host string, attempt int) (*upstreamConn, bool, error) {
+	if attempt == 0 {
+		if c, ok := t.get(host); ok {
+			return c, true, nil
+		}
+	}
+	c, err := t.dial(ctx, host)
+	return c, false, err
 }
 
 // get takes the most recently used idle conn for host, closing the ones
