@@ -126,6 +126,7 @@ func (f *Front) Serve(ln net.Listener) error {
 		}
 		delay = 0
 		if f.up == nil {
+			f.h.metrics.handoffs.WithLabelValues(HandoffFastPathOff).Inc()
 			f.hand.give(nc)
 			continue
 		}

@@ -27,6 +27,7 @@ const (
 	HandoffRequest       = "request"        // a body, an upgrade, a hop-by-hop field, an unusual target or head
 	HandoffReserved      = "reserved_path"  // a path Fallback keeps (e.g. /metrics)
 	HandoffTarget        = "target"         // an instance base URL with a path, a query or https
+	HandoffFastPathOff   = "fast_path_off"  // FrontOptions.DisableFast, or a Transport that is no UpstreamTransport
 )
 
 // Pair outcomes (label "outcome" of MetricPairs).
@@ -71,7 +72,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		handoffs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricHandoffs,
 			Help: "Connections the Front's fast path handed to net/http's server, by reason."}, []string{"reason"}),
 	}
-	for _, r := range []string{HandoffUntrustedPeer, HandoffRequest, HandoffReserved, HandoffTarget} {
+	for _, r := range []string{HandoffUntrustedPeer, HandoffRequest, HandoffReserved, HandoffTarget, HandoffFastPathOff} {
 		m.handoffs.WithLabelValues(r)
 	}
 	m.proxiedPage = m.proxied.WithLabelValues("page")

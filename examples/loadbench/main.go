@@ -215,6 +215,9 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		}
 		missed = missed || f.BelowTarget
 	}
+	if !c.bare && !c.netHTTP && !c.relay && !c.nginx {
+		fmt.Fprintf(stdout, "  the dispatch's fast path handed %d connection(s) to net/http's server\n", st.Handoffs())
+	}
 	if c.verbose {
 		fmt.Fprintln(stderr, st.Stats())
 	}

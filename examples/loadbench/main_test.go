@@ -26,6 +26,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"relative asset path", []string{"-asset-path", "assets/app.js"}},
 		{"stray argument", []string{"extra"}},
 		{"unknown flag", []string{"-nope"}},
+		{"two baselines", []string{"-bare", "-net-http"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,6 +72,7 @@ func TestRunMeasuresBothPaths(t *testing.T) {
 	probes, _ := strconv.Atoi(m[2])
 	require.Positive(t, probes, "page loads with a cookie are probed")
 	require.Less(t, probes*10, loads, "a Valid verdict is reused for the same cookie")
+	require.Contains(t, out.String(), "fast path handed 0 connection(s) to net/http's server", "the load ran on the fast path")
 }
 
 // TestMain lets the test binary stand in for the command when the stack
@@ -82,20 +84,25 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestRunBare measures the plain ReverseProxy baseline with the same paths.
-func TestRunBare(t *testing.T) {
+// TestRunBaselines measures the plain ReverseProxy and the Handler on
+// net/http alone with the same paths.
+func TestRunBaselines(t *testing.T) {
 	if _, err := lookWrk(""); err != nil {
 		if os.Getenv("T3FLEET_REQUIRE_REAL") == "1" {
 			t.Fatalf("T3FLEET_REQUIRE_REAL=1 but %v", err)
 		}
 		t.Skip(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var out, errOut bytes.Buffer
-	code := run(ctx, []string{"-bare", "-only", "asset", "-duration", "1s", "-runs", "1", "-warmup", "0", "-connections", "4", "-threads", "1"}, &out, &errOut)
-	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
-	require.Contains(t, out.String(), "a bare httputil.ReverseProxy")
-	require.Regexp(t, `(?m)^asset: proxy [0-9]+ req/s`, out.String())
-	require.NotContains(t, out.String(), "page:")
+	for flag, title := range map[string]string{"-bare": "a bare httputil.ReverseProxy", "-net-http": "net/http's server alone"} {
+		t.Run(flag, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			var out, errOut bytes.Buffer
+			code := run(ctx, []string{flag, "-only", "asset", "-duration", "1s", "-runs", "1", "-warmup", "0", "-connections", "4", "-threads", "1"}, &out, &errOut)
+			require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
+			require.Contains(t, out.String(), title)
+			require.Regexp(t, `(?m)^asset: proxy [0-9]+ req/s`, out.String())
+			require.NotContains(t, out.String(), "page:")
+		})
+	}
 }

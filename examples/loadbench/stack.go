@@ -175,6 +175,21 @@ func (st *stack) Paths(assetPath string) []path {
 	}
 }
 
+// Handoffs is how many connections the dispatch's fast path handed to
+// net/http's server so far.
+func (st *stack) Handoffs() int {
+	mfs, _ := st.reg.Gather()
+	n := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == pairing.MetricHandoffs {
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return int(n)
+}
+
 // Stats summarises what the dispatch did during the runs: probes by verdict
 // and pairings, from its own metrics.
 func (st *stack) Stats() string {
