@@ -250,6 +250,9 @@ func (h *fastHead) request(remoteAddr string, ctx context.Context) *http.Request
 	hd := make(http.Header, len(h.fields))
 	for _, f := range h.fields {
 		k := textproto.CanonicalMIMEHeaderKey(f.name)
+		if k == "Host" {
+			continue // r.Host, as net/http's server does
+		}
 		hd[k] = append(hd[k], f.value)
 	}
 	r := &http.Request{Method: h.method, URL: &url.URL{Path: h.path, RawQuery: h.query}, Proto: "HTTP/1.1",
