@@ -365,8 +365,11 @@ type handedConn struct {
 }
 
 func (c *handedConn) Read(p []byte) (int, error) {
-	if c.br.Buffered() > 0 {
-		return c.br.Read(p)
+	if c.br != nil {
+		if c.br.Buffered() > 0 {
+			return c.br.Read(p) // only what is buffered: no read of its own
+		}
+		c.br = nil // drained: its 16 KiB can go (net/http reads from one goroutine at a time)
 	}
 	return c.Conn.Read(p)
 }
