@@ -27,11 +27,12 @@
 // # Serving it
 //
 // [Front] serves a Handler on a listener with a fast path for the steady
-// state: a GET or HEAD without a body, for a known user, that the Handler
+// state: a GET or HEAD, or a body with a Content-Length, for a known user,
+// that the Handler
 // would proxy (or pair, or refuse) is read, decided by the Handler's own
 // code and relayed on one goroutine per connection, over the
-// [UpstreamTransport]'s pool; anything else (WebSockets, bodies, unusual
-// heads) is handed, with its bytes, to a net/http server. The Handler is
+// [UpstreamTransport]'s pool; anything else (WebSockets, chunked bodies,
+// unusual heads) is handed, with its bytes, to a net/http server. The Handler is
 // also an ordinary http.Handler for any server.
 //
 //	pairer := pairing.NewPairer(minter, pairing.PairerOptions{})

@@ -38,16 +38,18 @@ type FrontOptions struct {
 
 // Front serves a Handler on a listener. It carries the steady state itself,
 // one goroutine per connection with no per-request allocations beyond the
-// header map the Handler's decision reads: a GET or HEAD without a body from
-// a trusted proxy, for a known user, that the Handler would proxy (a live
-// cookie on a page load, or no page load). The request head is checked
+// header map the Handler's decision reads: a GET or HEAD without a body, or
+// a POST, PUT, PATCH or DELETE with a Content-Length (sent on a fresh
+// instance connection, since it may not be sent twice), from a trusted
+// proxy, for a known user, that the Handler would proxy (a live cookie on a
+// page load, or no page load). The request head is checked
 // strictly, forwarded as it came (identity header removed, X-Forwarded-*
 // set, as the Handler's own forwarding does) over the UpstreamTransport's
 // pooled connections, and the response relayed with its own framing.
 //
 // Pairings and refusals of such requests are written by the Handler into a
 // buffer and sent from the fast path too. Anything else (WebSockets,
-// bodies, hop-by-hop fields, unusual heads, targets or base URLs, reserved
+// chunked bodies, Expect, hop-by-hop fields, unusual heads, targets or base URLs, reserved
 // paths) is handed, with the bytes already read, to a net/http server
 // running Fallback, which keeps that connection from then on. net/http's server costs a background read, a context and several
 // allocations per request; on a two-core machine that is about a third of

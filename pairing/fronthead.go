@@ -67,10 +67,12 @@ const (
 	forwardedForField
 )
 
-// fastHead is a request the fast path may carry: GET or HEAD, HTTP/1.1, an
-// origin-form target net/http's ServeMux would not redirect, one Host, the
-// identity header exactly once under its own name, no body and nothing
-// hop-by-hop. Its strings share one copy of the head.
+// fastHead is a request the fast path may carry: HTTP/1.1, an origin-form
+// target net/http's ServeMux would not redirect, one Host, the identity
+// header exactly once under its own name, nothing hop-by-hop, and either GET
+// or HEAD without a body or POST, PUT, PATCH or DELETE with one
+// Content-Length (no chunked bodies, no Expect). Its strings share one copy
+// of the head.
 type fastHead struct {
 	method string
 	target string // path and query as sent
@@ -78,8 +80,12 @@ type fastHead struct {
 	query  string
 	host   string
 	user   string // the identity header's value
+	length int64  // of the body; -1: none
 	fields []field
 }
+
+// bodyMethods may carry a body on the fast path (and are never sent twice).
+var bodyMethods = [...]string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
 // parseFastHead parses raw (a whole head, as peekHead returns it) and reports
 // whether the fast path may carry it; anything unusual is left to net/http,
@@ -92,14 +98,22 @@ func parseFastHead(raw []byte, ir *IdentityResolver, fields []field) (fastHead, 
 	if !ok {
 		return h, false
 	}
-	var target string
-	switch {
-	case strings.HasPrefix(line, "GET "):
-		h.method, target = http.MethodGet, line[4:]
-	case strings.HasPrefix(line, "HEAD "):
-		h.method, target = http.MethodHead, line[5:]
+	method, target, _ := strings.Cut(line, " ")
+	body := false
+	switch method {
+	case http.MethodGet:
+		h.method = http.MethodGet
+	case http.MethodHead:
+		h.method = http.MethodHead
 	default:
-		return h, false
+		for _, m := range bodyMethods {
+			if method == m {
+				h.method, body = m, true
+			}
+		}
+		if !body {
+			return h, false
+		}
 	}
 	target, ok = strings.CutSuffix(target, " HTTP/1.1")
 	if !ok || !fastTarget(target) {
@@ -107,7 +121,8 @@ func parseFastHead(raw []byte, ir *IdentityResolver, fields []field) (fastHead, 
 	}
 	h.target = target
 	h.path, h.query, _ = strings.Cut(target, "?")
-	hosts, users := 0, 0
+	hosts, users, lengths := 0, 0, 0
+	h.length = -1
 	h.fields = fields[:0]
 	for rest != "" {
 		line, rest, _ = strings.Cut(rest, "\r\n")
@@ -130,15 +145,33 @@ func parseFastHead(raw []byte, ir *IdentityResolver, fields []field) (fastHead, 
 			f.kind = forwardedForField
 		case strings.EqualFold(name, "X-Forwarded-Host"), strings.EqualFold(name, "X-Forwarded-Proto"), strings.EqualFold(name, "Forwarded"):
 			f.kind = droppedField
+		case body && strings.EqualFold(name, "Content-Length"):
+			lengths++
+			h.length = contentLength(f.value)
 		case hopOrBody(name):
 			return h, false
 		}
 		h.fields = append(h.fields, f)
 	}
-	if hosts != 1 || !fastHost(h.host) || users != 1 {
+	if hosts != 1 || !fastHost(h.host) || users != 1 || body && (lengths != 1 || h.length < 0) {
 		return h, false
 	}
 	return h, true
+}
+
+// contentLength parses a Content-Length of 1 to 18 digits; -1 otherwise.
+func contentLength(v string) int64 {
+	if len(v) == 0 || len(v) > 18 {
+		return -1
+	}
+	var n int64
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return -1
+		}
+		n = n*10 + int64(v[i]-'0')
+	}
+	return n
 }
 
 // hopOrBody reports the fields that make a request not the fast path's:
@@ -256,6 +289,7 @@ func (h *fastHead) request(remoteAddr string, ctx context.Context) *http.Request
 		hd[k] = append(hd[k], f.value)
 	}
 	r := &http.Request{Method: h.method, URL: &url.URL{Path: h.path, RawQuery: h.query}, Proto: "HTTP/1.1",
-		ProtoMajor: 1, ProtoMinor: 1, Header: hd, Host: h.host, RemoteAddr: remoteAddr, RequestURI: h.target}
+		ProtoMajor: 1, ProtoMinor: 1, Header: hd, Host: h.host, RemoteAddr: remoteAddr, RequestURI: h.target,
+		Body: http.NoBody, ContentLength: max(h.length, 0)}
 	return r.WithContext(ctx)
 }

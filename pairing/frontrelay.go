@@ -42,13 +42,26 @@ func (fc *fastConn) fastForward(hd *fastHead, p plan) bool {
 	f, cw := fc.f, fc.bw
 	host := hostPort(p.target)
 	t := f.up
-	for attempt := 0; ; attempt++ {
+	// A request with a body is never sent twice, so it goes on a fresh
+	// connection, which cannot have been closed by the instance meanwhile.
+	first := 0
+	if hd.length >= 0 {
+		first = 1
+	}
+	for attempt := first; ; attempt++ {
 		c, reused, err := t.acquire(f.ctx, host, attempt) // the dialer has its own timeout
 		if err != nil {
-			return fc.badGateway(hd, p, err)
+			return fc.badGateway(hd, p, err, hd.length > 0)
 		}
 		fc.upc.Store(c)
 		writeFastRequest(c.bw, hd, fc.peerIP)
+		if hd.length > 0 {
+			if err := copyN(c.bw, fc.br, hd.length, false); err != nil {
+				c.nc.Close()
+				fc.upc.Store(nil)
+				return false // the browser's body or the instance's side broke midway
+			}
+		}
 		err = c.bw.Flush()
 		if err == nil && reused {
 			_, err = c.br.Peek(1) // a pooled conn the instance closed reads as EOF here
@@ -59,13 +72,13 @@ func (fc *fastConn) fastForward(hd *fastHead, p plan) bool {
 			if reused {
 				continue // GET and HEAD may go again, once, on a fresh connection
 			}
-			return fc.badGateway(hd, p, err)
+			return fc.badGateway(hd, p, err, false)
 		}
 		rh, err := fc.readResponseHead(c.br, hd.method == "HEAD")
 		if err != nil {
 			c.nc.Close() // readResponseHead wrote nothing to cw
 			fc.upc.Store(nil)
-			return fc.badGateway(hd, p, err)
+			return fc.badGateway(hd, p, err, false)
 		}
 		clientOK := func() bool { return true }
 		if rh.stream {
@@ -436,16 +449,22 @@ func copyN(w *bufio.Writer, br *bufio.Reader, n int64, flush bool) error {
 
 // badGateway answers 502 as forward does when nothing of the instance's
 // response was relayed; the client connection stays usable.
-func (fc *fastConn) badGateway(hd *fastHead, p plan, err error) bool {
+// A request body not read yet leaves the connection out of step: the answer
+// then says Connection: close, and the connection is closed after it.
+func (fc *fastConn) badGateway(hd *fastHead, p plan, err error, unreadBody bool) bool {
 	cw := fc.bw
 	fc.f.h.log.Warn("proxy to instance failed", "user", p.in.User, "path", hd.path, "err", err)
 	const body = "your t3 instance is not answering; try again in a moment\n"
 	cw.WriteString("HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\n" +
-		"X-Content-Type-Options: nosniff\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
+		"X-Content-Type-Options: nosniff\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n")
+	if unreadBody {
+		cw.WriteString("Connection: close\r\n")
+	}
+	cw.WriteString("\r\n")
 	if hd.method != "HEAD" {
 		cw.WriteString(body)
 	}
-	return cw.Flush() == nil
+	return cw.Flush() == nil && !unreadBody
 }
 
 // peerIP is the address part of a connection's remote address.

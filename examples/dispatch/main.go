@@ -56,7 +56,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.homeRoot, "home-root", "/home", "with -mint-versions: state dir <home-root>/<os_user>/.t3 when the table has no state_dir")
 	fs.StringVar(&c.upstreamHost, "upstream-host", hostfiles.DefaultUpstreamHost, "host the instances listen on")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
-	fs.BoolVar(&c.fastPath, "fast-path", true, "carry plain requests (GET/HEAD, no body, known user, live session) on the dispatch's own HTTP/1.1 path; false serves everything with net/http")
+	fs.BoolVar(&c.fastPath, "fast-path", true, "carry plain requests (GET/HEAD, bodies with a Content-Length; known user, live session) on the dispatch's own HTTP/1.1 path; false serves everything with net/http")
 	fs.BoolVar(&c.demo, "demo", false, "run against fake instances with a user picker standing in for SSO")
 	if err := fs.Parse(args); err != nil {
 		return c, err
