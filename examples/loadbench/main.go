@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -126,6 +127,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 var errBelowTarget = errors.New("a ratio is below its target")
 
 func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
+	// The dispatch's log and the instance's stderr (copied by os/exec's
+	// goroutine) both write here.
+	stderr = &lockedWriter{w: stderr}
 	wrkPath, err := lookWrk(c.wrkPath)
 	if err != nil {
 		return err
@@ -258,4 +262,16 @@ func preflight(ctx context.Context, paths []path) error {
 		}
 	}
 	return nil
+}
+
+// lockedWriter serialises writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
