@@ -25,8 +25,8 @@ const (
 	untilClose // until the instance closes: the client connection closes too
 )
 
-// respHead is a response head read from the instance, with the lines to
-// relay (hop-by-hop fields removed) already in out.
+// respHead is what the relay needs to know of a response head read from the
+// instance (the head itself is already written to the client's buffer).
 type respHead struct {
 	status   int
 	framing  framing
