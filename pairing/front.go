@@ -321,6 +321,12 @@ func (fc *fastConn) serve() {
 		// IdentityResolver.User is the name itself.
 		user, err := f.h.identity.name(hd.user)
 		p := f.h.plan(r, user, err)
+		if p.kind != planProxy && hd.length >= 0 {
+			// A refused request with a body: net/http knows how much of an
+			// unwanted body to read before it closes.
+			handed = f.handOff(fc, HandoffRequest)
+			return
+		}
 		if p.kind != planProxy {
 			// Pairings and refusals are small answers the Handler writes:
 			// they are buffered and sent from here, and the connection

@@ -250,6 +250,8 @@ func TestFrontHandsOffTheRest(t *testing.T) {
 			pairing.HandoffRequest, http.StatusUnauthorized},
 		{"body with a length", "POST /api/x HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nCookie: t3_session=live\r\nContent-Length: 2\r\n\r\nhi",
 			"", http.StatusOK},
+		{"refused body", "POST /api/x HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: bob\r\nContent-Length: 2\r\n\r\nhi",
+			pairing.HandoffRequest, http.StatusForbidden},
 		{"chunked body", "POST /api/x HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nCookie: t3_session=live\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
 			pairing.HandoffRequest, http.StatusOK},
 		{"body expecting 100-continue (net/http's interim answer)", "PUT /api/x HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nCookie: t3_session=live\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nhi",
