@@ -24,7 +24,12 @@ func canForward(r *http.Request, target *url.URL) bool {
 	if target.Path != "" || target.RawQuery != "" || len(r.Header["Upgrade"]) > 0 || len(r.Header["Te"]) > 0 {
 		return false
 	}
-	q := r.URL.RawQuery
+	return forwardableQuery(r.URL.RawQuery)
+}
+
+// forwardableQuery reports whether httputil.ReverseProxy would forward the
+// raw query q unchanged: no ';' and every '%' a valid escape.
+func forwardableQuery(q string) bool {
 	for i := 0; i < len(q); i++ {
 		switch q[i] {
 		case ';':

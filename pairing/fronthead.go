@@ -202,7 +202,7 @@ func hopOrBody(name string) bool {
 
 // fastTarget accepts an origin-form target whose path has no escapes and
 // nothing net/http's ServeMux would clean (and redirect), and whose query
-// the ReverseProxy would forward unchanged (canForward's rule).
+// forward would pass unchanged (forwardableQuery, canForward's rule).
 func fastTarget(t string) bool {
 	if len(t) == 0 || t[0] != '/' || strings.HasPrefix(t, "//") {
 		return false
@@ -218,19 +218,11 @@ func fastTarget(t string) bool {
 		return false
 	}
 	for i := 0; i < len(query); i++ {
-		c := query[i]
-		switch {
-		case c == '%':
-			if i+2 >= len(query) || !isHex(query[i+1]) || !isHex(query[i+2]) {
-				return false
-			}
-			i += 2
-		case c == '?' || pathByte(c):
-		default:
+		if c := query[i]; c != '%' && c != '?' && !pathByte(c) {
 			return false
 		}
 	}
-	return true
+	return forwardableQuery(query)
 }
 
 // pathByte: unreserved, the sub-delims but ';', ':', '@' and '/'.
