@@ -37,10 +37,11 @@ type FrontOptions struct {
 }
 
 // Front serves a Handler on a listener. It carries the steady state itself,
-// one goroutine per connection with no per-request allocations beyond the
-// header map the Handler's decision reads: a GET or HEAD without a body, or
-// a POST, PUT, PATCH or DELETE with a Content-Length (sent on a fresh
-// instance connection, since it may not be sent twice), from a trusted
+// one goroutine per connection, allocating per request little more than one
+// copy of each head and the request the Handler's decision reads: a GET or
+// HEAD without a body, or a POST, PUT, PATCH or DELETE with a
+// Content-Length (sent on a fresh instance connection, since it may not be
+// sent twice), from a trusted
 // proxy, for a known user, that the Handler would proxy (a live cookie on a
 // page load, or no page load). The request head is checked
 // strictly, forwarded as it came (identity header removed, X-Forwarded-*
