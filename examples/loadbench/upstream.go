@@ -17,10 +17,11 @@ import (
 )
 
 // DefaultAssetPath is what the asset runs fetch. The fake answers every
-// unmatched GET with the app's page (2 KB, sent chunked), as t3 does; what
-// matters is the dispatch's decision for a subresource (no probe, no
-// redirect, straight proxy). -asset-path /.well-known/t3/environment measures
-// an answer with a Content-Length instead.
+// unmatched GET with the app's page (about 2 KB, with a Content-Length, as
+// a static file server sends it); what matters is the dispatch's decision
+// for a subresource (no probe, no redirect, straight proxy).
+// -asset-path /.well-known/t3/environment measures a small JSON answer
+// instead.
 const DefaultAssetPath = "/assets/app.js"
 
 // upstreamChildArg, as the first argument, makes the command serve the fake
