@@ -316,12 +316,12 @@ func (fc *fastConn) serve() {
 			handed = f.handOff(fc, HandoffReserved)
 			return
 		}
-		r := hd.request(remote, f.ctx)
+		r := hd.request(remote)
 		// The peer was checked once for the connection and the header's
 		// spelling and count by parseFastHead: what is left of
 		// IdentityResolver.User is the name itself.
 		user, err := f.h.identity.name(hd.user)
-		p := f.h.plan(r, user, err)
+		p := f.h.plan(f.ctx, r, user, err)
 		if p.kind != planProxy && hd.length >= 0 {
 			// A refused request with a body: net/http knows how much of an
 			// unwanted body to read before it closes.
@@ -333,7 +333,7 @@ func (fc *fastConn) serve() {
 			// they are buffered and sent from here, and the connection
 			// stays on this path.
 			fc.br.Discard(len(raw))
-			if !fc.answer(r, p) {
+			if !fc.answer(r.WithContext(f.ctx), p) {
 				return
 			}
 			continue

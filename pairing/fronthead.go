@@ -3,7 +3,6 @@ package pairing
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"net/http"
 	"net/textproto"
@@ -58,12 +57,14 @@ type field struct {
 
 type fieldKind uint8
 
-// What the fast path does with a request field: forward it, drop it (the
-// identity header; X-Forwarded-Host, -Proto and Forwarded, which it sets
-// itself) or fold it into the X-Forwarded-For it sends.
+// What the fast path does with a request field: forward it, drop it
+// (X-Forwarded-Host, -Proto and Forwarded, which it sets itself; the
+// identity header, which the Handler deletes before it decides) or fold it
+// into the X-Forwarded-For it sends.
 const (
 	plainField fieldKind = iota
 	droppedField
+	identityField
 	forwardedForField
 )
 
@@ -137,7 +138,7 @@ func parseFastHead(raw []byte, ir *IdentityResolver, fields []field) (fastHead, 
 				return h, false // a look-alike spelling: net/http's path refuses it
 			}
 			users++
-			h.user, f.kind = f.value, droppedField
+			h.user, f.kind = f.value, identityField
 		case strings.EqualFold(name, "Host"):
 			hosts++
 			h.host = f.value
@@ -270,18 +271,34 @@ func fieldValue(s string) bool {
 }
 
 // request is the *http.Request the Handler's plan reads: method, header,
-// host, peer and a URL with the path and query.
-func (h *fastHead) request(remoteAddr string, ctx context.Context) *http.Request {
+// host, peer and a URL with the path and query. It has no context of its
+// own (plan takes one); the identity header is left out, as plan deletes
+// it. The values share one slice and the request its URL's allocation.
+func (h *fastHead) request(remoteAddr string) *http.Request {
 	hd := make(http.Header, len(h.fields))
-	for _, f := range h.fields {
+	vals := make([]string, len(h.fields))
+	for i, f := range h.fields {
+		if f.kind == identityField {
+			continue
+		}
 		k := textproto.CanonicalMIMEHeaderKey(f.name)
 		if k == "Host" {
 			continue // r.Host, as net/http's server does
 		}
-		hd[k] = append(hd[k], f.value)
+		if vv, ok := hd[k]; ok {
+			hd[k] = append(vv, f.value) // copies: vals[i] must not be overwritten
+			continue
+		}
+		vals[i] = f.value
+		hd[k] = vals[i : i+1 : i+1]
 	}
-	r := &http.Request{Method: h.method, URL: &url.URL{Path: h.path, RawQuery: h.query}, Proto: "HTTP/1.1",
+	ru := &struct {
+		r http.Request
+		u url.URL
+	}{}
+	ru.u = url.URL{Path: h.path, RawQuery: h.query}
+	ru.r = http.Request{Method: h.method, URL: &ru.u, Proto: "HTTP/1.1",
 		ProtoMajor: 1, ProtoMinor: 1, Header: hd, Host: h.host, RemoteAddr: remoteAddr, RequestURI: h.target,
 		Body: http.NoBody, ContentLength: max(h.length, 0)}
-	return r.WithContext(ctx)
+	return &ru.r
 }

@@ -19,6 +19,7 @@ func FuzzParseFastHead(f *testing.F) {
 		"GET / HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\n\r\n",
 		"HEAD /a/b.js?v=1&x=%2F HTTP/1.1\r\nHost: t3.example:8443\r\nx-authentik-username: a.b@c\r\nCookie: t3_session=x\r\n\r\n",
 		"GET /a HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nContent-Length: 0\r\n\r\n",
+		"GET /a HTTP/1.1\r\nAccept: a\r\nHost: h\r\nX-Y: 1\r\naccept: b\r\nX-Authentik-Username: ana\r\nX-Forwarded-For: 1.2.3.4\r\nACCEPT: c\r\n\r\n",
 		"GET /a HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nTransfer-Encoding: chunked\r\n\r\n",
 		"GET /a HTTP/1.1\r\nHost: h\r\nHost: i\r\nX-Authentik-Username: ana\r\n\r\n",
 		"GET /a HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\n fold\r\n\r\n",
@@ -64,5 +65,15 @@ func FuzzParseFastHead(f *testing.F) {
 		delete(got, "Host")
 		require.Equal(t, req.Header, got)
 		require.Equal(t, []string{h.user}, req.Header.Values(ir.Header()))
+		// The request the plan reads is net/http's, less the identity
+		// header, which plan deletes anyway.
+		r := h.request("192.0.2.1:4000")
+		req.Header.Del(ir.Header())
+		require.Equal(t, req.Header, r.Header)
+		require.Equal(t, req.Method, r.Method)
+		require.Equal(t, req.Host, r.Host)
+		require.Equal(t, req.URL.Path, r.URL.Path)
+		require.Equal(t, req.URL.RawQuery, r.URL.RawQuery)
+		require.Equal(t, req.ContentLength, r.ContentLength)
 	})
 }

@@ -111,7 +111,7 @@ func NewHandler(router Router, pairer Pairer, opts HandlerOptions) *Handler {
 // ServeHTTP implements flow 1: identity, route, then pair or proxy.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	user, err := h.identity.User(r)
-	p := h.plan(r, user, err)
+	p := h.plan(r.Context(), r, user, err)
 	if p.kind == planProxy {
 		h.proxy(w, r, p.in.User, p.target, p.page)
 		return
@@ -158,8 +158,8 @@ type plan struct {
 
 // plan resolves the user's instance (user and err are what the
 // IdentityResolver made of r), removes the identity header from r, and
-// checks the session cookie of a page load with the prober.
-func (h *Handler) plan(r *http.Request, user string, err error) plan {
+// checks the session cookie of a page load with the prober (under ctx).
+func (h *Handler) plan(ctx context.Context, r *http.Request, user string, err error) plan {
 	if err != nil {
 		status := http.StatusBadRequest
 		var ie *IdentityError
@@ -194,7 +194,7 @@ func (h *Handler) plan(r *http.Request, user string, err error) plan {
 			p.kind = planPair
 		}
 	case p.page:
-		v, err := h.prober.Check(r.Context(), in, p.cookies)
+		v, err := h.prober.Check(ctx, in, p.cookies)
 		if int(v) >= 0 && int(v) < len(h.metrics.verdict) {
 			h.metrics.verdict[v].Inc()
 		}

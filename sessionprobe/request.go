@@ -21,11 +21,15 @@ func IsSessionCookieName(name string) bool {
 // SessionCookies returns the t3 session cookies the request carries, in the
 // order they were sent. It returns nil when there are none.
 func SessionCookies(r *http.Request) []*http.Cookie {
-	var out []*http.Cookie
-	for _, c := range r.Cookies() {
+	all := r.Cookies()
+	out := all[:0] // filtered in place: the slice is ours
+	for _, c := range all {
 		if IsSessionCookieName(c.Name) && c.Value != "" {
 			out = append(out, c)
 		}
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }
