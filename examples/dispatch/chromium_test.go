@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,14 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/t3fleet/t3fleet/internal/chromiumtest"
 	"github.com/t3fleet/t3fleet/sessionprobe"
 )
-
-// chromiumPath is Debian's chromium package (TESTING.md).
-const chromiumPath = "/usr/bin/chromium"
-
-// requireRealEnv turns "skip: component missing" into a failure (CI).
-const requireRealEnv = "T3FLEET_REQUIRE_REAL"
 
 // Bounds of the end-to-end test: the whole test, and each wait inside it.
 const (
@@ -39,7 +32,7 @@ const (
 // and WebSocket go through the dispatch without a redirect; after the
 // instance wipes its sessions, a reload pairs again with a new cookie.
 func TestChromiumPairsProxiesAndRepairs(t *testing.T) {
-	chromium := lookChromium(t)
+	chromiumtest.Find(t) // before the demo starts: skip or fail early
 	ctx, cancel := context.WithTimeout(context.Background(), chromiumTestBudget)
 	defer cancel()
 
@@ -58,7 +51,7 @@ func TestChromiumPairsProxiesAndRepairs(t *testing.T) {
 		}
 	})
 
-	browser := startChromium(t, ctx, chromium)
+	browser := chromiumtest.Start(t, ctx)
 
 	for _, u := range demo.Users {
 		t.Run(u.SSO, func(t *testing.T) {
@@ -104,57 +97,6 @@ func TestChromiumPairsProxiesAndRepairs(t *testing.T) {
 	}
 	require.NotZero(t, counterValue(t, reg, "t3fleet_dispatch_proxied_requests_total", "kind", "websocket"),
 		"the dispatch counted proxied WebSockets")
-}
-
-// lookChromium returns the browser's path, or skips (fails under
-// T3FLEET_REQUIRE_REAL=1) when it is absent.
-func lookChromium(t *testing.T) string {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv(requireRealEnv) == "1" {
-			t.Fatalf("%s=1 but %s is missing: %v (apt-get install -y chromium)", requireRealEnv, chromiumPath, err)
-		}
-		t.Skipf("%s not installed (apt-get install -y chromium); set %s=1 to fail instead", chromiumPath, requireRealEnv)
-	}
-	return chromiumPath
-}
-
-// startChromium starts one headless browser with exactly the flags
-// TESTING.md gives for these machines, its profile and temporary files in
-// the test's temp dir. Its output is shown when the test fails.
-func startChromium(t *testing.T, ctx context.Context, path string) context.Context {
-	t.Helper()
-	dir := t.TempDir()
-	tmp := filepath.Join(dir, "tmp")
-	require.NoError(t, os.Mkdir(tmp, 0o700))
-	out := &lockedBuffer{}
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(filepath.Join(dir, "profile")),
-		chromedp.Env("TMPDIR="+tmp),
-		chromedp.CombinedOutput(out),
-	)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancelBrowser()
-		cancelAlloc()
-		if t.Failed() {
-			t.Logf("chromium output:\n%s", out.String())
-		}
-	})
-	// The first action starts the browser; it must run on the long-lived
-	// context (a per-step timeout here would stop the whole browser).
-	_, err := chromedp.Run(bctx, chromedp.Evaluate[string]("navigator.userAgent"))
-	require.NoError(t, err, "start chromium")
-	return bctx
 }
 
 // loginButton selects the login page's button for sso. Not chromedp.ID: it

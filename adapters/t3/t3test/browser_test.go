@@ -2,8 +2,6 @@ package t3test_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,43 +10,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
+	"github.com/t3fleet/t3fleet/internal/chromiumtest"
 )
-
-const chromiumPath = "/usr/bin/chromium"
 
 // TestIndexPageInChromium loads the fake's page in a real headless Chromium:
 // unauthenticated at first, then paired through the owner pairing URL, with
 // the page's fetch() and WebSocket reporting into #session and #ws.
 func TestIndexPageInChromium(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("T3FLEET_REQUIRE_REAL") == "1" {
-			t.Fatalf("T3FLEET_REQUIRE_REAL=1 but %s is missing: %v", chromiumPath, err)
-		}
-		t.Skipf("%s not installed (apt-get install -y chromium)", chromiumPath)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	dir := t.TempDir()
-	tmp := filepath.Join(dir, "tmp")
-	require.NoError(t, os.Mkdir(tmp, 0o700))
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(filepath.Join(dir, "profile")),
-		chromedp.Env("TMPDIR="+tmp),
-	)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-	_, err := chromedp.Run(browser, chromedp.Evaluate[string]("navigator.userAgent"))
-	require.NoError(t, err, "start chromium")
+	browser := chromiumtest.Start(t, ctx)
 
 	for _, era := range []t3test.Era{t3test.EraA, t3test.EraE} {
 		t.Run(string(era), func(t *testing.T) {

@@ -1,0 +1,92 @@
+package chromiumtest
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// Path is where Debian's chromium package puts the browser.
+const Path = "/usr/bin/chromium"
+
+// EnvRequireReal, set to 1, turns "Chromium is missing" into a failure.
+const EnvRequireReal = "T3FLEET_REQUIRE_REAL"
+
+// Find returns Path, or skips tb when the browser is not there (fails it
+// under EnvRequireReal=1).
+func Find(tb testing.TB) string {
+	tb.Helper()
+	if _, err := os.Stat(Path); err != nil {
+		if os.Getenv(EnvRequireReal) == "1" {
+			tb.Fatalf("%s=1 but %s is missing: %v (apt-get install -y chromium)", EnvRequireReal, Path, err)
+		}
+		tb.Skipf("%s not installed (apt-get install -y chromium); set %s=1 to fail instead", Path, EnvRequireReal)
+	}
+	return Path
+}
+
+// Start finds the browser (see Find), starts it under ctx and returns the
+// browser's context, on which chromedp.NewContext opens tabs. The browser
+// is stopped at cleanup; if the test failed, its output is logged.
+func Start(tb testing.TB, ctx context.Context) context.Context {
+	tb.Helper()
+	path := Find(tb)
+	dir := tb.TempDir()
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	out := &lockedBuffer{}
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(path),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(filepath.Join(dir, "profile")),
+		chromedp.Env("TMPDIR="+tmp),
+		chromedp.CombinedOutput(out),
+	)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	tb.Cleanup(func() {
+		cancelBrowser()
+		cancelAlloc()
+		if tb.Failed() {
+			tb.Logf("chromium output:\n%s", out.String())
+		}
+	})
+	// The first action starts the browser; it must run on the long-lived
+	// context (a per-step timeout here would stop the whole browser).
+	if _, err := chromedp.Run(bctx, chromedp.Evaluate[string]("navigator.userAgent")); err != nil {
+		tb.Fatalf("start chromium: %v", err)
+	}
+	return bctx
+}
+
+// lockedBuffer collects the browser's output, written from chromedp's
+// goroutine and read at cleanup.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
