@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -59,15 +58,6 @@ type fleet struct {
 	mu     sync.Mutex
 	faults map[string]map[string]string // version -> user -> T3FAKE_FAULTS for that user's serve
 	once   map[string]string            // user -> T3FAKE_FAULTS for that user's next start only
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // newFleet builds the fake CLI, starts the registry, installs vStart, seeds
@@ -128,6 +118,10 @@ func newFleet(ctx context.Context, dir string, users []string, busy string, fake
 	}
 	table := map[string]hostfiles.DispatchEntry{}
 	var specs []supervisor.UnitSpec
+	ports, err := t3test.FreePorts(len(users))
+	if err != nil {
+		return nil, err
+	}
 	for i, u := range users {
 		base := f.baseDir(u)
 		opts := t3test.SeedOptions{Threads: 2 + 3*i, Now: time.Now().Add(-time.Hour)}
@@ -137,10 +131,7 @@ func newFleet(ctx context.Context, dir string, users []string, busy string, fake
 		if err := t3test.SeedState(base, t3test.EraFor(vStart), opts); err != nil {
 			return nil, err
 		}
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
+		port := ports[i]
 		f.ports[u] = port
 		table[u] = hostfiles.DispatchEntry{OSUser: u, Port: port, StateDir: base}
 		env := fmt.Sprintf("# written by the demo, as the seed's provisioning does\nT3_PORT=\"%d\"\n", port)

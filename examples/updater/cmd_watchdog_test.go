@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -54,9 +53,12 @@ func newWDFleet(t *testing.T) *wdFleet {
 	require.NoError(t, err)
 	require.NoError(t, os.MkdirAll(f.envDir, 0o755))
 	var specs []supervisor.UnitSpec
-	for _, u := range []string{"alice", "bob", "carol"} {
+	users := []string{"alice", "bob", "carol"}
+	ports, err := t3test.FreePorts(len(users))
+	require.NoError(t, err)
+	for i, u := range users {
 		require.NoError(t, t3test.SeedState(f.baseDir(u), t3test.EraFor(wdVersion), t3test.SeedOptions{}))
-		port := freeLoopbackPort(t)
+		port := ports[i]
 		f.ports[u] = port
 		if u != "carol" {
 			// The seed's quoting, tolerated.
@@ -127,14 +129,6 @@ func parseCredential(out []byte) (string, error) {
 		return "", fmt.Errorf("no credential in %q", out)
 	}
 	return parts[1], nil
-}
-
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func TestWatchdogRestartsAWedgedInstanceUnderTheSupervisor(t *testing.T) {

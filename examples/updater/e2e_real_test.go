@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -57,14 +56,6 @@ type realFleet struct {
 	broken map[string]string // version -> the user whose serve has pairing broken on it
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func newRealFleet(t *testing.T, users []string, busy string, publish map[string]t3test.Faults) *realFleet {
 	return newRealFleetAt(t, realOld, realNew, users, busy, publish)
 }
@@ -92,6 +83,8 @@ func newRealFleetAt(t *testing.T, from, to string, users []string, busy string, 
 
 	stable := filepath.Join(f.prefix, npm.BinDir, "t3")
 	var specs []supervisor.UnitSpec
+	ports, err := t3test.FreePorts(len(users))
+	require.NoError(t, err)
 	for i, u := range users {
 		base := filepath.Join(f.home, u, ".t3")
 		opts := t3test.SeedOptions{Threads: 2 + 4*i, Now: time.Now().Add(-time.Hour)}
@@ -99,7 +92,7 @@ func newRealFleetAt(t *testing.T, from, to string, users []string, busy string, 
 			opts.ActiveTurns = 1
 		}
 		require.NoError(t, t3test.SeedState(base, t3test.EraFor(from), opts))
-		port := freePort(t)
+		port := ports[i]
 		baseURL := "http://127.0.0.1:" + strconv.Itoa(port)
 		f.insts[u] = t3fleet.Instance{User: u, OSUser: u, BaseURL: baseURL, StateDir: base}
 		user := u

@@ -48,7 +48,8 @@
 // standing for one installed version; [WritePrefix] and [SwitchCurrent] lay
 // several out side by side under a `current` link, and [ServerVersion] asks
 // a running one which build answers. Its `auth pairing create` runs the
-// era's pending migrations first, as the real CLI does.
+// era's pending migrations first, as the real CLI does. [FreePorts] gives a
+// fleet of such processes distinct ports for `serve --port`.
 //
 // # Eras
 //
