@@ -2,6 +2,7 @@ package rollout_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,6 +114,56 @@ func TestRunHealthCheckFailureRestartsNothing(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, rollout.OutcomeRefused, res.Outcome)
 	require.Contains(t, res.Reason, "dead end")
+}
+
+// A health check that could not run (no scratch space, the candidate's
+// install, a port race) or was interrupted says nothing about the build: the
+// run fails, nothing restarts, but the target is not a dead end and the next
+// run tries it again. Only a verdict (the test above) blames the build.
+func TestRunHealthCheckThatCouldNotRunBlamesNoBuild(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		check func(ctx context.Context, cancel context.CancelFunc) (rollout.HealthReport, error)
+	}{
+		{"error", func(context.Context, context.CancelFunc) (rollout.HealthReport, error) {
+			return rollout.HealthReport{Reason: "scratch: no space left on device"}, errors.New("scratch: no space left on device")
+		}},
+		{"interrupted", func(ctx context.Context, cancel context.CancelFunc) (rollout.HealthReport, error) {
+			cancel() // as systemd stopping the updater mid-check
+			<-ctx.Done()
+			return rollout.HealthReport{Reason: "serve not ready: " + ctx.Err().Error()}, nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim := newSim(t)
+			e := sim.Engine(rollout.Options{})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			e.Health = &rollouttest.HealthChecker{CheckFunc: func(ctx context.Context, _ rollout.Build, _ string) (rollout.HealthReport, error) {
+				return tc.check(ctx, cancel)
+			}}
+
+			res, err := e.Run(ctx)
+			require.Error(t, err)
+			require.NotErrorIs(t, err, rollout.ErrHealthCheckFailed)
+			require.Equal(t, rollout.OutcomeFailed, res.Outcome, res.Line())
+			require.Contains(t, res.Line(), "health check could not run")
+			require.Equal(t, 1, res.ExitCode())
+			require.Empty(t, restarts(sim))
+			require.Equal(t, v1, sim.Current())
+			des, err := e.State().DeadEndVersions()
+			require.NoError(t, err)
+			require.Empty(t, des, "the build is not blamed")
+			j, err := e.State().Journal()
+			require.NoError(t, err)
+			require.Nil(t, j, "nothing to finish: nothing changed")
+
+			e.Health = sim.HealthChecker()
+			res, err = e.Run(context.Background())
+			require.NoError(t, err)
+			require.Equal(t, rollout.OutcomeDone, res.Outcome, "the next run takes the same target: %s", res.Line())
+		})
+	}
 }
 
 func TestRunCanaryFailureRollsBackAndFreezes(t *testing.T) {

@@ -77,11 +77,19 @@ func (e *Engine) stageAndCheck(ctx context.Context, j *Journal, stage *staging) 
 		return res, err
 	}
 	rep, err := e.checkBuild(ctx, b, seed)
-	if err != nil || !rep.Passed {
+	if err == nil && ctx.Err() != nil {
+		err = context.Cause(ctx) // stopped mid-check: whatever it reported is no verdict
+	}
+	if err != nil {
+		// The check could not run (scratch space, the seed, the candidate's
+		// install) or was interrupted: nothing says the build is bad, so it
+		// is no dead end, and its stage stays for the next run. Nothing
+		// changed, so there is nothing to finish either.
+		_ = st.RemoveJournal()
+		return res, fmt.Errorf("health check could not run (%s is not blamed): %w", j.Target, err)
+	}
+	if !rep.Passed {
 		reason := rep.Reason
-		if err != nil {
-			reason = err.Error()
-		}
 		if reason == "" {
 			reason = "health check did not pass"
 		}
