@@ -9,16 +9,11 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"zombiezen.com/go/sqlite"
@@ -80,8 +75,10 @@ type HealthCheckerOptions struct {
 // `<bin> serve --host 127.0.0.1 --port <free> --base-dir <scratch>`, then
 // checks its log for migration errors, mints with the build's own CLI,
 // exchanges (browser-session, bootstrap on 404), requires a session cookie
-// that GET /api/auth/session accepts, and reads the migration ledger. It
-// implements rollout.HealthChecker.
+// that GET /api/auth/session accepts, and reads the migration ledger. A
+// serve that loses its port to another process before binding it (the port
+// was free when picked) gets another, up to three; losing all three is an
+// error, not a verdict on the build. It implements rollout.HealthChecker.
 type HealthChecker struct {
 	opts HealthCheckerOptions
 	log  *slog.Logger
@@ -156,34 +153,16 @@ func (h *HealthChecker) check(ctx context.Context, b rollout.Build, seed string)
 	if err := copySeed(seed, filepath.Join(base, "userdata", "state.sqlite")); err != nil {
 		return rollout.HealthReport{}, err
 	}
-	port, err := freePort()
-	if err != nil {
-		return rollout.HealthReport{}, fmt.Errorf("free port: %w", err)
+	// 1. It answers, without migration errors and without exiting, on a
+	// port of its own (another try on another if one is taken meanwhile).
+	sp, rep, err := h.startReady(ctx, b, base)
+	if sp == nil {
+		return rep, err
 	}
-	baseURL := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-
-	out := &boundedBuffer{max: maxServeOutput}
-	argv := append([]string{b.Bin, "serve", "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--base-dir", base}, h.opts.ServeArgs...)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = h.opts.Env
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a wrapper's children die with it
-	h.log.Info("health check serve", "version", b.Version, "argv", argv)
-	if err := cmd.Start(); err != nil {
-		return fail("serve did not start: %v", err), nil
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	defer h.stop(cmd, exited)
-
-	logs := func() string { return out.String() + readLogs(base) }
-	client := &http.Client{Timeout: h.opts.RequestTimeout}
-
-	// 1. It answers, without migration errors and without exiting.
-	if rep, ok := h.waitReady(ctx, client, baseURL, exited, &waitErr, logs); !ok {
-		return rep, nil
-	}
+	defer h.stop(sp)
+	baseURL := sp.baseURL
+	logs := func() string { return sp.out.String() + readLogs(base) }
+	client := sp.client
 	// 2. Mint with the build's own CLI.
 	mintOut, err := runCLI(ctx, []string{b.Bin, "auth", "pairing", "create", "--base-dir", base, "--ttl", formatTTL(DefaultMintTTL), "--json"},
 		h.opts.Env, h.opts.MintTimeout)
@@ -202,7 +181,7 @@ func (h *HealthChecker) check(ctx context.Context, b rollout.Build, seed string)
 		}
 		return fail("pairing: %v", err), nil
 	}
-	rep := rollout.HealthReport{Endpoint: sess.Endpoint, Cookie: sess.Cookies[0].Name}
+	rep = rollout.HealthReport{Endpoint: sess.Endpoint, Cookie: sess.Cookies[0].Name}
 	// 4. The session endpoint accepts the cookie, and names it.
 	authed, name, err := sessionCheck(ctx, client, baseURL, sess.Cookies)
 	if err != nil {
@@ -233,55 +212,6 @@ func (h *HealthChecker) check(ctx context.Context, b rollout.Build, seed string)
 	}
 	rep.Passed = true
 	return rep, nil
-}
-
-// waitReady polls the environment endpoint until it answers 200, failing
-// early on a migration error in the log, on the serve exiting, on ctx or on
-// ReadyTimeout.
-func (h *HealthChecker) waitReady(ctx context.Context, client *http.Client, baseURL string, exited <-chan struct{}, waitErr *error, logs func() string) (rollout.HealthReport, bool) {
-	deadline := time.NewTimer(h.opts.ReadyTimeout)
-	defer deadline.Stop()
-	wait := 20 * time.Millisecond
-	for {
-		if line := matchPattern(logs()); line != "" {
-			return fail("log shows a migration error: %s", line), false
-		}
-		select {
-		case <-exited:
-			if line := matchPattern(logs()); line != "" {
-				return fail("serve exited (%v): %s", *waitErr, line), false
-			}
-			return fail("serve exited before answering (%v): %s", *waitErr, lastLine(logs())), false
-		default:
-		}
-		if _, err := serverVersion(ctx, client, h.opts.RequestTimeout, baseURL); err == nil {
-			return rollout.HealthReport{}, true
-		}
-		select {
-		case <-ctx.Done():
-			return fail("serve not ready: %v", ctx.Err()), false
-		case <-deadline.C:
-			return fail("serve not ready within %s", h.opts.ReadyTimeout), false
-		case <-exited:
-		case <-time.After(wait):
-		}
-		if wait < 250*time.Millisecond {
-			wait *= 2
-		}
-	}
-}
-
-// stop ends the serve's process group: SIGTERM, then SIGKILL after StopGrace.
-func (h *HealthChecker) stop(cmd *exec.Cmd, exited <-chan struct{}) {
-	pid := cmd.Process.Pid
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(h.opts.StopGrace):
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		<-exited
-	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL) // leftovers in the group, if any
 }
 
 // sessionCheck asks GET /api/auth/session about cookies: authenticated, and
@@ -424,39 +354,4 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// boundedBuffer keeps the first max bytes written, safely for two writers.
-type boundedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-	max int
-}
-
-func (b *boundedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if room := b.max - b.buf.Len(); room > 0 {
-		if len(p) > room {
-			b.buf.Write(p[:room])
-		} else {
-			b.buf.Write(p)
-		}
-	}
-	return len(p), nil
-}
-
-func (b *boundedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -3,8 +3,10 @@ package t3_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,5 +133,57 @@ func ExampleNewHealthChecker() {
 	rep, err := hc.Check(context.Background(), b, "/var/backups/t3/emil/prebump-0.0.30.sqlite")
 	if err != nil || !rep.Passed {
 		fmt.Printf("HEALTH-CHECK FAILED (%s)\n", rep.Reason)
+	}
+}
+
+// A port picked free can be bound by another process before the serve binds
+// it: the check gives the serve another, and a port lost every time is an
+// error (the check could not run), never a verdict on the build.
+func TestHealthCheckServeLosesItsPort(t *testing.T) {
+	other, err := net.Listen("tcp", "127.0.0.1:0") // the other process
+	require.NoError(t, err)
+	defer other.Close()
+	for _, tc := range []struct {
+		name   string
+		losses int
+		pass   bool
+		serves string
+	}{
+		{"once", 1, true, "2"},
+		{"always", 99, false, "3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := stageBuild(t, t.TempDir(), "0.0.30", t3test.Faults{})
+			// The wrapper sends its first serves to the other process's
+			// port (the fake's last --port wins), as if that process had
+			// bound the one picked first.
+			dir := t.TempDir()
+			count, wrapper := filepath.Join(dir, "serves"), filepath.Join(dir, "t3")
+			script := fmt.Sprintf(`#!/bin/sh
+if [ "$1" = serve ]; then
+  n=$(cat '%[1]s' 2>/dev/null || echo 0); n=$((n+1)); echo $n > '%[1]s'
+  if [ $n -le %[2]d ]; then exec '%[3]s' "$@" --port %[4]d; fi
+fi
+exec '%[3]s' "$@"
+`, count, tc.losses, b.Bin, other.Addr().(*net.TCPAddr).Port)
+			require.NoError(t, os.WriteFile(wrapper, []byte(script), 0o755))
+			b.Bin = wrapper
+			hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t.TempDir(), ReadyTimeout: 30 * time.Second})
+
+			rep, err := hc.Check(context.Background(), b, seedSnapshot(t, t3test.EraC))
+			serves, rerr := os.ReadFile(count)
+			require.NoError(t, rerr)
+			assert.Equal(t, tc.serves, strings.TrimSpace(string(serves)), "serves started")
+			if tc.pass {
+				require.NoError(t, err)
+				assert.True(t, rep.Passed, rep.Reason)
+				return
+			}
+			require.Error(t, err, "not the build's verdict")
+			assert.Contains(t, err.Error(), "lost its port to another process 3 times")
+			assert.Contains(t, err.Error(), "address already in use", "the serve's own words")
+			assert.False(t, rep.Passed)
+			assert.Contains(t, rep.Reason, "lost its port")
+		})
 	}
 }

@@ -1,0 +1,161 @@
+package t3
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/t3fleet/t3fleet/rollout"
+)
+
+// serveAttempts is how many ports the throwaway serve is given before the
+// check gives up: a port picked free can be taken by another process before
+// the serve binds it, which says nothing about the build.
+const serveAttempts = 3
+
+// serveProc is the throwaway `t3 serve` of one check.
+type serveProc struct {
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	waitErr error // once exited is closed
+	out     *boundedBuffer
+	baseURL string
+	client  *http.Client
+}
+
+// startReady starts the build's serve on base and waits until it answers.
+// A nil serveProc comes with the build's verdict (a failed report, nil
+// error), or with an error when the check could not run: no free port, or
+// the port taken by another process serveAttempts times in a row.
+func (h *HealthChecker) startReady(ctx context.Context, b rollout.Build, base string) (*serveProc, rollout.HealthReport, error) {
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, rollout.HealthReport{}, fmt.Errorf("free port: %w", err)
+		}
+		sp := &serveProc{exited: make(chan struct{}), out: &boundedBuffer{max: maxServeOutput},
+			baseURL: "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+			client:  &http.Client{Timeout: h.opts.RequestTimeout}}
+		argv := append([]string{b.Bin, "serve", "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--base-dir", base}, h.opts.ServeArgs...)
+		sp.cmd = exec.Command(argv[0], argv[1:]...)
+		sp.cmd.Env = h.opts.Env
+		sp.cmd.Stdout, sp.cmd.Stderr = sp.out, sp.out
+		sp.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a wrapper's children die with it
+		h.log.Info("health check serve", "version", b.Version, "argv", argv)
+		if err := sp.cmd.Start(); err != nil {
+			return nil, fail("serve did not start: %v", err), nil
+		}
+		go func() { sp.waitErr = sp.cmd.Wait(); close(sp.exited) }()
+		rep, ok := h.waitReady(ctx, sp, func() string { return sp.out.String() + readLogs(base) })
+		if ok {
+			return sp, rep, nil
+		}
+		h.stop(sp)
+		if !portTaken(sp.out.String()) {
+			return nil, rep, nil
+		}
+		if attempt == serveAttempts {
+			err := fmt.Errorf("serve lost its port to another process %d times: %s", attempt, lastLine(sp.out.String()))
+			return nil, fail("%v", err), err
+		}
+		h.log.Warn("health check serve lost its port to another process; again on another", "port", port, "attempt", attempt)
+	}
+}
+
+// portTaken reports a serve that could not bind its port: Go's and Node's
+// spellings.
+func portTaken(out string) bool {
+	return strings.Contains(strings.ToLower(out), "address already in use") || strings.Contains(out, "EADDRINUSE")
+}
+
+// waitReady polls the environment endpoint until it answers 200, failing
+// early on a migration error in the log, on the serve exiting, on ctx or on
+// ReadyTimeout.
+func (h *HealthChecker) waitReady(ctx context.Context, sp *serveProc, logs func() string) (rollout.HealthReport, bool) {
+	deadline := time.NewTimer(h.opts.ReadyTimeout)
+	defer deadline.Stop()
+	wait := 20 * time.Millisecond
+	for {
+		if line := matchPattern(logs()); line != "" {
+			return fail("log shows a migration error: %s", line), false
+		}
+		select {
+		case <-sp.exited:
+			if line := matchPattern(logs()); line != "" {
+				return fail("serve exited (%v): %s", sp.waitErr, line), false
+			}
+			return fail("serve exited before answering (%v): %s", sp.waitErr, lastLine(logs())), false
+		default:
+		}
+		if _, err := serverVersion(ctx, sp.client, h.opts.RequestTimeout, sp.baseURL); err == nil {
+			return rollout.HealthReport{}, true
+		}
+		select {
+		case <-ctx.Done():
+			return fail("serve not ready: %v", ctx.Err()), false
+		case <-deadline.C:
+			return fail("serve not ready within %s", h.opts.ReadyTimeout), false
+		case <-sp.exited:
+		case <-time.After(wait):
+		}
+		if wait < 250*time.Millisecond {
+			wait *= 2
+		}
+	}
+}
+
+// stop ends the serve's process group: SIGTERM, then SIGKILL after StopGrace.
+func (h *HealthChecker) stop(sp *serveProc) {
+	pid := sp.cmd.Process.Pid
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	select {
+	case <-sp.exited:
+	case <-time.After(h.opts.StopGrace):
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		<-sp.exited
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL) // leftovers in the group, if any
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// boundedBuffer keeps the first max bytes written, safely for two writers.
+type boundedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	max int
+}
+
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.max - b.buf.Len(); room > 0 {
+		if len(p) > room {
+			b.buf.Write(p[:room])
+		} else {
+			b.buf.Write(p)
+		}
+	}
+	return len(p), nil
+}
+
+func (b *boundedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
