@@ -26,6 +26,9 @@ const (
 // Sentinels for the failures a caller branches on (exit 1).
 var (
 	ErrHealthCheckFailed = errors.New("HEALTH-CHECK FAILED")
+	// ErrPathBroken: nobody pairs through the dispatch on the current
+	// build, so a run stops before anything changes.
+	ErrPathBroken        = errors.New("VERIFY-PATH BROKEN")
 	ErrRolledBack        = errors.New("rolled back")
 	ErrRollbackFailed    = errors.New("ROLLBACK FAILED")
 	ErrCrashed           = errors.New("crash injected")

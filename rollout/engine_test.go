@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,6 +163,56 @@ func TestRunHealthCheckThatCouldNotRunBlamesNoBuild(t *testing.T) {
 			res, err = e.Run(context.Background())
 			require.NoError(t, err)
 			require.Equal(t, rollout.OutcomeDone, res.Outcome, "the next run takes the same target: %s", res.Line())
+		})
+	}
+}
+
+// Before anything changes, a user must pair through the dispatch on the
+// current build: a dispatch that is down (or any path that fails on the
+// build already running) would otherwise make the first canary fail, and a
+// good build be rolled back, dead-ended and frozen out. One user's own
+// failure on the current build is not the path's: the next one is tried.
+func TestRunChecksTheVerificationPathFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		failing []string // users whose verification fails on v1
+		done    bool
+	}{
+		{"path works", nil, true},
+		{"the first user's own failure", []string{"alice"}, true},
+		{"the path is down", []string{"alice", "bob", "carol", "zed"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim := newSim(t)
+			for _, u := range tc.failing {
+				sim.FailCanary(v1, u)
+			}
+			rec := &recorder{}
+			e := sim.Engine(rollout.Options{OnEvent: rec.on})
+
+			res, err := e.Run(context.Background())
+			if tc.done {
+				require.NoError(t, err)
+				require.Equal(t, rollout.OutcomeDone, res.Outcome, res.Line())
+				require.Contains(t, rec.kinds(), rollout.EventPathChecked)
+				require.Less(t, slices.Index(rec.kinds(), rollout.EventPathChecked), slices.Index(rec.kinds(), rollout.EventBackedUp),
+					"checked before the backups")
+				return
+			}
+			require.Error(t, err)
+			require.Equal(t, rollout.OutcomeFailed, res.Outcome, res.Line())
+			require.Contains(t, res.Line(), "before any change")
+			require.Empty(t, restarts(sim))
+			require.Equal(t, v1, sim.Current())
+			require.NotContains(t, rec.kinds(), rollout.EventBackedUp, "no backups taken for a run that cannot verify")
+			des, err := e.State().DeadEndVersions()
+			require.NoError(t, err)
+			require.Empty(t, des, "no build blamed")
+			fr, err := e.State().Journal()
+			require.NoError(t, err)
+			require.Nil(t, fr)
+			_, err = os.Stat(filepath.Join(sim.Dir, "t3-autoupdate.freeze"))
+			require.ErrorIs(t, err, os.ErrNotExist, "not frozen: the next run tries again")
 		})
 	}
 }

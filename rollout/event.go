@@ -17,6 +17,7 @@ const (
 	EventFrozen            EventKind = "frozen"
 	EventFreezeExpired     EventKind = "freeze-expired"
 	EventResolved          EventKind = "resolved"
+	EventPathChecked       EventKind = "path-checked" // a user paired through the dispatch on the current build
 	EventRefused           EventKind = "refused"
 	EventBackedUp          EventKind = "backed-up"
 	EventBackupSkipped     EventKind = "backup-skipped"

@@ -82,6 +82,9 @@ func (e *Engine) run(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if err := e.checkPath(ctx, fleet, current); err != nil {
+		return Result{Target: rel.Version, Previous: current, Resumed: resumed}, err
+	}
 	j = &Journal{Target: rel.Version, Previous: current, Phase: PhasePrepare, Step: "journal",
 		Started: e.now(), Snapshots: map[string]statebackup.Snapshot{}}
 	if err := st.WriteJournal(j); err != nil {

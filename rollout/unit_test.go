@@ -130,5 +130,6 @@ func TestVerifierGetsSSOName(t *testing.T) {
 	res, err := e.Run(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, rollout.OutcomeDone, res.Outcome)
-	require.Equal(t, []string{"alice.sso", "bob.sso", "carol.sso", "zed.sso"}, got)
+	// alice twice: the path check on the current build, then her canary.
+	require.Equal(t, []string{"alice.sso", "alice.sso", "bob.sso", "carol.sso", "zed.sso"}, got)
 }
