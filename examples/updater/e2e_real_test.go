@@ -135,7 +135,9 @@ func (r routerFunc) Route(sso string) (t3fleet.Instance, bool) { return r(sso) }
 func (f *realFleet) engine(o rollout.Options) *rollout.Engine {
 	dir := f.t.TempDir()
 	o.StateDir, o.FreezeFile, o.TmpDir, o.LockWait = filepath.Join(dir, "state"), filepath.Join(dir, "freeze"), dir, -1
-	o.VerifyTimeout = 8 * time.Second // a healthy restart verifies in ~0.1 s; a broken one waits all of this
+	if o.VerifyTimeout == 0 {
+		o.VerifyTimeout = 8 * time.Second // a healthy restart verifies in ~0.1 s; a broken one waits all of this
+	}
 	o.Logger = npmtest.Logger(f.t)
 	return &rollout.Engine{Units: f.sup, Installer: f.inst, Backups: f.store,
 		Registry: npm.NewRegistry(npm.RegistryOptions{URL: f.reg.URL, Token: npmtest.Token}),
@@ -217,6 +219,32 @@ func TestRealFleetMigrationFailureCaughtByHealthCheck(t *testing.T) {
 		require.Equal(t, before[u], st.MainPID, "%s not restarted", u)
 		require.Equal(t, 30, f.ledger(u))
 	}
+}
+
+// The dispatch is down when the run starts: the run stops before anything
+// changes, instead of failing the first canary and rolling back, dead-ending
+// and freezing a build nothing was wrong with.
+func TestRealFleetDispatchDownStopsBeforeAnyChange(t *testing.T) {
+	f := newRealFleet(t, []string{"ana", "ben"}, "", nil)
+	e := f.engine(rollout.Options{VerifyTimeout: time.Second})
+	f.dispatch.Close()
+
+	res, err := e.Run(context.Background())
+	require.ErrorIs(t, err, rollout.ErrPathBroken, res.Line())
+	require.Contains(t, res.Line(), "before any change")
+	require.Contains(t, res.Line(), "connection refused", "the verifier's own words")
+	cur, err := f.inst.Current(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, realOld, cur)
+	for _, u := range f.users {
+		require.Equal(t, 30, f.ledger(u), "%s untouched", u)
+		snaps, err := f.store.List(context.Background(), statebackup.Target{User: u, UserdataDir: filepath.Join(f.insts[u].StateDir, "userdata")})
+		require.NoError(t, err)
+		require.Empty(t, snaps, "no backup for a run that cannot verify")
+	}
+	des, err := e.State().DeadEndVersions()
+	require.NoError(t, err)
+	require.Empty(t, des)
 }
 
 func TestRealFleetCanaryFailureRestoresAndFreezes(t *testing.T) {
