@@ -158,13 +158,28 @@ const DefaultPathCheckTimeout = 20 * time.Second
 // first canary, and a good build would be rolled back, dead-ended and frozen
 // out. The running users are tried in canary order, pathTries at most; with
 // none running there is nothing to check against.
+//
+// A user with a deferral marker is never tried: that instance still runs an
+// older build than current, and a dispatch that mints with the current
+// build's CLI (the seed's t3-mint) would migrate its database under it.
 func (e *Engine) checkPath(ctx context.Context, fleet []Member, current string) error {
 	d := e.VerifyTimeout
 	if d <= 0 || d > DefaultPathCheckTimeout {
 		d = DefaultPathCheckTimeout
 	}
+	markers, err := e.State().Markers()
+	if err != nil {
+		return err
+	}
+	deferred := map[string]bool{}
+	for _, mk := range markers {
+		deferred[mk.User] = true
+	}
 	var errs []string
 	for _, m := range CanaryOrder(fleet, e.Order, e.OperatorUser, e.sizeFunc(nil)) {
+		if deferred[m.Unit.User] {
+			continue
+		}
 		us, err := e.Units.Status(ctx, m.Unit)
 		if err != nil {
 			return fmt.Errorf("status %s: %w", m.Unit.User, err)

@@ -133,3 +133,22 @@ func TestVerifierGetsSSOName(t *testing.T) {
 	// alice twice: the path check on the current build, then her canary.
 	require.Equal(t, []string{"alice.sso", "alice.sso", "bob.sso", "carol.sso", "zed.sso"}, got)
 }
+
+// The path check never pairs a user a previous run deferred: that instance
+// still runs an older build, and a dispatch minting with the current CLI
+// would migrate its database under it. Its canary, after the restart, does.
+func TestPathCheckSkipsDeferredUsers(t *testing.T) {
+	sim := newSim(t)
+	e := sim.Engine(rollout.Options{})
+	require.NoError(t, e.State().Defer("alice", v1))
+	var got []string
+	verify := sim.Verifier()
+	e.Verifier = &rollouttest.Verifier{VerifyPairingFunc: func(ctx context.Context, user string) error {
+		got = append(got, user)
+		return verify.VerifyPairing(ctx, user)
+	}}
+	res, err := e.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, rollout.OutcomeDone, res.Outcome, res.Line())
+	require.Equal(t, []string{"bob", "alice", "bob", "carol", "zed"}, got, "bob checks the path, alice pairs after her restart")
+}
