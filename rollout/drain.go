@@ -109,7 +109,9 @@ func (r DrainResult) Line() string {
 // already runs, or will start on, the current build. Any other marker's unit
 // is restarted onto the current build only inside the window and when the
 // idle gate says idle, through Cycle (backup, restart, verify through the
-// dispatch); success clears the marker. The first failure has already been
+// dispatch); success clears the marker. Before the first restart, the
+// verification path is checked on a user already on the current build (see
+// Run). The first failure has already been
 // recovered by Cycle (database restored, back to last-good, frozen) and stops
 // the drain.
 func (e *Engine) MigrateIdle(ctx context.Context, o DrainOptions) (DrainResult, error) {
@@ -178,6 +180,7 @@ func (e *Engine) drain(ctx context.Context, o DrainOptions) (DrainResult, error)
 		byUser[m.Unit.User] = m
 	}
 	res.InWindow = o.Window.Contains(now)
+	pathChecked := false
 	for _, mk := range markers {
 		m, ok := byUser[mk.User]
 		if !ok {
@@ -203,6 +206,14 @@ func (e *Engine) drain(ctx context.Context, o DrainOptions) (DrainResult, error)
 		if idle, why := e.idle(ctx, m); !idle {
 			e.wait(ctx, &res, mk, m, why)
 			continue
+		}
+		if !pathChecked {
+			// Before the first restart: a drain whose verification fails on
+			// the path, not on the build, would roll back and freeze.
+			if err := e.checkPath(ctx, fleet, res.Current); err != nil {
+				return res, err
+			}
+			pathChecked = true
 		}
 		err = e.Cycle(ctx, m, CycleOptions{Label: DrainLabel, Version: res.Current,
 			RollbackTo: e.drainRollbackTo(ctx, m, lastGood, res.Current)})

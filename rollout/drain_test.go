@@ -333,3 +333,34 @@ func TestMigrateIdleLeavesAnUnfinishedRun(t *testing.T) {
 	require.Equal(t, rollout.DrainPendingRun, res.Outcome)
 	require.Equal(t, 0, f.sim.User("bob").Restarts)
 }
+
+// The drain checks the verification path on a user already on the current
+// build (alice; never bob, deferred) before its first restart: with the path
+// broken, nothing restarts, the marker stays and nothing is frozen.
+func TestMigrateIdleChecksThePathFirst(t *testing.T) {
+	for _, broken := range []bool{false, true} {
+		t.Run(map[bool]string{false: "path works", true: "path broken"}[broken], func(t *testing.T) {
+			f := newDrain(t, "bob")
+			if broken {
+				f.sim.FailCanary(drainNew, "alice")
+			}
+			res, err := f.e.MigrateIdle(context.Background(), rollout.DrainOptions{})
+			if !broken {
+				require.NoError(t, err)
+				require.Equal(t, []string{"bob"}, res.Migrated)
+				i := slices.Index(f.kinds(), rollout.EventPathChecked)
+				require.GreaterOrEqual(t, i, 0)
+				require.Equal(t, "alice", f.events[i].User, "checked on a user already on the current build")
+				require.Less(t, i, slices.Index(f.kinds(), rollout.EventRestarted))
+				return
+			}
+			require.ErrorIs(t, err, rollout.ErrPathBroken)
+			require.Equal(t, rollout.DrainFailed, res.Outcome)
+			require.Equal(t, 1, res.ExitCode())
+			require.NotContains(t, f.sim.Calls(), "restart bob")
+			require.NotNil(t, f.marker(t, "bob"), "bob still waits")
+			fr, err := os.ReadFile(filepath.Join(f.sim.Dir, "t3-autoupdate.freeze"))
+			require.ErrorIs(t, err, os.ErrNotExist, "not frozen: %s", fr)
+		})
+	}
+}
