@@ -205,6 +205,7 @@ func TestRunChecksTheVerificationPathFirst(t *testing.T) {
 			require.Empty(t, restarts(sim))
 			require.Equal(t, v1, sim.Current())
 			require.NotContains(t, rec.kinds(), rollout.EventBackedUp, "no backups taken for a run that cannot verify")
+			require.Contains(t, rec.kinds(), rollout.EventPathBroken, "an alert line")
 			des, err := e.State().DeadEndVersions()
 			require.NoError(t, err)
 			require.Empty(t, des, "no build blamed")

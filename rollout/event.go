@@ -18,6 +18,7 @@ const (
 	EventFreezeExpired     EventKind = "freeze-expired"
 	EventResolved          EventKind = "resolved"
 	EventPathChecked       EventKind = "path-checked" // a user paired through the dispatch on the current build
+	EventPathBroken        EventKind = "path-broken"  // nobody did: stopped before any change
 	EventRefused           EventKind = "refused"
 	EventBackedUp          EventKind = "backed-up"
 	EventBackupSkipped     EventKind = "backup-skipped"
@@ -66,6 +67,8 @@ func alertMessage(ev Event) (string, slog.Level) {
 		return "FROZEN: " + ev.Reason, slog.LevelWarn
 	case EventHealthCheckFailed:
 		return "HEALTH-CHECK FAILED (" + ev.Reason + ")", slog.LevelError
+	case EventPathBroken:
+		return "VERIFY-PATH BROKEN: " + ev.Reason, slog.LevelError
 	case EventRolledBack:
 		return "rolled back " + ev.Version + ": " + ev.Reason, slog.LevelError
 	case EventRollbackFailed:

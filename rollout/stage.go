@@ -204,6 +204,8 @@ func (e *Engine) checkPath(ctx context.Context, fleet []Member, current string) 
 	if len(errs) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: no user pairs through the dispatch on the current build %s, before any change (a canary could not tell a bad build from this): %s",
-		ErrPathBroken, current, strings.Join(errs, "; "))
+	reason := fmt.Sprintf("no user pairs through the dispatch on the current build %s, before any change (a canary could not tell a bad build from this): %s",
+		current, strings.Join(errs, "; "))
+	e.emit(ctx, Event{Kind: EventPathBroken, Version: current, Reason: reason})
+	return fmt.Errorf("%w: %s", ErrPathBroken, reason)
 }
