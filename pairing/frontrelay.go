@@ -15,6 +15,9 @@ import (
 // errBadResponse: the instance's response cannot be relayed as it is.
 var errBadResponse = errors.New("malformed response from the instance")
 
+// errWriteSide: copyN failed writing, not reading.
+var errWriteSide = errors.New("write")
+
 // framing is how a response body ends.
 type framing int
 
@@ -57,9 +60,12 @@ func (fc *fastConn) fastForward(hd *fastHead, p plan) bool {
 		writeFastRequest(c.bw, hd, fc.peerIP)
 		if hd.length > 0 {
 			if err := copyN(c.bw, fc.br, hd.length, false); err != nil {
-				c.nc.Close()
 				fc.upc.Store(nil)
-				return false // the browser's body or the instance's side broke midway
+				if errors.Is(err, errWriteSide) {
+					return fc.earlyAnswer(c, hd, p, err) // the instance stopped taking the body
+				}
+				c.nc.Close()
+				return false // the browser's body broke midway
 			}
 		}
 		err = c.bw.Flush()
@@ -434,37 +440,17 @@ func copyN(w *bufio.Writer, br *bufio.Reader, n int64, flush bool) error {
 		}
 		b, _ := br.Peek(int(min(n, int64(br.Buffered()))))
 		if _, err := w.Write(b); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", errWriteSide, err)
 		}
 		br.Discard(len(b))
 		n -= int64(len(b))
 		if flush {
 			if err := w.Flush(); err != nil {
-				return err
+				return fmt.Errorf("%w: %w", errWriteSide, err)
 			}
 		}
 	}
 	return nil
-}
-
-// badGateway answers 502 as forward does when nothing of the instance's
-// response was relayed; the client connection stays usable.
-// A request body not read yet leaves the connection out of step: the answer
-// then says Connection: close, and the connection is closed after it.
-func (fc *fastConn) badGateway(hd *fastHead, p plan, err error, unreadBody bool) bool {
-	cw := fc.bw
-	fc.f.h.log.Warn("proxy to instance failed", "user", p.in.User, "path", hd.path, "err", err)
-	const body = "your t3 instance is not answering; try again in a moment\n"
-	cw.WriteString("HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\n" +
-		"X-Content-Type-Options: nosniff\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n")
-	if unreadBody {
-		cw.WriteString("Connection: close\r\n")
-	}
-	cw.WriteString("\r\n")
-	if hd.method != "HEAD" {
-		cw.WriteString(body)
-	}
-	return cw.Flush() == nil && !unreadBody
 }
 
 // peerIP is the address part of a connection's remote address.
