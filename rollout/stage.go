@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 )
 
@@ -141,71 +140,4 @@ func (e *Engine) check1(ctx context.Context, b Build, seed string) (HealthReport
 	cctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	return e.Health.Check(cctx, b, seed)
-}
-
-// pathTries is how many running users checkPath tries: one user's own
-// trouble on the current build is not the dispatch's.
-const pathTries = 3
-
-// DefaultPathCheckTimeout bounds checkPath's verification of one user (or
-// VerifyTimeout, when shorter): the instance is already running, so nothing
-// has to start first.
-const DefaultPathCheckTimeout = 20 * time.Second
-
-// checkPath verifies, before anything changes, that a user can pair through
-// the dispatch on the current build, so that a canary failure afterwards is
-// the new build's doing. Without it, a dispatch that is down would fail the
-// first canary, and a good build would be rolled back, dead-ended and frozen
-// out. The running users are tried in canary order, pathTries at most; with
-// none running there is nothing to check against.
-//
-// A user with a deferral marker is never tried: that instance still runs an
-// older build than current, and a dispatch that mints with the current
-// build's CLI (the seed's t3-mint) would migrate its database under it.
-func (e *Engine) checkPath(ctx context.Context, fleet []Member, current string) error {
-	d := e.VerifyTimeout
-	if d <= 0 || d > DefaultPathCheckTimeout {
-		d = DefaultPathCheckTimeout
-	}
-	markers, err := e.State().Markers()
-	if err != nil {
-		return err
-	}
-	deferred := map[string]bool{}
-	for _, mk := range markers {
-		deferred[mk.User] = true
-	}
-	var errs []string
-	for _, m := range CanaryOrder(fleet, e.Order, e.OperatorUser, e.sizeFunc(nil)) {
-		if deferred[m.Unit.User] {
-			continue
-		}
-		us, err := e.Units.Status(ctx, m.Unit)
-		if err != nil {
-			return fmt.Errorf("status %s: %w", m.Unit.User, err)
-		}
-		if !us.Active {
-			continue
-		}
-		t0 := e.now()
-		vctx, cancel := context.WithTimeout(ctx, d)
-		err = e.Verifier.VerifyPairing(vctx, m.SSOName())
-		cancel()
-		if err == nil {
-			e.emit(ctx, Event{Kind: EventPathChecked, User: m.Unit.User, Unit: m.Unit.Name, Version: current, Took: e.now().Sub(t0),
-				Reason: "paired through the dispatch on the current build"})
-			return nil
-		}
-		errs = append(errs, m.Unit.User+": "+err.Error())
-		if len(errs) == pathTries || ctx.Err() != nil {
-			break
-		}
-	}
-	if len(errs) == 0 {
-		return nil
-	}
-	reason := fmt.Sprintf("no user pairs through the dispatch on the current build %s, before any change (a canary could not tell a bad build from this): %s",
-		current, strings.Join(errs, "; "))
-	e.emit(ctx, Event{Kind: EventPathBroken, Version: current, Reason: reason})
-	return fmt.Errorf("%w: %s", ErrPathBroken, reason)
 }
