@@ -230,7 +230,7 @@ func (w *Watchdog) Tick(ctx context.Context) (WatchdogResult, error) {
 		return res, err
 	}
 	for _, m := range fleet {
-		u, err := w.tick1(ctx, m)
+		u, err := w.tick1(ctx, m, fleet)
 		res.Units = append(res.Units, u)
 		if err != nil {
 			res.Reason = err.Error()
@@ -240,7 +240,7 @@ func (w *Watchdog) Tick(ctx context.Context) (WatchdogResult, error) {
 	return res, nil
 }
 
-func (w *Watchdog) tick1(ctx context.Context, m Member) (WatchdogUnit, error) {
+func (w *Watchdog) tick1(ctx context.Context, m Member, fleet []Member) (WatchdogUnit, error) {
 	e, o := w.Engine, w.withDefaults()
 	user := m.Unit.User
 	out := WatchdogUnit{User: user}
@@ -309,6 +309,20 @@ func (w *Watchdog) tick1(ctx context.Context, m Member) (WatchdogUnit, error) {
 	}
 	e.emit(ctx, Event{Kind: EventWatchdogRestart, User: user, Unit: m.Unit.Name, Version: version,
 		Reason: fmt.Sprintf("%d failed probes: %v", failures, perr)})
+	others := slices.DeleteFunc(slices.Clone(fleet), func(o Member) bool { return o.Unit.Name == m.Unit.Name })
+	if perr := e.checkPath(ctx, others, version); perr != nil {
+		// Nobody else pairs through the dispatch either: a verification
+		// after this restart could not pass, and its recovery would freeze
+		// the fleet for the dispatch's fault. The wedged unit is restarted
+		// all the same (its own build: nothing migrates), unverified.
+		if err := e.Units.Restart(ctx, m.Unit); err != nil {
+			perr = errors.Join(perr, fmt.Errorf("restart %s: %w", user, err))
+		} else {
+			e.emit(ctx, Event{Kind: EventRestarted, User: user, Unit: m.Unit.Name, Reason: "not verified: the verification path is broken"})
+		}
+		out.Action, out.Reason = WatchdogRestarted, "not verified: "+perr.Error()
+		return out, fmt.Errorf("watchdog restart %s: %w", user, perr)
+	}
 	err = e.Cycle(ctx, m, CycleOptions{Label: WatchdogLabel, Version: version})
 	if err != nil && !errors.Is(err, ErrRolledBack) && !errors.Is(err, ErrRollbackFailed) && !errors.Is(err, ErrCrashed) {
 		// The backup failed, and nothing was restarted: a wedged server may

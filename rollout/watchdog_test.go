@@ -238,6 +238,28 @@ func TestWatchdogFailedRestartRecovers(t *testing.T) {
 	require.Contains(t, f.sim.Calls(), "restore bob")
 }
 
+// A wedged unit while nobody pairs through the dispatch: it is restarted all
+// the same, unverified, and nothing is frozen for the dispatch's fault.
+func TestWatchdogRestartsUnverifiedWhenThePathIsBroken(t *testing.T) {
+	f := newWD(t)
+	f.down["bob"] = errWedged
+	f.sim.FailCanary(drainNew, "alice")
+	f.sim.FailCanary(drainNew, "bob")
+	f.tick(t)
+	f.tick(t)
+	res, err := f.wd.Tick(context.Background())
+	require.ErrorIs(t, err, rollout.ErrPathBroken)
+	require.Equal(t, rollout.WatchdogRestarted, f.action(res, "bob"))
+	require.Contains(t, res.Reason, "VERIFY-PATH BROKEN")
+	require.Equal(t, 1, f.sim.User("bob").Restarts)
+	require.Equal(t, 0, f.sim.User("alice").Restarts)
+	fr, err := f.e.Freezer().Read()
+	require.NoError(t, err)
+	require.Nil(t, fr, "not frozen")
+	require.NotContains(t, f.sim.Calls(), "restore bob")
+	require.Equal(t, 1, f.count(rollout.EventPathBroken))
+}
+
 func TestWatchdogSuspectBuildInStatus(t *testing.T) {
 	f := newWD(t)
 	st := f.e.State()
