@@ -7,6 +7,7 @@
 //	go run ./examples/loadbench -bare                 # a plain httputil.ReverseProxy instead
 //	go run ./examples/loadbench -relay                # a Go TCP relay parsing no HTTP: the floor of a hop written in Go
 //	go run ./examples/loadbench -nginx                # a real nginx (keepalive upstream) in front of the same instance
+//	go run ./examples/loadbench -versus-nginx         # the dispatch and nginx in the same rounds: the dispatch's share of nginx's ratio
 //
 // It starts a fake t3 instance (adapters/t3/t3test) in a process of its own,
 // the dispatch in front of it wired as examples/dispatch wires it, pairs one browser session through

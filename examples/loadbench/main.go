@@ -48,6 +48,7 @@ type config struct {
 	relay       bool
 	nginx       bool
 	nginxWork   string
+	versusNginx bool
 	verbose     bool
 }
 
@@ -69,7 +70,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.netHTTP, "net-http", false, "measure the dispatch with its fast path off: every request on net/http's server")
 	fs.BoolVar(&c.relay, "relay", false, "measure a TCP relay in Go that parses no HTTP instead of the dispatch (the floor of a Go proxy hop here)")
 	fs.BoolVar(&c.nginx, "nginx", false, "measure a real nginx (keep-alive upstream) instead of the dispatch: the issue's reference (needs nginx: apt-get install -y nginx-light)")
-	fs.StringVar(&c.nginxWork, "nginx-workers", DefaultNginxWorkers, "nginx worker_processes with -nginx (a number or auto)")
+	fs.StringVar(&c.nginxWork, "nginx-workers", DefaultNginxWorkers, "nginx worker_processes with -nginx or -versus-nginx (a number or auto)")
+	fs.BoolVar(&c.versusNginx, "versus-nginx", false, "measure the dispatch and a real nginx in the same rounds and print the dispatch's ratio as a share of nginx's (needs nginx)")
 	fs.BoolVar(&c.verbose, "v", false, "print every round, CPU time per request and the dispatch's counters")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -87,8 +89,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-asset-path %q: want an absolute path", c.assetPath)
 	case c.only != "" && c.only != "asset" && c.only != "page":
 		return c, fmt.Errorf("-only %q: want asset or page", c.only)
-	case btoi(c.bare)+btoi(c.netHTTP)+btoi(c.relay)+btoi(c.nginx) > 1:
-		return c, errors.New("-bare, -net-http, -relay and -nginx exclude each other")
+	case btoi(c.bare)+btoi(c.netHTTP)+btoi(c.relay)+btoi(c.nginx)+btoi(c.versusNginx) > 1:
+		return c, errors.New("-bare, -net-http, -relay, -nginx and -versus-nginx exclude each other")
 	case !validNginxWorkers(c.nginxWork):
 		return c, fmt.Errorf("-nginx-workers %q: want auto or a positive number", c.nginxWork)
 	}
@@ -139,6 +141,11 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("start proxy and upstream: %w", err)
 	}
 	defer st.Close()
+	w := wrk{Path: wrkPath, Duration: c.duration, Connections: c.connections, Threads: c.threads,
+		ServerCPU: func() time.Duration { return selfCPU() + procCPU(st.upstream.Pid) + st.nginxCPU() }}
+	if c.versusNginx {
+		return versus(ctx, c, st, w, stdout, stderr)
+	}
 	if c.relay {
 		if err := st.useRelay(); err != nil {
 			return fmt.Errorf("start relay: %w", err)
@@ -154,8 +161,6 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	if err := preflight(ctx, paths); err != nil {
 		return err
 	}
-	w := wrk{Path: wrkPath, Duration: c.duration, Connections: c.connections, Threads: c.threads,
-		ServerCPU: func() time.Duration { return selfCPU() + procCPU(st.upstream.Pid) + st.nginxCPU() }}
 	proxy := "the dispatch (fast path on)"
 	switch {
 	case c.netHTTP:
@@ -170,19 +175,8 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "loadbench: %s, %d CPU(s), GOMAXPROCS %d, wrk -t%d -c%d -d%s, %d round(s) per path, keep-alive, loopback\n",
 		proxy, runtime.NumCPU(), runtime.GOMAXPROCS(0), c.threads, c.connections, c.duration, c.runs)
 
-	if c.warmup > 0 {
-		ww := w
-		ww.Duration = c.warmup
-		for _, p := range paths {
-			if c.only != "" && c.only != p.Name {
-				continue
-			}
-			for _, u := range []string{p.Proxy, p.Direct} {
-				if _, err := ww.Run(ctx, u, p.Headers); err != nil {
-					return fmt.Errorf("warm-up: %w", err)
-				}
-			}
-		}
+	if err := warmUp(ctx, w, c, paths); err != nil {
+		return err
 	}
 
 	if c.cpuProfile != "" {
@@ -227,6 +221,26 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	}
 	if missed && c.check {
 		return errBelowTarget
+	}
+	return nil
+}
+
+// warmUp runs one unmeasured pass of c.warmup on each side of each path
+// measured.
+func warmUp(ctx context.Context, w wrk, c config, paths []path) error {
+	if c.warmup <= 0 {
+		return nil
+	}
+	w.Duration = c.warmup
+	for _, p := range paths {
+		if c.only != "" && c.only != p.Name {
+			continue
+		}
+		for _, u := range []string{p.Proxy, p.Direct} {
+			if _, err := w.Run(ctx, u, p.Headers); err != nil {
+				return fmt.Errorf("warm-up: %w", err)
+			}
+		}
 	}
 	return nil
 }

@@ -20,6 +20,8 @@ func TestRunRejectsNginxFlags(t *testing.T) {
 	}{
 		{"nginx and relay", []string{"-nginx", "-relay"}},
 		{"nginx and bare", []string{"-nginx", "-bare"}},
+		{"versus and nginx", []string{"-versus-nginx", "-nginx"}},
+		{"versus and relay", []string{"-versus-nginx", "-relay"}},
 		{"zero workers", []string{"-nginx", "-nginx-workers", "0"}},
 		{"word workers", []string{"-nginx", "-nginx-workers", "many"}},
 	}
@@ -71,4 +73,26 @@ func TestStartNginxRefusesNonLoopbackUpstream(t *testing.T) {
 	}
 	_, err := startNginx(context.Background(), "http://192.0.2.1:80", "1", io.Discard)
 	require.Error(t, err)
+}
+
+// TestRunVersusNginx measures the dispatch and nginx in the same rounds and
+// prints the dispatch's share of nginx's ratio. It needs wrk and nginx (both
+// optional here: it skips without them, even under T3FLEET_REQUIRE_REAL=1,
+// as only this mode needs nginx).
+func TestRunVersusNginx(t *testing.T) {
+	if _, err := lookNginx(); err != nil {
+		t.Skip(err)
+	}
+	if _, err := lookWrk(""); err != nil {
+		t.Skip(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	code := run(ctx, []string{"-versus-nginx", "-duration", "1s", "-runs", "2", "-warmup", "0", "-connections", "4", "-threads", "1"}, &out, &errOut)
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
+	for _, p := range []string{"asset", "page"} {
+		require.Regexp(t, `(?m)^`+p+`: the dispatch [0-9.]+, nginx [0-9.]+ \(ratios to direct, same rounds\): the dispatch keeps [0-9.]+x what nginx keeps`, out.String())
+	}
+	require.Contains(t, out.String(), "handed 0 connection(s)")
 }
