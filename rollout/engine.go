@@ -44,6 +44,11 @@ type Options struct {
 	MinAge     time.Duration
 	// AllowMissingBackup lets a user with no database yet go without a backup.
 	AllowMissingBackup bool
+	// SkipPathCheck lets a run start although nobody pairs through the
+	// dispatch on the current build: for a current build that broke pairing
+	// for everyone, which only a bump can fix. The canary still verifies
+	// each restart.
+	SkipPathCheck bool
 	// SeedUser's newest prebump snapshot feeds the health check; default the
 	// user with the largest database.
 	SeedUser string

@@ -68,7 +68,8 @@ func (e *Engine) checkPath(ctx context.Context, fleet []Member, current string) 
 	if len(errs) == 0 {
 		return nil
 	}
-	reason := fmt.Sprintf("no user pairs through the dispatch on the current build %s, before any change (a canary could not tell a bad build from this): %s",
+	reason := fmt.Sprintf("no user pairs through the dispatch on the current build %s, before any change (a canary could not tell a bad build from this; "+
+		"if the current build itself broke pairing for everyone, run with --skip-path-check): %s",
 		current, strings.Join(errs, "; "))
 	e.emit(ctx, Event{Kind: EventPathBroken, Version: current, Reason: reason})
 	return fmt.Errorf("%w: %s", ErrPathBroken, reason)

@@ -82,7 +82,9 @@ func (e *Engine) run(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if err := e.checkPath(ctx, fleet, current); err != nil {
+	if e.SkipPathCheck {
+		e.emit(ctx, Event{Kind: EventPathChecked, Version: current, Reason: "skipped (SkipPathCheck)"})
+	} else if err := e.checkPath(ctx, fleet, current); err != nil {
 		return Result{Target: rel.Version, Previous: current, Resumed: resumed}, err
 	}
 	j = &Journal{Target: rel.Version, Previous: current, Phase: PhasePrepare, Step: "journal",

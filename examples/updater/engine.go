@@ -112,6 +112,7 @@ func (r rolloutCLI) config(name string, args []string, stderr io.Writer, extra f
 	if name == "run" || name == "plan" || name == "status" {
 		fs.DurationVar(&o.MinAge, "min-age", 0, "refuse a target published less than this ago (e.g. 6h)")
 		fs.BoolVar(&o.AllowMissingBackup, "allow-missing-backup", false, "let a user with no database yet go without a backup")
+		fs.BoolVar(&o.SkipPathCheck, "skip-path-check", false, "start even if nobody pairs through the dispatch on the current build (a current build that broke pairing for everyone)")
 		fs.StringVar(&o.SeedUser, "seed-user", "", "user whose newest prebump snapshot feeds the health check (default: largest database)")
 		fs.StringVar(&order, "order", "", "comma-separated users to restart first, in this order")
 		fs.StringVar(&o.OperatorUser, "operator", "", "the operator's own user, restarted last")

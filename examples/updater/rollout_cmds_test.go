@@ -121,12 +121,13 @@ func TestRolloutCommandsReadEnvAndFlags(t *testing.T) {
 	f.env["T3_DISPATCH"] = "http://127.0.0.1:8080"
 	f.env["T3_BACKUP_DEST"] = "/b"
 	f.sim.Publish("latest", "0.0.28", time.Now().Add(-time.Hour))
-	code, out, _ := call(f, "run", "--allow-missing-backup", "--seed-user", "bob", "--order", "bob,alice", "--operator", "alice", "--installer", "global", "--lock-wait", "1s")
+	code, out, _ := call(f, "run", "--allow-missing-backup", "--skip-path-check", "--seed-user", "bob", "--order", "bob,alice", "--operator", "alice", "--installer", "global", "--lock-wait", "1s")
 	require.Equal(t, 0, code, out)
 	o := f.last.Options
 	require.Equal(t, "latest", o.Track)
 	require.Equal(t, "/scratch", o.TmpDir)
 	require.True(t, o.AllowMissingBackup)
+	require.True(t, o.SkipPathCheck)
 	require.Equal(t, "bob", o.SeedUser)
 	require.Equal(t, []string{"bob", "alice"}, o.Order)
 	require.Equal(t, "alice", o.OperatorUser)
