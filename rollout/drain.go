@@ -210,7 +210,7 @@ func (e *Engine) drain(ctx context.Context, o DrainOptions) (DrainResult, error)
 		if !pathChecked {
 			// Before the first restart: a drain whose verification fails on
 			// the path, not on the build, would roll back and freeze.
-			if err := e.checkPath(ctx, fleet, res.Current); err != nil {
+			if err := e.checkPath(ctx, fleet, res.Current, "the drain stopped before any restart, markers kept"); err != nil {
 				return res, err
 			}
 			pathChecked = true

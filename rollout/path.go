@@ -26,7 +26,9 @@ const DefaultPathCheckTimeout = 20 * time.Second
 // A user with a deferral marker is never tried: that instance still runs an
 // older build than current, and a dispatch that mints with the current
 // build's CLI (the seed's t3-mint) would migrate its database under it.
-func (e *Engine) checkPath(ctx context.Context, fleet []Member, current string) error {
+// then, put in the alert line, says what the caller does about a broken
+// path.
+func (e *Engine) checkPath(ctx context.Context, fleet []Member, current, then string) error {
 	d := e.VerifyTimeout
 	if d <= 0 || d > DefaultPathCheckTimeout {
 		d = DefaultPathCheckTimeout
@@ -68,9 +70,8 @@ func (e *Engine) checkPath(ctx context.Context, fleet []Member, current string) 
 	if len(errs) == 0 {
 		return nil
 	}
-	reason := fmt.Sprintf("no user pairs through the dispatch on the current build %s, before any change (a canary could not tell a bad build from this; "+
-		"if the current build itself broke pairing for everyone, run with --skip-path-check): %s",
-		current, strings.Join(errs, "; "))
+	reason := fmt.Sprintf("no user pairs through the dispatch on the current build %s, so a verification could not tell a bad build from this; %s: %s",
+		current, then, strings.Join(errs, "; "))
 	e.emit(ctx, Event{Kind: EventPathBroken, Version: current, Reason: reason})
 	return fmt.Errorf("%w: %s", ErrPathBroken, reason)
 }

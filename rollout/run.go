@@ -84,7 +84,8 @@ func (e *Engine) run(ctx context.Context) (Result, error) {
 	}
 	if e.SkipPathCheck {
 		e.emit(ctx, Event{Kind: EventPathChecked, Version: current, Reason: "skipped (SkipPathCheck)"})
-	} else if err := e.checkPath(ctx, fleet, current); err != nil {
+	} else if err := e.checkPath(ctx, fleet, current,
+		"stopped before any change (if the current build itself broke pairing for everyone, run with --skip-path-check)"); err != nil {
 		return Result{Target: rel.Version, Previous: current, Resumed: resumed}, err
 	}
 	j = &Journal{Target: rel.Version, Previous: current, Phase: PhasePrepare, Step: "journal",

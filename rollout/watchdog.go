@@ -310,7 +310,7 @@ func (w *Watchdog) tick1(ctx context.Context, m Member, fleet []Member) (Watchdo
 	e.emit(ctx, Event{Kind: EventWatchdogRestart, User: user, Unit: m.Unit.Name, Version: version,
 		Reason: fmt.Sprintf("%d failed probes: %v", failures, perr)})
 	others := slices.DeleteFunc(slices.Clone(fleet), func(o Member) bool { return o.Unit.Name == m.Unit.Name })
-	if perr := e.checkPath(ctx, others, version); perr != nil {
+	if perr := e.checkPath(ctx, others, version, "the wedged unit "+user+" is restarted unverified, nothing frozen"); perr != nil {
 		// Nobody else pairs through the dispatch either: a verification
 		// after this restart could not pass, and its recovery would freeze
 		// the fleet for the dispatch's fault. The wedged unit is restarted
