@@ -26,8 +26,9 @@ const DefaultPathCheckTimeout = 20 * time.Second
 // A user with a deferral marker is never tried: that instance still runs an
 // older build than current, and a dispatch that mints with the current
 // build's CLI (the seed's t3-mint) would migrate its database under it.
-// then, put in the alert line, says what the caller does about a broken
-// path.
+//
+// The argument then, put in the alert line, says what the caller does about
+// a broken path.
 func (e *Engine) checkPath(ctx context.Context, fleet []Member, current, then string) error {
 	d := e.VerifyTimeout
 	if d <= 0 || d > DefaultPathCheckTimeout {
