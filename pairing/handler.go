@@ -187,12 +187,14 @@ func (h *Handler) plan(ctx context.Context, r *http.Request, user string, err er
 	}
 	r.Header.Del(h.identity.Header())
 
-	p := plan{kind: planProxy, in: in, target: target, cookies: sessionprobe.SessionCookies(r), page: sessionprobe.IsPageLoad(r)}
+	p := plan{kind: planProxy, in: in, target: target, page: sessionprobe.IsPageLoad(r)}
+	if !p.page && sessionprobe.IsSubresource(r) {
+		return p // proxied with or without a cookie: none is parsed
+	}
+	p.cookies = sessionprobe.SessionCookies(r)
 	switch {
 	case len(p.cookies) == 0:
-		if !sessionprobe.IsSubresource(r) {
-			p.kind = planPair
-		}
+		p.kind = planPair // a navigation without a session
 	case p.page:
 		v, err := h.prober.Check(ctx, in, p.cookies)
 		if int(v) >= 0 && int(v) < len(h.metrics.verdict) {
