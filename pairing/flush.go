@@ -43,10 +43,12 @@ func isStream(contentType string) bool {
 	return mt == "text/event-stream" || mt == "application/x-ndjson"
 }
 
-// containsFold reports whether s contains sub, ignoring ASCII case.
+// containsFold reports whether s contains sub, ignoring ASCII case. sub is
+// lower case and starts with a letter: only where s has that letter (either
+// case) is the rest compared.
 func containsFold(s, sub string) bool {
 	for i := 0; i+len(sub) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(sub)], sub) {
+		if s[i]|0x20 == sub[0] && strings.EqualFold(s[i:i+len(sub)], sub) {
 			return true
 		}
 	}

@@ -3,6 +3,7 @@ package pairing
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net/http"
 	"net/textproto"
@@ -134,19 +135,19 @@ func parseFastHead(raw []byte, ir *IdentityResolver, fields []field) (fastHead, 
 		f := field{name: name, value: strings.Trim(value, " \t")}
 		switch {
 		case foldsTo(name, ir.folded):
-			if !strings.EqualFold(name, ir.header) {
+			if !nameIs(name, ir.header) {
 				return h, false // a look-alike spelling: net/http's path refuses it
 			}
 			users++
 			h.user, f.kind = f.value, identityField
-		case strings.EqualFold(name, "Host"):
+		case nameIs(name, "Host"):
 			hosts++
 			h.host = f.value
-		case strings.EqualFold(name, "X-Forwarded-For"):
+		case nameIs(name, "X-Forwarded-For"):
 			f.kind = forwardedForField
-		case strings.EqualFold(name, "X-Forwarded-Host"), strings.EqualFold(name, "X-Forwarded-Proto"), strings.EqualFold(name, "Forwarded"):
+		case nameIs(name, "X-Forwarded-Host"), nameIs(name, "X-Forwarded-Proto"), nameIs(name, "Forwarded"):
 			f.kind = droppedField
-		case body && strings.EqualFold(name, "Content-Length"):
+		case body && nameIs(name, "Content-Length"):
 			lengths++
 			h.length = contentLength(f.value)
 		case hopOrBody(name):
@@ -180,23 +181,23 @@ func contentLength(v string) int64 {
 func hopOrBody(name string) bool {
 	switch len(name) {
 	case 2:
-		return strings.EqualFold(name, "Te")
+		return nameIs(name, "Te")
 	case 6:
-		return strings.EqualFold(name, "Expect")
+		return nameIs(name, "Expect")
 	case 7:
-		return strings.EqualFold(name, "Upgrade") || strings.EqualFold(name, "Trailer")
+		return nameIs(name, "Upgrade") || nameIs(name, "Trailer")
 	case 10:
-		return strings.EqualFold(name, "Connection") || strings.EqualFold(name, "Keep-Alive")
+		return nameIs(name, "Connection") || nameIs(name, "Keep-Alive")
 	case 14:
-		return strings.EqualFold(name, "Content-Length") || strings.EqualFold(name, "Http2-Settings")
+		return nameIs(name, "Content-Length") || nameIs(name, "Http2-Settings")
 	case 16:
-		return strings.EqualFold(name, "Proxy-Connection")
+		return nameIs(name, "Proxy-Connection")
 	case 17:
-		return strings.EqualFold(name, "Transfer-Encoding")
+		return nameIs(name, "Transfer-Encoding")
 	case 18:
-		return strings.EqualFold(name, "Proxy-Authenticate")
+		return nameIs(name, "Proxy-Authenticate")
 	case 19:
-		return strings.EqualFold(name, "Proxy-Authorization")
+		return nameIs(name, "Proxy-Authorization")
 	}
 	return false
 }
@@ -260,8 +261,31 @@ func allTchar(s string) bool {
 	return true
 }
 
-// fieldValue refuses control bytes other than HTAB, as net/http does.
+// nameIs compares a field name (a token, so ASCII) with want, ignoring
+// case; unlike strings.EqualFold it looks at the lengths first.
+func nameIs(name, want string) bool {
+	return len(name) == len(want) && strings.EqualFold(name, want)
+}
+
+// fieldValue refuses control bytes other than HTAB, as net/http does. It
+// runs over every byte of every field, so it looks at eight bytes at a
+// time and byte by byte only at a word holding a byte below 0x20 or a DEL.
 func fieldValue(s string) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := binary.LittleEndian.Uint64([]byte(s[i : i+8]))
+		below := (w - 0x20*ones) &^ w & highs // a byte < 0x20 (bytes >= 0x80 never count)
+		x := w ^ 0x7f*ones
+		del := (x - ones) &^ x & highs // a byte == 0x7f
+		if below|del != 0 && !fieldValueBytes(s[i:i+8]) {
+			return false
+		}
+	}
+	return fieldValueBytes(s[i:])
+}
+
+func fieldValueBytes(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
 			return false

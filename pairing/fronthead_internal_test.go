@@ -2,6 +2,7 @@ package pairing
 
 import (
 	"bufio"
+	"math/rand/v2"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -76,4 +77,28 @@ func FuzzParseFastHead(f *testing.F) {
 		require.Equal(t, req.URL.RawQuery, r.URL.RawQuery)
 		require.Equal(t, req.ContentLength, r.ContentLength)
 	})
+}
+
+// fieldValue reads eight bytes at a time: it must say what the byte loop
+// says for every byte at every position, and for any mix.
+func TestFieldValueMatchesTheByteLoop(t *testing.T) {
+	base := []byte("value with room: 0123456789abcdef")
+	for b := range 256 {
+		for pos := range len(base) {
+			s := append([]byte{}, base...)
+			s[pos] = byte(b)
+			require.Equal(t, fieldValueBytes(string(s)), fieldValue(string(s)), "byte %#x at %d", b, pos)
+		}
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		s := make([]byte, rnd.IntN(40))
+		for i := range s {
+			s[i] = byte(rnd.IntN(256))
+			if rnd.IntN(4) > 0 {
+				s[i] = byte(0x20 + rnd.IntN(0x5f)) // mostly printable, so some pass
+			}
+		}
+		require.Equal(t, fieldValueBytes(string(s)), fieldValue(string(s)), "%q", s)
+	}
 }

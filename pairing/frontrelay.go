@@ -221,8 +221,8 @@ func (fc *fastConn) readResponseHead(br *bufio.Reader, head bool) (respHead, err
 		drop := connectionTokens(fields)
 		for _, fl := range fields {
 			if dropResponseField(fl.name, drop) ||
-				rh.framing == chunkedBody && strings.EqualFold(fl.name, "Content-Length") ||
-				rh.framing != chunkedBody && strings.EqualFold(fl.name, "Transfer-Encoding") {
+				rh.framing == chunkedBody && nameIs(fl.name, "Content-Length") ||
+				rh.framing != chunkedBody && nameIs(fl.name, "Transfer-Encoding") {
 				continue
 			}
 			writeField(cw, fl.name, fl.value)
@@ -270,7 +270,7 @@ func (rh *respHead) frame(fields []field, head bool) error {
 	tes := 0
 	for _, f := range fields {
 		switch {
-		case strings.EqualFold(f.name, "Content-Length"):
+		case nameIs(f.name, "Content-Length"):
 			if f.value == "" {
 				continue // as net/http: an empty Content-Length is no Content-Length
 			}
@@ -279,13 +279,13 @@ func (rh *respHead) frame(fields []field, head bool) error {
 				return fmt.Errorf("%w: Content-Length %q", errBadResponse, f.value)
 			}
 			rh.length = n
-		case strings.EqualFold(f.name, "Transfer-Encoding"):
+		case nameIs(f.name, "Transfer-Encoding"):
 			te, tes = f.value, tes+1
-		case strings.EqualFold(f.name, "Connection"):
+		case nameIs(f.name, "Connection"):
 			if headerValueHasToken(f.value, "close") {
 				rh.reusable = false
 			}
-		case strings.EqualFold(f.name, "Content-Type"):
+		case nameIs(f.name, "Content-Type"):
 			rh.stream = isStream(f.value)
 		}
 	}
@@ -318,7 +318,7 @@ func headerValueHasToken(v, token string) bool {
 func connectionTokens(fields []field) []string {
 	var out []string
 	for _, f := range fields {
-		if strings.EqualFold(f.name, "Connection") {
+		if nameIs(f.name, "Connection") {
 			for t := range strings.SplitSeq(f.value, ",") {
 				if t = strings.TrimSpace(t); t != "" {
 					out = append(out, t)
@@ -333,15 +333,15 @@ func connectionTokens(fields []field) []string {
 // Transfer-Encoding and Trailer, which the relayed chunked body still needs.
 func dropResponseField(name string, named []string) bool {
 	for _, h := range hopHeaders {
-		if h != "Transfer-Encoding" && h != "Trailer" && strings.EqualFold(name, h) {
+		if h != "Transfer-Encoding" && h != "Trailer" && nameIs(name, h) {
 			return true
 		}
 	}
-	if strings.EqualFold(name, "Content-Length") || strings.EqualFold(name, "Transfer-Encoding") {
+	if nameIs(name, "Content-Length") || nameIs(name, "Transfer-Encoding") {
 		return false // the framing of what is relayed
 	}
 	for _, n := range named {
-		if strings.EqualFold(name, n) {
+		if nameIs(name, n) {
 			return true
 		}
 	}
