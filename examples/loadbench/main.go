@@ -226,17 +226,22 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 }
 
 // warmUp runs one unmeasured pass of c.warmup on each side of each path
-// measured.
+// measured, once per URL (paths of two proxies share their direct side).
 func warmUp(ctx context.Context, w wrk, c config, paths []path) error {
 	if c.warmup <= 0 {
 		return nil
 	}
 	w.Duration = c.warmup
+	warmed := map[string]bool{}
 	for _, p := range paths {
 		if c.only != "" && c.only != p.Name {
 			continue
 		}
 		for _, u := range []string{p.Proxy, p.Direct} {
+			if warmed[u] {
+				continue
+			}
+			warmed[u] = true
 			if _, err := w.Run(ctx, u, p.Headers); err != nil {
 				return fmt.Errorf("warm-up: %w", err)
 			}

@@ -73,21 +73,15 @@ func measureVersus(ctx context.Context, w wrk, rounds int, d, n path, progress i
 	f := versusFigure{Path: d}
 	var ds, ns, shares []float64
 	for i := range rounds {
-		order := []path{d, n}
-		if i%2 == 1 {
-			order = []path{n, d}
-		}
-		var got [2]float64
-		for _, p := range order {
-			r, err := measure(ctx, w, 1, p, nil)
+		sides := [2]path{d, n}
+		var got [2]float64 // the dispatch's ratio, nginx's
+		for k := range 2 {
+			j := (k + i) % 2 // odd rounds start with nginx
+			r, err := measure(ctx, w, 1, sides[j], nil)
 			if err != nil {
 				return f, err
 			}
-			if p.Proxy == d.Proxy {
-				got[0] = r.Ratio
-			} else {
-				got[1] = r.Ratio
-			}
+			got[j] = r.Ratio
 		}
 		ds, ns = append(ds, got[0]), append(ns, got[1])
 		if got[1] > 0 {
