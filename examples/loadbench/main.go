@@ -91,6 +91,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-only %q: want asset or page", c.only)
 	case btoi(c.bare)+btoi(c.netHTTP)+btoi(c.relay)+btoi(c.nginx)+btoi(c.versusNginx) > 1:
 		return c, errors.New("-bare, -net-http, -relay, -nginx and -versus-nginx exclude each other")
+	case c.versusNginx && c.cpuProfile != "":
+		return c, errors.New("-cpuprofile is not taken with -versus-nginx (it profiles one proxy's passes)")
 	case !validNginxWorkers(c.nginxWork):
 		return c, fmt.Errorf("-nginx-workers %q: want auto or a positive number", c.nginxWork)
 	}

@@ -22,6 +22,7 @@ func TestRunRejectsNginxFlags(t *testing.T) {
 		{"nginx and bare", []string{"-nginx", "-bare"}},
 		{"versus and nginx", []string{"-versus-nginx", "-nginx"}},
 		{"versus and relay", []string{"-versus-nginx", "-relay"}},
+		{"versus and a profile", []string{"-versus-nginx", "-cpuprofile", "/tmp/x.prof"}},
 		{"zero workers", []string{"-nginx", "-nginx-workers", "0"}},
 		{"word workers", []string{"-nginx", "-nginx-workers", "many"}},
 	}
