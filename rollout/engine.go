@@ -28,9 +28,13 @@ var (
 	ErrHealthCheckFailed = errors.New("HEALTH-CHECK FAILED")
 	// ErrPathBroken: nobody pairs through the dispatch on the current
 	// build, so a run stops before anything changes.
-	ErrPathBroken        = errors.New("VERIFY-PATH BROKEN")
-	ErrRolledBack        = errors.New("rolled back")
-	ErrRollbackFailed    = errors.New("ROLLBACK FAILED")
+	ErrPathBroken     = errors.New("VERIFY-PATH BROKEN")
+	ErrRolledBack     = errors.New("rolled back")
+	ErrRollbackFailed = errors.New("ROLLBACK FAILED")
+	// ErrInterrupted: the run's context ended (the updater was told to
+	// stop) during a restart or verification; it says nothing about the
+	// build, and the journal stays for the next run to finish.
+	ErrInterrupted       = errors.New("INTERRUPTED")
 	ErrCrashed           = errors.New("crash injected")
 	ErrMissingDependency = errors.New("engine dependency missing")
 )
@@ -99,7 +103,8 @@ const (
 	OutcomeHealthCheckFailed Outcome = "health-check-failed"
 	OutcomeRolledBack        Outcome = "rolled-back"
 	OutcomeRollbackFailed    Outcome = "rollback-failed"
-	OutcomeFailed            Outcome = "failed" // an error stopped the run before any change
+	OutcomeInterrupted       Outcome = "interrupted" // stopped mid-canary; the journal says where
+	OutcomeFailed            Outcome = "failed"      // an error stopped the run before any change
 )
 
 // Result is what a run did.
@@ -149,6 +154,8 @@ func (r Result) Line() string {
 		return "rolled back " + r.Target + ": " + r.Reason
 	case OutcomeRollbackFailed:
 		return "ROLLBACK FAILED: " + r.Reason
+	case OutcomeInterrupted:
+		return "INTERRUPTED: " + r.Reason
 	}
 	return "failed: " + r.Reason
 }

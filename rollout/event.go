@@ -34,6 +34,7 @@ const (
 	EventRestored          EventKind = "restored"
 	EventRolledBack        EventKind = "rolled-back"
 	EventRollbackFailed    EventKind = "rollback-failed"
+	EventInterrupted       EventKind = "interrupted" // told to stop mid-step: nobody is blamed
 	EventDone              EventKind = "done"
 )
 
@@ -73,6 +74,8 @@ func alertMessage(ev Event) (string, slog.Level) {
 		return "rolled back " + ev.Version + ": " + ev.Reason, slog.LevelError
 	case EventRollbackFailed:
 		return "ROLLBACK FAILED: " + ev.Reason, slog.LevelError
+	case EventInterrupted:
+		return "INTERRUPTED: " + ev.Reason, slog.LevelWarn
 	case EventRefused:
 		return "refused: " + ev.Reason, slog.LevelInfo
 	case EventVerifyFailed:

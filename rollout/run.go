@@ -280,6 +280,9 @@ func (e *Engine) canary(ctx context.Context, j *Journal, fleet []Member, res Res
 		if j.verified(user) || j.deferred(user) {
 			continue
 		}
+		if err := e.interrupted(ctx, m.Unit, "canary turn", ctx.Err()); err != nil {
+			return interruptedResult(res, err)
+		}
 		us, err := e.Units.Status(ctx, m.Unit)
 		if err != nil {
 			return res, fmt.Errorf("status %s: %w", user, err)
@@ -307,6 +310,10 @@ func (e *Engine) canary(ctx context.Context, j *Journal, fleet []Member, res Res
 			if errors.Is(err, ErrCrashed) {
 				return res, err
 			}
+			if errors.Is(err, ErrInterrupted) {
+				// The journal stays at this step: the next run restarts this user again.
+				return interruptedResult(res, err)
+			}
 			j.Phase, j.Failed, j.Reason = PhaseRollback, user, fmt.Sprintf("canary %s failed: %v", user, err)
 			if werr := st.WriteJournal(j); werr != nil {
 				return res, errors.Join(err, werr)
@@ -322,6 +329,13 @@ func (e *Engine) canary(ctx context.Context, j *Journal, fleet []Member, res Res
 		}
 	}
 	return e.finish(ctx, j)
+}
+
+// interruptedResult ends a canary that ctx cut short (err wraps
+// ErrInterrupted); the journal is left as it is.
+func interruptedResult(res Result, err error) (Result, error) {
+	res.Outcome, res.Reason = OutcomeInterrupted, strings.TrimPrefix(err.Error(), ErrInterrupted.Error()+": ")
+	return res, err
 }
 
 func (e *Engine) idle(ctx context.Context, m Member) (bool, string) {

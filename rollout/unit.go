@@ -28,6 +28,9 @@ func (e *Engine) RestartVerify(ctx context.Context, m Member) error {
 	u := m.Unit
 	t0 := e.now()
 	if err := e.Units.Restart(ctx, u); err != nil {
+		if ierr := e.interrupted(ctx, u, "restart", err); ierr != nil {
+			return ierr
+		}
 		e.emit(ctx, Event{Kind: EventVerifyFailed, User: u.User, Unit: u.Name, Err: err, Reason: "restart failed"})
 		return &CanaryError{User: u.User, Step: "restart", Err: err}
 	}
@@ -36,11 +39,25 @@ func (e *Engine) RestartVerify(ctx context.Context, m Member) error {
 		return err
 	}
 	if err := e.verify(ctx, m.SSOName()); err != nil {
+		if ierr := e.interrupted(ctx, u, "verification", err); ierr != nil {
+			return ierr
+		}
 		e.emit(ctx, Event{Kind: EventVerifyFailed, User: u.User, Unit: u.Name, Err: err})
 		return &CanaryError{User: u.User, Step: "verify", Err: err}
 	}
 	e.emit(ctx, Event{Kind: EventVerified, User: u.User, Unit: u.Name, Took: e.now().Sub(t0)})
 	return nil
+}
+
+// interrupted returns an error wrapping ErrInterrupted when ctx ended while
+// step of u ran: err then tells nothing about the build. Nil otherwise.
+func (e *Engine) interrupted(ctx context.Context, u Unit, step string, err error) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	reason := fmt.Sprintf("stopped at the %s of %s (%v); no build is blamed, and the next run finishes what this one began", step, u.User, context.Cause(ctx))
+	e.emit(ctx, Event{Kind: EventInterrupted, User: u.User, Unit: u.Name, Reason: reason, Err: err})
+	return fmt.Errorf("%w: %s", ErrInterrupted, reason)
 }
 
 // SSOName is the name the dispatch knows the member's user by.
@@ -82,6 +99,11 @@ type Rollback struct {
 // them. It emits RolledBack, or RollbackFailed and returns an error wrapping
 // ErrRollbackFailed. It does not take the lock: the caller holds it.
 func (e *Engine) Rollback(ctx context.Context, rb Rollback) error {
+	// Once begun, a rollback is finished even if the caller is told to
+	// stop: half of one leaves a unit stopped, or on a database its build
+	// cannot read. Each step has its own bound (VerifyTimeout, the unit
+	// manager's job timeouts); a kill is a crash, which the journal covers.
+	ctx = context.WithoutCancel(ctx)
 	st := e.State()
 	var errs []error
 	if err := e.Freezer().Write(Freeze{Reason: rb.Reason, Who: e.who(), When: e.now()}); err != nil {
@@ -231,7 +253,7 @@ func (e *Engine) Cycle(ctx context.Context, m Member, o CycleOptions) error {
 		return fmt.Errorf("backup %s: %w", m.Unit.User, err)
 	}
 	err = e.RestartVerify(ctx, m)
-	if err == nil || errors.Is(err, ErrCrashed) {
+	if err == nil || errors.Is(err, ErrCrashed) || errors.Is(err, ErrInterrupted) {
 		return err
 	}
 	rb := Rollback{To: o.RollbackTo, Reason: fmt.Sprintf("%s %s failed on %s: %v", o.Label, m.Unit.User, o.Version, err),

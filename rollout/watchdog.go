@@ -324,7 +324,8 @@ func (w *Watchdog) tick1(ctx context.Context, m Member, fleet []Member) (Watchdo
 		return out, fmt.Errorf("watchdog restart %s: %w", user, perr)
 	}
 	err = e.Cycle(ctx, m, CycleOptions{Label: WatchdogLabel, Version: version})
-	if err != nil && !errors.Is(err, ErrRolledBack) && !errors.Is(err, ErrRollbackFailed) && !errors.Is(err, ErrCrashed) {
+	if err != nil && !errors.Is(err, ErrRolledBack) && !errors.Is(err, ErrRollbackFailed) && !errors.Is(err, ErrCrashed) &&
+		!errors.Is(err, ErrInterrupted) {
 		// The backup failed, and nothing was restarted: a wedged server may
 		// be holding its database. The same build restarting migrates
 		// nothing, so restart without a backup rather than leave it wedged.
@@ -345,7 +346,7 @@ func (w *Watchdog) tick1(ctx context.Context, m Member, fleet []Member) (Watchdo
 func (w *Watchdog) restartWithoutBackup(ctx context.Context, m Member, version string, backupErr error) error {
 	e := w.Engine
 	err := e.RestartVerify(ctx, m)
-	if err == nil || errors.Is(err, ErrCrashed) {
+	if err == nil || errors.Is(err, ErrCrashed) || errors.Is(err, ErrInterrupted) {
 		return err
 	}
 	reason := fmt.Sprintf("%s %s failed on %s (no backup: %v): %v", WatchdogLabel, m.Unit.User, version, backupErr, err)

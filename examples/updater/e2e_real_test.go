@@ -283,22 +283,48 @@ func TestRealFleetRouteFallback(t *testing.T) {
 	require.ElementsMatch(t, []string{"ana", "ben"}, res.Restarted)
 }
 
-// A crash (the process dying) after a step, then a fresh run: the journal
-// is finished and the fleet converges on one version with every database
-// intact and last-good true.
+// A crash (the process dying) after a step, or the updater told to stop
+// while ben's restarted instance is being verified, then a fresh run: the
+// journal is finished and the fleet converges on one version with every
+// database intact and last-good true. The stopped run blames nothing.
 func TestRealFleetCrashConverges(t *testing.T) {
-	for _, step := range []string{"activate", "restart:ben"} {
-		t.Run(step, func(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		crash string // step to crash after; "" stops the run instead
+		want  error
+	}{
+		{"crash after activate", "activate", rollout.ErrCrashed},
+		{"crash after restart:ben", "restart:ben", rollout.ErrCrashed},
+		{"stopped during ben's verification", "", rollout.ErrInterrupted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			f := newRealFleet(t, []string{"ana", "ben", "cat"}, "", nil)
-			e := f.engine(rollout.Options{Order: []string{"ana", "ben", "cat"},
-				CrashAfter: func(s string) bool { return s == step }})
-			_, err := e.Run(context.Background())
-			require.ErrorIs(t, err, rollout.ErrCrashed)
+			ctx, stop := context.WithCancel(context.Background())
+			defer stop()
+			o := rollout.Options{Order: []string{"ana", "ben", "cat"}}
+			if tc.crash != "" {
+				o.CrashAfter = func(s string) bool { return s == tc.crash }
+			} else {
+				o.OnEvent = func(ev rollout.Event) {
+					if ev.Kind == rollout.EventRestarted && ev.User == "ben" {
+						stop() // as SIGTERM to the updater: ben's verification is cut short
+					}
+				}
+			}
+			e := f.engine(o)
+			_, err := e.Run(ctx)
+			require.ErrorIs(t, err, tc.want)
 			j, err := e.State().Journal()
 			require.NoError(t, err)
-			require.NotNil(t, j, "the crash left the journal")
+			require.NotNil(t, j, "the run left the journal")
+			des, err := e.State().DeadEndVersions()
+			require.NoError(t, err)
+			require.Empty(t, des)
+			fr, err := e.Freezer().Read()
+			require.NoError(t, err)
+			require.Nil(t, fr)
 
-			e.CrashAfter = nil
+			e.CrashAfter, e.OnEvent = nil, nil
 			res, err := e.Run(context.Background())
 			require.NoError(t, err)
 			require.True(t, res.Resumed)

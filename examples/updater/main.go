@@ -37,8 +37,16 @@ func commands() []command {
 }
 
 func main() {
+	// The first SIGTERM or Ctrl-C cancels ctx: the step under way is cut
+	// short and blames no build, but a rollback under way is finished.
+	// Handling is then given back, so a second one ends the process at
+	// once; the journal covers that as it covers a crash.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 

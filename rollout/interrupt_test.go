@@ -1,0 +1,218 @@
+package rollout_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/t3fleet/t3fleet/rollout"
+	"github.com/t3fleet/t3fleet/rollout/rollouttest"
+)
+
+// An updater stopped mid-canary (systemctl stop, a shutdown, Ctrl-C) has
+// learnt nothing about the build: the interrupted restart or verification
+// must not roll back, dead-end or freeze it. The journal stays, and the
+// next run finishes the rollout as it would after a crash there.
+func TestRunInterruptedMidCanaryBlamesNoBuild(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wrap func(sim *simWraps, cancel context.CancelFunc)
+	}{
+		{"during a restart", func(w *simWraps, cancel context.CancelFunc) {
+			w.restart = func(ctx context.Context, u rollout.Unit, next func() error) error {
+				if u.User != "bob" {
+					return next()
+				}
+				err := next() // the job was queued; the updater stops waiting for it
+				cancel()
+				return fmt.Errorf("restart %s: waiting for the job: %w (%v)", u.Name, ctx.Err(), err)
+			}
+		}},
+		{"during a verification", func(w *simWraps, cancel context.CancelFunc) {
+			w.verify = func(ctx context.Context, user string, next func() error) error {
+				if user != "bob" {
+					return next()
+				}
+				cancel()
+				<-ctx.Done()
+				return fmt.Errorf("pairing %s through the dispatch: %w", user, ctx.Err())
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim := newSim(t)
+			rec := &recorder{}
+			e := sim.Engine(rollout.Options{OnEvent: rec.on})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			w := wrapSim(sim, e)
+			tc.wrap(w, cancel)
+
+			res, err := e.Run(ctx)
+			require.ErrorIs(t, err, rollout.ErrInterrupted)
+			require.Equal(t, rollout.OutcomeInterrupted, res.Outcome, res.Line())
+			require.Contains(t, res.Line(), "INTERRUPTED")
+			require.Contains(t, res.Line(), "bob")
+			require.Equal(t, 1, res.ExitCode())
+			require.NotContains(t, rec.kinds(), rollout.EventVerifyFailed, "nothing failed")
+			require.Contains(t, rec.kinds(), rollout.EventInterrupted)
+			des, err := e.State().DeadEndVersions()
+			require.NoError(t, err)
+			require.Empty(t, des, "the build is not blamed")
+			fr, err := e.Freezer().Read()
+			require.NoError(t, err)
+			require.Nil(t, fr, "nothing is frozen")
+			j, err := e.State().Journal()
+			require.NoError(t, err)
+			require.NotNil(t, j, "the journal stays for the next run")
+			require.Equal(t, rollout.PhaseCanary, j.Phase)
+
+			w.restart, w.verify = nil, nil
+			res, err = e.Run(context.Background())
+			require.NoError(t, err)
+			require.Equal(t, rollout.OutcomeDone, res.Outcome, res.Line())
+			require.True(t, res.Resumed)
+			for _, u := range sim.Users() {
+				require.Equal(t, v2, sim.User(u).Version, u)
+			}
+			lg, err := e.State().LastGood()
+			require.NoError(t, err)
+			require.Equal(t, v2, lg)
+		})
+	}
+}
+
+// A rollback, once begun, is finished even when the updater is told to stop
+// meanwhile: half a rollback leaves a user's unit stopped, or on a database
+// the build it runs cannot read.
+func TestRollbackFinishesWhenInterrupted(t *testing.T) {
+	sim := newSim(t)
+	sim.FailCanary(v2, "bob")
+	e := sim.Engine(rollout.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := wrapSim(sim, e)
+	w.stop = func(ctx context.Context, u rollout.Unit, next func() error) error {
+		cancel() // the stop signal arrives as the rollback begins
+		if ctx.Err() != nil {
+			return fmt.Errorf("stop %s: %w", u.Name, ctx.Err())
+		}
+		return next()
+	}
+	w.verify = func(ctx context.Context, user string, next func() error) error {
+		if ctx.Err() != nil {
+			return fmt.Errorf("pairing %s: %w", user, ctx.Err())
+		}
+		return next()
+	}
+
+	res, err := e.Run(ctx)
+	require.ErrorIs(t, err, rollout.ErrRolledBack)
+	require.Equal(t, rollout.OutcomeRolledBack, res.Outcome, res.Line())
+	require.Equal(t, v1, sim.Current())
+	for _, u := range sim.Users() {
+		su := sim.User(u)
+		require.True(t, su.Running, u)
+		require.Equal(t, v1, su.Version, u)
+		schema, err := sim.DBSchema(u)
+		require.NoError(t, err)
+		require.Equal(t, v1, schema, "%s's database is back before the bad build", u)
+	}
+}
+
+// simWraps lets a test step in front of the sim's restarts, stops and
+// verifications (nil: straight through).
+type simWraps struct {
+	restart, stop func(ctx context.Context, u rollout.Unit, next func() error) error
+	verify        func(ctx context.Context, user string, next func() error) error
+}
+
+func wrapSim(sim *rollouttest.Sim, e *rollout.Engine) *simWraps {
+	w := &simWraps{}
+	um := sim.UnitManager()
+	restart, stop := um.RestartFunc, um.StopFunc
+	um.RestartFunc = func(ctx context.Context, u rollout.Unit) error {
+		next := func() error { return restart(ctx, u) }
+		if w.restart == nil {
+			return next()
+		}
+		return w.restart(ctx, u, next)
+	}
+	um.StopFunc = func(ctx context.Context, u rollout.Unit) error {
+		next := func() error { return stop(ctx, u) }
+		if w.stop == nil {
+			return next()
+		}
+		return w.stop(ctx, u, next)
+	}
+	v := sim.Verifier()
+	verify := v.VerifyPairingFunc
+	v.VerifyPairingFunc = func(ctx context.Context, user string) error {
+		next := func() error { return verify(ctx, user) }
+		if w.verify == nil {
+			return next()
+		}
+		return w.verify(ctx, user, next)
+	}
+	e.Units, e.Verifier = um, v
+	return w
+}
+
+// The drainer and the watchdog stopped mid-restart: no rollback, no freeze,
+// no dead end; the drainer's marker stays, so the next tick drains the user.
+func TestCycleInterruptedBlamesNoBuild(t *testing.T) {
+	interruptBob := func(w *simWraps, cancel context.CancelFunc) {
+		w.verify = func(ctx context.Context, user string, next func() error) error {
+			if user != "bob" {
+				return next()
+			}
+			cancel()
+			return fmt.Errorf("pairing %s: %w", user, ctx.Err())
+		}
+	}
+	t.Run("drain", func(t *testing.T) {
+		f := newDrain(t, "bob")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		w := wrapSim(f.sim, f.e)
+		interruptBob(w, cancel)
+
+		_, err := f.e.MigrateIdle(ctx, rollout.DrainOptions{})
+		require.ErrorIs(t, err, rollout.ErrInterrupted)
+		requireNoBlame(t, f.e)
+		require.NotContains(t, f.sim.Calls(), "restore bob")
+		require.NotNil(t, f.marker(t, "bob"), "bob is drained by the next tick")
+
+		w.verify = nil
+		res, err := f.e.MigrateIdle(context.Background(), rollout.DrainOptions{})
+		require.NoError(t, err)
+		require.Equal(t, []string{"bob"}, res.Migrated)
+	})
+	t.Run("watchdog", func(t *testing.T) {
+		f := newWD(t)
+		f.down["bob"] = errWedged
+		f.tick(t)
+		f.tick(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		interruptBob(wrapSim(f.sim, f.e), cancel)
+
+		_, err := f.wd.Tick(ctx)
+		require.ErrorIs(t, err, rollout.ErrInterrupted)
+		requireNoBlame(t, f.e)
+		require.NotContains(t, f.sim.Calls(), "restore bob")
+		require.Equal(t, 1, f.sim.User("bob").Restarts, "one restart, not a second one without a backup")
+	})
+}
+
+func requireNoBlame(t *testing.T, e *rollout.Engine) {
+	t.Helper()
+	des, err := e.State().DeadEndVersions()
+	require.NoError(t, err)
+	require.Empty(t, des, "no build is blamed")
+	fr, err := e.Freezer().Read()
+	require.NoError(t, err)
+	require.Nil(t, fr, "nothing is frozen")
+}
