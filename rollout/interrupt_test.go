@@ -216,3 +216,67 @@ func requireNoBlame(t *testing.T, e *rollout.Engine) {
 	require.NoError(t, err)
 	require.Nil(t, fr, "nothing is frozen")
 }
+
+// A run that stopped (crash or signal) while alice's restart was under way
+// may have left her on the target, her database migrated. The next run
+// must not defer her because she is busy now: if a later canary failed,
+// the rollback would not restore her, and she would be left on a database
+// the old build cannot read.
+func TestResumedCanaryFinishesTheRestartUnderWay(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		failBob bool
+	}{
+		{"the rollout completes", false},
+		{"a later canary fails", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim := newSim(t)
+			e := sim.Engine(rollout.Options{CrashAfter: func(s string) bool { return s == "restart:alice" }})
+			_, err := e.Run(context.Background())
+			require.ErrorIs(t, err, rollout.ErrCrashed)
+			require.Equal(t, v2, sim.User("alice").Version, "the crash came after alice's restart")
+
+			sim.SetBusy("alice", true) // she started a turn on the new build meanwhile
+			if tc.failBob {
+				sim.FailCanary(v2, "bob")
+			}
+			e.CrashAfter = nil
+			res, err := e.Run(context.Background())
+			require.NotContains(t, res.Deferred, "alice", res.Line())
+			m, merr := e.State().Marker("alice")
+			require.NoError(t, merr)
+			require.Nil(t, m, "no deferral marker for a user already moved")
+			if !tc.failBob {
+				require.NoError(t, err)
+				require.Equal(t, rollout.OutcomeDone, res.Outcome, res.Line())
+				require.Contains(t, res.Restarted, "alice")
+				return
+			}
+			require.ErrorIs(t, err, rollout.ErrRolledBack)
+			require.Equal(t, v1, sim.Current())
+			for _, u := range sim.Users() {
+				schema, err := sim.DBSchema(u)
+				require.NoError(t, err)
+				require.Equal(t, v1, schema, "%s's database matches the build it runs", u)
+			}
+		})
+	}
+}
+
+// The stopped run's restart may also have left the unit down (the process
+// died with the updater, or the new build's start was cut short): the next
+// run starts and verifies it rather than skip it as one the operator stopped.
+func TestResumedCanaryStartsTheUnitItLeftDown(t *testing.T) {
+	sim := newSim(t)
+	e := sim.Engine(rollout.Options{CrashAfter: func(s string) bool { return s == "restart:alice" }})
+	_, err := e.Run(context.Background())
+	require.ErrorIs(t, err, rollout.ErrCrashed)
+	require.NoError(t, e.Units.Stop(context.Background(), rollout.Unit{Name: "t3-serve@alice.service", User: "alice"}))
+
+	e.CrashAfter = nil
+	res, err := e.Run(context.Background())
+	require.NoError(t, err)
+	require.Contains(t, res.Restarted, "alice", res.Line())
+	require.True(t, sim.User("alice").Running)
+}

@@ -283,15 +283,24 @@ func (e *Engine) canary(ctx context.Context, j *Journal, fleet []Member, res Res
 		if err := e.interrupted(ctx, m.Unit, "canary turn", ctx.Err()); err != nil {
 			return interruptedResult(res, err)
 		}
+		// A restart this journal records as under way (the last run stopped
+		// there) may have moved the user already: it is finished whatever
+		// the idle gate or the unit's state says (the unit was running when
+		// it began), or a rollback would not know to restore this user.
+		underWay := j.Step == "restart:"+user
 		us, err := e.Units.Status(ctx, m.Unit)
 		if err != nil {
 			return res, fmt.Errorf("status %s: %w", user, err)
 		}
-		if !us.Active {
+		if !us.Active && !underWay {
 			e.emit(ctx, Event{Kind: EventSkipped, User: user, Unit: m.Unit.Name, Reason: "not running (" + us.State + "); it starts on the new build"})
 			continue
 		}
-		if idle, why := e.idle(ctx, m); !idle {
+		if underWay {
+			e.emit(ctx, Event{Kind: EventResumed, User: user, Unit: m.Unit.Name, Version: j.Target,
+				Reason: "its restart was under way when the last run stopped: restarted again, busy or not"})
+		}
+		if idle, why := e.idleUnless(ctx, m, underWay); !idle {
 			if err := st.Defer(user, j.Target); err != nil {
 				return res, err
 			}
@@ -336,6 +345,14 @@ func (e *Engine) canary(ctx context.Context, j *Journal, fleet []Member, res Res
 func interruptedResult(res Result, err error) (Result, error) {
 	res.Outcome, res.Reason = OutcomeInterrupted, strings.TrimPrefix(err.Error(), ErrInterrupted.Error()+": ")
 	return res, err
+}
+
+// idleUnless is idle, or true without asking when skip.
+func (e *Engine) idleUnless(ctx context.Context, m Member, skip bool) (bool, string) {
+	if skip {
+		return true, ""
+	}
+	return e.idle(ctx, m)
 }
 
 func (e *Engine) idle(ctx context.Context, m Member) (bool, string) {
