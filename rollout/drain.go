@@ -215,8 +215,8 @@ func (e *Engine) drain(ctx context.Context, o DrainOptions) (DrainResult, error)
 			}
 			pathChecked = true
 		}
-		err = e.Cycle(ctx, m, CycleOptions{Label: DrainLabel, Version: res.Current,
-			RollbackTo: e.drainRollbackTo(ctx, m, lastGood, res.Current)})
+		to, note := e.drainRollbackTo(ctx, m, fleet, lastGood, res.Current)
+		err = e.Cycle(ctx, m, CycleOptions{Label: DrainLabel, Version: res.Current, RollbackTo: to, Note: note})
 		switch {
 		case err == nil:
 		case errors.Is(err, ErrRollbackFailed):
@@ -233,6 +233,14 @@ func (e *Engine) drain(ctx context.Context, o DrainOptions) (DrainResult, error)
 			return res, err
 		}
 		res.Migrated = append(res.Migrated, mk.User)
+		if lastGood != res.Current {
+			// A run whose every unit was deferred left the build unproven;
+			// this verified restart proves it, as a canary would have.
+			if err := st.SetLastGood(res.Current); err != nil {
+				return res, err
+			}
+			lastGood = res.Current
+		}
 		e.emit(ctx, Event{Kind: EventMigrated, User: mk.User, Unit: m.Unit.Name, Version: res.Current,
 			Reason: "deferred for " + mk.Target})
 	}
@@ -243,17 +251,54 @@ func (e *Engine) drain(ctx context.Context, o DrainOptions) (DrainResult, error)
 // drainRollbackTo is the build a failed drain goes back to: last-good when
 // it differs from the active build, else the build the unit was running
 // (a VersionReporter knows it), else none: the unit's database is restored
-// and it restarts on the active build.
-func (e *Engine) drainRollbackTo(ctx context.Context, m Member, lastGood, current string) string {
-	if lastGood != "" && lastGood != current {
-		return lastGood
-	}
-	if vr, ok := e.Units.(VersionReporter); ok {
-		if v, err := vr.RunningVersion(ctx, m.Unit); err == nil && v != "" && v != current {
-			if _, perr := ParseVersion(v); perr == nil {
-				return v
+// and it restarts on the active build. The binary is shared, so going back
+// is for the whole fleet: it is done only while no other unit has moved to
+// the active build (whose database the older one could not read); else
+// none, and note says who holds the build in place.
+func (e *Engine) drainRollbackTo(ctx context.Context, m Member, fleet []Member, lastGood, current string) (to, note string) {
+	switch {
+	case lastGood != "" && lastGood != current:
+		to = lastGood
+	default:
+		if vr, ok := e.Units.(VersionReporter); ok {
+			if v, err := vr.RunningVersion(ctx, m.Unit); err == nil && v != "" && v != current {
+				if _, perr := ParseVersion(v); perr == nil {
+					to = v
+				}
 			}
 		}
+	}
+	if to == "" {
+		return "", ""
+	}
+	if moved := e.movedTo(ctx, fleet, m, current); moved != "" {
+		return "", fmt.Sprintf("%s stays active: %s already runs it, and %s could not read that database", current, moved, to)
+	}
+	return to, ""
+}
+
+// movedTo names a unit of fleet other than m that may run current: one
+// without a deferral marker, unless a VersionReporter says it runs another
+// build. Stopped units count (their database may have moved before they
+// stopped), and so does any unit when the markers cannot be read.
+func (e *Engine) movedTo(ctx context.Context, fleet []Member, m Member, current string) string {
+	markers, err := e.State().Markers()
+	deferred := map[string]bool{}
+	for _, mk := range markers {
+		deferred[mk.User] = true
+	}
+	vr, _ := e.Units.(VersionReporter)
+	for _, o := range fleet {
+		u := o.Unit.User
+		if u == m.Unit.User || (err == nil && deferred[u]) {
+			continue
+		}
+		if vr != nil {
+			if v, verr := vr.RunningVersion(ctx, o.Unit); verr == nil && v != "" && v != current {
+				continue
+			}
+		}
+		return u
 	}
 	return ""
 }

@@ -244,26 +244,40 @@ func TestMigrateIdleFrozenStops(t *testing.T) {
 	require.Contains(t, f.kinds(), rollout.EventFreezeExpired)
 }
 
+// A failed drain restores the user's database and freezes. It switches the
+// fleet's binary back only while no other unit has moved to the current
+// build: such a unit's database is migrated, and the older build cannot
+// read it (the 2026-06-09 outage, on everyone but the drained user).
 func TestMigrateIdleFailureRecoversAndStops(t *testing.T) {
 	tests := []struct {
 		name          string
 		lastGood      string
 		knownVersions bool // the unit manager reports running versions
+		aliceMoved    bool // alice runs the current build (else she is deferred too, on drainOld)
 		outcome       rollout.DrainOutcome
 		current       string
 	}{
-		// last-good differs from the active build: back to it, that user's DB restored.
-		{"back to last-good", drainOld, false, rollout.DrainRolledBack, drainOld},
-		// last-good is the active build: back to the build bob was running.
-		{"back to the unit's build", drainNew, true, rollout.DrainRolledBack, drainOld},
-		// nothing older to go back to: the DB is restored, the unit restarted
-		// on the same build (which migrates it again), still broken:
-		// ROLLBACK FAILED, frozen.
-		{"no older build", drainNew, false, rollout.DrainRollbackFailed, drainNew},
+		// nobody else moved, last-good differs from the active build: back to it.
+		{"back to last-good", drainOld, false, false, rollout.DrainRolledBack, drainOld},
+		// nobody else moved, last-good is the active build: back to the build bob was running.
+		{"back to the unit's build", drainNew, true, false, rollout.DrainRolledBack, drainOld},
+		// alice already runs the current build: switching back would strand
+		// her, so the build stays; bob's database is restored, his unit
+		// restarted on the same build (which migrates it again), still
+		// broken: ROLLBACK FAILED, frozen.
+		{"others moved, last-good older", drainOld, false, true, rollout.DrainRollbackFailed, drainNew},
+		{"others moved, unit's build known", drainNew, true, true, rollout.DrainRollbackFailed, drainNew},
+		// nothing older to go back to: the same.
+		{"no older build", drainNew, false, false, rollout.DrainRollbackFailed, drainNew},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newDrain(t, "bob", "carol")
+			if !tt.aliceMoved {
+				require.NoError(t, f.sim.AddUser("alice", &rollouttest.SimUser{Running: true, Version: drainOld, DBSize: 10}))
+				require.NoError(t, f.st.Defer("alice", drainNew))
+				f.sim.SetBusy("alice", true)
+			}
 			require.NoError(t, f.st.SetLastGood(tt.lastGood))
 			f.sim.FailCanary(drainNew, "bob")
 			if !tt.knownVersions {
@@ -290,6 +304,12 @@ func TestMigrateIdleFailureRecoversAndStops(t *testing.T) {
 			require.Equal(t, 0, f.sim.User("carol").Restarts, "the drain stops at the first failure")
 			require.NotNil(t, f.marker(t, "bob"), "bob still needs the build")
 			require.NotNil(t, f.marker(t, "carol"))
+			if tt.aliceMoved {
+				schema, err := f.sim.DBSchema("alice")
+				require.NoError(t, err)
+				require.Equal(t, f.sim.Current(), schema, "alice's database is one the active build reads")
+				require.Contains(t, fr.Reason, "alice")
+			}
 		})
 	}
 }
@@ -363,4 +383,17 @@ func TestMigrateIdleChecksThePathFirst(t *testing.T) {
 			require.ErrorIs(t, err, os.ErrNotExist, "not frozen: %s", fr)
 		})
 	}
+}
+
+// A run whose every unit was busy leaves the build active but unproven
+// (last-good unchanged); the first verified drain proves it.
+func TestMigrateIdleProvesAnUnprovenBuild(t *testing.T) {
+	f := newDrain(t, "bob")
+	require.NoError(t, f.st.SetLastGood(drainOld))
+	res, err := f.e.MigrateIdle(context.Background(), rollout.DrainOptions{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"bob"}, res.Migrated)
+	lg, err := f.st.LastGood()
+	require.NoError(t, err)
+	require.Equal(t, drainNew, lg)
 }

@@ -230,6 +230,7 @@ type CycleOptions struct {
 	Version    string // the active version the unit moves to; recorded with the backup
 	DeadEnd    bool   // on failure, add Version to the dead ends
 	RollbackTo string // on failure, activate this version; "" keeps the active one
+	Note       string // added to a failure's reason (e.g. why RollbackTo is empty)
 }
 
 // Cycle is the per-unit routine the idle drainer and the watchdog share:
@@ -258,6 +259,9 @@ func (e *Engine) Cycle(ctx context.Context, m Member, o CycleOptions) error {
 	}
 	rb := Rollback{To: o.RollbackTo, Reason: fmt.Sprintf("%s %s failed on %s: %v", o.Label, m.Unit.User, o.Version, err),
 		Restores: []Restore{{Member: m, Snapshot: snap}}}
+	if o.Note != "" {
+		rb.Reason += "; " + o.Note
+	}
 	if o.DeadEnd {
 		rb.Bad = o.Version
 	}
