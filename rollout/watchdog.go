@@ -309,12 +309,19 @@ func (w *Watchdog) tick1(ctx context.Context, m Member, fleet []Member) (Watchdo
 	}
 	e.emit(ctx, Event{Kind: EventWatchdogRestart, User: user, Unit: m.Unit.Name, Version: version,
 		Reason: fmt.Sprintf("%d failed probes: %v", failures, perr)})
+	cyc, moving := w.cycleOptions(ctx, m, fleet, version)
 	others := slices.DeleteFunc(slices.Clone(fleet), func(o Member) bool { return o.Unit.Name == m.Unit.Name })
 	if perr := e.checkPath(ctx, others, version, "the wedged unit "+user+" is restarted unverified, nothing frozen"); perr != nil {
 		// Nobody else pairs through the dispatch either: a verification
 		// after this restart could not pass, and its recovery would freeze
 		// the fleet for the dispatch's fault. The wedged unit is restarted
-		// all the same (its own build: nothing migrates), unverified.
+		// all the same, unverified: on its own build nothing migrates; a
+		// deferred unit moves to the active build, so it is backed up first.
+		if moving {
+			if s, err := e.Backups.Backup(ctx, m.Target(cyc.Version), WatchdogLabel); err == nil {
+				e.emit(ctx, Event{Kind: EventBackedUp, User: user, Unit: m.Unit.Name, Version: cyc.Version, Reason: s.Path})
+			}
+		}
 		if err := e.Units.Restart(ctx, m.Unit); err != nil {
 			perr = errors.Join(perr, fmt.Errorf("restart %s: %w", user, err))
 		} else {
@@ -323,7 +330,13 @@ func (w *Watchdog) tick1(ctx context.Context, m Member, fleet []Member) (Watchdo
 		out.Action, out.Reason = WatchdogRestarted, "not verified: "+perr.Error()
 		return out, fmt.Errorf("watchdog restart %s: %w", user, perr)
 	}
-	err = e.Cycle(ctx, m, CycleOptions{Label: WatchdogLabel, Version: version})
+	err = e.Cycle(ctx, m, cyc)
+	if err == nil && moving {
+		if cerr := e.State().ClearMarker(user); cerr != nil {
+			return out, cerr
+		}
+		e.emit(ctx, Event{Kind: EventMigrated, User: user, Unit: m.Unit.Name, Version: cyc.Version, Reason: "restarted by the watchdog"})
+	}
 	if err != nil && !errors.Is(err, ErrRolledBack) && !errors.Is(err, ErrRollbackFailed) && !errors.Is(err, ErrCrashed) &&
 		!errors.Is(err, ErrInterrupted) {
 		// The backup failed, and nothing was restarted: a wedged server may
@@ -331,7 +344,7 @@ func (w *Watchdog) tick1(ctx context.Context, m Member, fleet []Member) (Watchdo
 		// nothing, so restart without a backup rather than leave it wedged.
 		e.emit(ctx, Event{Kind: EventBackupSkipped, User: user, Unit: m.Unit.Name, Version: version,
 			Reason: "backup failed, restarting the same build without one", Err: err})
-		err = w.restartWithoutBackup(ctx, m, version, err)
+		err = w.restartWithoutBackup(ctx, m, cyc.Version, err)
 	}
 	if err != nil {
 		out.Action, out.Reason = WatchdogRecovered, err.Error()
@@ -339,6 +352,27 @@ func (w *Watchdog) tick1(ctx context.Context, m Member, fleet []Member) (Watchdo
 	}
 	out.Reason = fmt.Sprintf("after %d failed probes", failures)
 	return out, nil
+}
+
+// cycleOptions are the watchdog's Cycle for m, running version. A unit with
+// a deferral marker runs an older build than the active one, and its
+// restart moves it there (moving): its backup and any failure name the
+// active build, and a failure goes back as a failed drain would.
+func (w *Watchdog) cycleOptions(ctx context.Context, m Member, fleet []Member, version string) (o CycleOptions, moving bool) {
+	e := w.Engine
+	o = CycleOptions{Label: WatchdogLabel, Version: version}
+	mk, err := e.State().Marker(m.Unit.User)
+	if err != nil || mk == nil {
+		return o, false
+	}
+	cur, err := e.Installer.Current(ctx)
+	if err != nil || cur == "" || cur == version {
+		return o, false
+	}
+	lastGood, _ := e.State().LastGood()
+	o.Version = cur
+	o.RollbackTo, o.Note = e.drainRollbackTo(ctx, m, fleet, lastGood, cur)
+	return o, true
 }
 
 // restartWithoutBackup restarts and verifies; a failure freezes and

@@ -339,3 +339,46 @@ func TestWatchdogRestartsEvenWhenTheBackupFails(t *testing.T) {
 	require.NotNil(t, fr)
 	require.Contains(t, fr.Reason, "no backup")
 }
+
+// A wedged unit that was deferred still runs an older build: its restart
+// starts the active one and migrates its database. The watchdog treats it
+// as the drain would: the backup and any failure name the active build, a
+// verified restart clears the marker, and a failure does not switch the
+// shared binary back under users already on the active build.
+func TestWatchdogRestartOfADeferredUnitMovesIt(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fails bool
+	}{{"the active build works for carol", false}, {"it does not", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newWD(t)
+			require.NoError(t, f.sim.AddUser("carol", &rollouttest.SimUser{Running: true, Version: drainOld, DBSize: 50}))
+			require.NoError(t, f.e.State().Defer("carol", drainNew))
+			require.NoError(t, f.e.State().SetLastGood(drainNew))
+			if tc.fails {
+				f.sim.FailCanary(drainNew, "carol")
+			}
+			f.down["carol"] = errWedged
+			f.tick(t)
+			f.tick(t)
+			res, err := f.wd.Tick(context.Background())
+			require.Contains(t, f.sim.Calls(), "backup carol "+rollout.WatchdogLabel)
+			mk, merr := f.e.State().Marker("carol")
+			require.NoError(t, merr)
+			if !tc.fails {
+				require.NoError(t, err)
+				require.Equal(t, rollout.WatchdogRestarted, f.action(res, "carol"))
+				require.Equal(t, drainNew, f.sim.User("carol").Version)
+				require.Nil(t, mk, "carol has moved: nothing left to drain")
+				return
+			}
+			require.ErrorIs(t, err, rollout.ErrRollbackFailed)
+			fr, ferr := f.e.Freezer().Read()
+			require.NoError(t, ferr)
+			require.NotNil(t, fr)
+			require.Contains(t, fr.Reason, "failed on "+drainNew, "the build that failed carol is the active one")
+			require.Equal(t, drainNew, f.sim.Current(), "alice and bob keep the build their databases need")
+			require.NotNil(t, mk, "carol still needs a working build")
+		})
+	}
+}
