@@ -134,10 +134,18 @@ func TestRunHealthCheckThatCouldNotRunBlamesNoBuild(t *testing.T) {
 			<-ctx.Done()
 			return rollout.HealthReport{Reason: "serve not ready: " + ctx.Err().Error()}, nil
 		}},
+		// The engine's own bound on the whole check (HealthTimeout) ran out,
+		// e.g. copying a large seed on a slow disk took most of it: the
+		// checker's own bounds (readiness, mint, requests) are what judge
+		// the build.
+		{"its time budget ran out", func(ctx context.Context, _ context.CancelFunc) (rollout.HealthReport, error) {
+			<-ctx.Done()
+			return rollout.HealthReport{Reason: "serve not ready: " + ctx.Err().Error()}, nil
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sim := newSim(t)
-			e := sim.Engine(rollout.Options{})
+			e := sim.Engine(rollout.Options{HealthTimeout: 200 * time.Millisecond})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			e.Health = &rollouttest.HealthChecker{CheckFunc: func(ctx context.Context, _ rollout.Build, _ string) (rollout.HealthReport, error) {

@@ -139,5 +139,12 @@ func (e *Engine) check1(ctx context.Context, b Build, seed string) (HealthReport
 	}
 	cctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	return e.Health.Check(cctx, b, seed)
+	rep, err := e.Health.Check(cctx, b, seed)
+	if err == nil && !rep.Passed && cctx.Err() != nil {
+		// This bound is the engine's, over the whole check (a large seed's
+		// copy counts against it); the checker's own bounds on the serve's
+		// readiness, the mint and each request are what judge a build.
+		err = fmt.Errorf("the check's %s ran out before a verdict (%s)", d, rep.Reason)
+	}
+	return rep, err
 }

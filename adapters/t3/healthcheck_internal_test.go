@@ -1,6 +1,9 @@
 package t3
 
 import (
+	"fmt"
+	"os"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -29,4 +32,27 @@ func TestFormatTTL(t *testing.T) {
 	assert.Equal(t, "5m", formatTTL(DefaultMintTTL))
 	assert.Equal(t, "90s", formatTTL(90e9))
 	assert.Equal(t, "2h", formatTTL(7200e9))
+}
+
+// A serve the host could not start (no processes, memory or descriptors
+// left) is no verdict on the build; a binary that cannot run is.
+func TestHostShortOf(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"fork: resource temporarily unavailable", &os.SyscallError{Syscall: "fork/exec", Err: syscall.EAGAIN}, true},
+		{"out of memory", &os.PathError{Op: "fork/exec", Path: "/x/t3", Err: syscall.ENOMEM}, true},
+		{"too many open files", fmt.Errorf("pipe: %w", syscall.EMFILE), true},
+		{"file table full", syscall.ENFILE, true},
+		{"no such binary", &os.PathError{Op: "fork/exec", Path: "/x/t3", Err: syscall.ENOENT}, false},
+		{"exec format error", &os.PathError{Op: "fork/exec", Path: "/x/t3", Err: syscall.ENOEXEC}, false},
+		{"permission denied", &os.PathError{Op: "fork/exec", Path: "/x/t3", Err: syscall.EACCES}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, hostShortOf(tt.err))
+		})
+	}
 }

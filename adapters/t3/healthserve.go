@@ -3,6 +3,7 @@ package t3
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -51,6 +52,9 @@ func (h *HealthChecker) startReady(ctx context.Context, b rollout.Build, base st
 		sp.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a wrapper's children die with it
 		h.log.Info("health check serve", "version", b.Version, "argv", argv)
 		if err := sp.cmd.Start(); err != nil {
+			if hostShortOf(err) {
+				return nil, fail("serve did not start: %v", err), fmt.Errorf("serve could not be started: %w", err)
+			}
 			return nil, fail("serve did not start: %v", err), nil
 		}
 		go func() { sp.waitErr = sp.cmd.Wait(); close(sp.exited) }()
@@ -158,4 +162,16 @@ func (b *boundedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// hostShortOf says whether a failed start is the host's (no processes,
+// memory or descriptors left), not the build's (a missing or unrunnable
+// binary): the check then could not run, and blames nobody.
+func hostShortOf(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EAGAIN, syscall.ENOMEM, syscall.EMFILE, syscall.ENFILE} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
