@@ -39,7 +39,9 @@ func hashFile(path string) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
-// setOwnerMode gives path mode and, when running as root, owner o.
+// setOwnerMode gives path mode and, when running as root, owner o. Only for
+// paths in directories the user cannot write (a rename there could put a
+// symlink under the name): elsewhere setFileOwnerMode on the open file.
 func setOwnerMode(path string, o Owner, mode os.FileMode) error {
 	if err := os.Chmod(path, mode); err != nil {
 		return err
@@ -48,6 +50,18 @@ func setOwnerMode(path string, o Owner, mode os.FileMode) error {
 		if err := os.Lchown(path, o.UID, o.GID); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// setFileOwnerMode gives the open file f mode and, when running as root,
+// owner o.
+func setFileOwnerMode(f *os.File, o Owner, mode os.FileMode) error {
+	if err := f.Chmod(mode); err != nil {
+		return err
+	}
+	if os.Geteuid() == 0 && o.UID >= 0 {
+		return f.Chown(o.UID, o.GID)
 	}
 	return nil
 }
@@ -80,8 +94,9 @@ func ownedBy(fi os.FileInfo, o Owner) bool {
 }
 
 // copyFile copies src (no symlink) to a new file dst (O_EXCL), returning
-// the sha256 of the bytes copied. dst is fsynced.
-func copyFile(src, dst string) (string, int64, error) {
+// the sha256 of the bytes copied. dst is fsynced, and given mode and owner
+// o on its open descriptor.
+func copyFile(src, dst string, o Owner, mode os.FileMode) (string, int64, error) {
 	in, err := openNoFollow(src)
 	if err != nil {
 		return "", 0, err
@@ -98,6 +113,9 @@ func copyFile(src, dst string) (string, int64, error) {
 	}
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(out, h), in)
+	if err == nil {
+		err = setFileOwnerMode(out, o, mode)
+	}
 	if err == nil {
 		err = out.Sync()
 	}

@@ -91,14 +91,31 @@ func FixSidecars(dbPath string) error {
 	}
 	var errs []error
 	for _, s := range sidecarSuffixes {
-		p := dbPath + s
-		got, mode, err := FileOwner(p)
-		if err != nil || !mode.IsRegular() || got == want {
-			continue
-		}
-		if err := os.Lchown(p, want.UID, want.GID); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := fixOwner(dbPath+s, want); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// fixOwner gives the file at p owner want, on its open descriptor: p is in
+// the user's directory, where a rename can put a symlink or a hard link to
+// another file under the name between a check and a chown by path. Only a
+// regular file with one link is changed (a root-created sidecar has one;
+// a hard link to /etc/shadow has two).
+func fixOwner(p string, want Owner) error {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil // gone, or a symlink: nothing of ours to fix
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || !fi.Mode().IsRegular() || st.Nlink != 1 || (int(st.Uid) == want.UID && int(st.Gid) == want.GID) {
+		return nil
+	}
+	return f.Chown(want.UID, want.GID)
 }

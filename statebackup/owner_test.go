@@ -133,3 +133,36 @@ func TestBackupBusyIsReported(t *testing.T) {
 	assert.ErrorIs(t, err, statebackup.ErrBusy)
 	assert.Less(t, time.Since(start), 30*time.Second, "busy is retried briefly, not forever")
 }
+
+// FixSidecars chowns by descriptor and only a sidecar with one link: a
+// user who hard-links or symlinks a root file under a sidecar's name in
+// their own directory must not be handed that file.
+func TestFixSidecarsLeavesPlantedLinksAlone(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("T3FLEET_REQUIRE_REAL") == "1" {
+			t.Fatal("this test needs root (T3FLEET_REQUIRE_REAL=1)")
+		}
+		t.Skip("needs root")
+	}
+	dir := t.TempDir()
+	db := filepath.Join(dir, "state.sqlite")
+	require.NoError(t, os.WriteFile(db, nil, 0o600))
+	require.NoError(t, os.Chown(db, otherUID, otherGID))
+	secret := filepath.Join(dir, "shadow") // root's, same filesystem (hard links need one)
+	require.NoError(t, os.WriteFile(secret, []byte("root:x"), 0o600))
+	other := filepath.Join(t.TempDir(), "passwd")
+	require.NoError(t, os.WriteFile(other, []byte("root:x"), 0o600))
+	require.NoError(t, os.Link(secret, db+"-wal"))
+	require.NoError(t, os.Symlink(other, db+"-shm"))
+	require.NoError(t, os.WriteFile(db+"-journal", nil, 0o600)) // a real root-created sidecar
+
+	require.NoError(t, statebackup.FixSidecars(db))
+	for _, p := range []string{secret, other} {
+		fi, err := os.Stat(p)
+		require.NoError(t, err)
+		require.Equal(t, uint32(0), fi.Sys().(*syscall.Stat_t).Uid, "%s was handed to the user", p)
+	}
+	fi, err := os.Lstat(db + "-journal")
+	require.NoError(t, err)
+	require.Equal(t, uint32(otherUID), fi.Sys().(*syscall.Stat_t).Uid, "a real sidecar is still fixed")
+}

@@ -123,11 +123,10 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 		keepTmp = true
 		return err
 	}
-	sum, _, err := copyFile(snap.Path, tmp)
+	// Mode and owner are set on the open copy: this directory is the
+	// user's, and a path could be a symlink by the time it is used.
+	sum, _, err := copyFile(snap.Path, tmp, owner, mode.Perm())
 	if err != nil {
-		return err
-	}
-	if err := setOwnerMode(tmp, owner, mode.Perm()); err != nil {
 		return err
 	}
 

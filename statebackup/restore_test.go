@@ -262,3 +262,48 @@ func TestRestoreStateOverStateV2(t *testing.T) {
 	assert.Equal(t, 1, marker(t, live))
 	assert.Equal(t, 32, query(t, live, `SELECT max(migration_id) FROM effect_sql_migrations`))
 }
+
+// The restore's temporary copy sits in the user's own userdata directory,
+// where the user can rename things. Its mode (and owner, as root) must be
+// set on the open file, never by path: a symlink swapped in under the
+// temporary name must not make the restore change its target's mode (as
+// root: chmod 0666 /etc/shadow). An attacker loop swaps as fast as it can.
+func TestRestoreSetsModeOnTheFileNotThePath(t *testing.T) {
+	st, _ := newStore(t, statebackup.Options{})
+	tg, snap := snapshotWithMarker(t, t3test.EraC, st, 1, 2)
+	live := mustLive(t, tg)
+	require.NoError(t, os.Chmod(live, 0o666))
+	victim := filepath.Join(t.TempDir(), "shadow")
+	require.NoError(t, os.WriteFile(victim, []byte("root:x"), 0o600))
+
+	for round := 0; round < 20; round++ {
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tmps, _ := filepath.Glob(filepath.Join(tg.UserdataDir, ".*.restore-*"))
+				for _, tmp := range tmps {
+					if strings.HasSuffix(tmp, "-wal") || strings.HasSuffix(tmp, "-shm") {
+						continue
+					}
+					link := tmp + ".evil"
+					if os.Symlink(victim, link) == nil {
+						os.Rename(link, tmp)
+					}
+				}
+			}
+		}()
+		_ = st.Restore(bg, tg, snap) // fails when the swap lands; never harms the victim
+		close(stop)
+		<-done
+		fi, err := os.Stat(victim)
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "round %d: the restore changed the mode of a file a symlink pointed at", round)
+	}
+}
