@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,4 +125,37 @@ func ExampleSplitCommand() {
 	got, _ := m.Argv(t3fleet.Instance{User: "emil.barzin", OSUser: "emil"})
 	fmt.Printf("%q\n", got)
 	// Output: ["sudo" "-n" "/usr/local/bin/t3-mint" "emil"]
+}
+
+// A mint that runs past its timeout is ended with everything it started:
+// the default command is sudo, which cannot pass a SIGKILL on, and a CLI
+// left running could go on migrating the user's database after the
+// pairing gave up, beside the next page load's CLI.
+func TestCLIMinterTimeoutEndsTheWholeCommand(t *testing.T) {
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	// The stand-in for sudo runs the CLI (here: sleep) as a child and waits.
+	body := `sleep 30 & echo $! > ` + pidfile + `; wait`
+	m, err := t3.NewCLIMinter([]string{script(t, body), "{os_user}"}, t3.CLIMinterOptions{Timeout: 300 * time.Millisecond})
+	require.NoError(t, err)
+	_, err = m.Mint(context.Background(), t3fleet.Instance{User: "u", OSUser: "emil"})
+	require.ErrorContains(t, err, "deadline")
+	b, err := os.ReadFile(pidfile)
+	require.NoError(t, err)
+	var pid int
+	_, err = fmt.Sscan(string(b), &pid)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return !alive(pid) }, 5*time.Second, 20*time.Millisecond,
+		"the CLI the command started (pid %d) outlived the mint's timeout", pid)
+}
+
+// alive says whether pid runs (a zombie does not: nothing reaps orphans in
+// some containers).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }

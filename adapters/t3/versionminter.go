@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/t3fleet/t3fleet"
@@ -164,10 +165,21 @@ func runCLI(ctx context.Context, argv, env []string, timeout time.Duration) ([]b
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = env
+	// The command and what it starts share a process group of their own.
+	// At the timeout the group gets SIGTERM, which sudo (the default
+	// command) passes on to the CLI it runs; a SIGKILL it could not. Two
+	// seconds later the command itself is killed, and once it has ended,
+	// whatever of the group is left (and ours to signal).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = 2 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
+	err := cmd.Run()
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	if err != nil {
 		code := -1
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
