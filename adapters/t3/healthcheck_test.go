@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -186,4 +187,30 @@ exec '%[3]s' "$@"
 			assert.Contains(t, rep.Reason, "lost its port")
 		})
 	}
+}
+
+// A serve that leaves a child in a session of its own (out of reach of the
+// group's signals) holding its output: the check still ends on time, not
+// when that child closes the pipe.
+func TestHealthCheckEndsDespiteADetachedChild(t *testing.T) {
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	bin := filepath.Join(t.TempDir(), "t3")
+	body := "#!/bin/sh\nsetsid sleep 20 & echo $! > " + pidfile + "\nexec sleep 20\n"
+	require.NoError(t, os.WriteFile(bin, []byte(body), 0o755))
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidfile); err == nil {
+			var pid int
+			if _, err := fmt.Sscan(string(b), &pid); err == nil && pid > 0 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t.TempDir(), ReadyTimeout: 300 * time.Millisecond,
+		StopGrace: 300 * time.Millisecond})
+	start := time.Now()
+	rep, err := hc.Check(context.Background(), rollout.Build{Version: "0.0.30", Bin: bin}, seedSnapshot(t, t3test.EraC))
+	require.NoError(t, err)
+	require.False(t, rep.Passed)
+	require.Contains(t, rep.Reason, "not ready")
+	require.Less(t, time.Since(start), 8*time.Second, "the check waited for the detached child's pipe")
 }

@@ -50,6 +50,10 @@ func (h *HealthChecker) startReady(ctx context.Context, b rollout.Build, base st
 		sp.cmd.Env = h.opts.Env
 		sp.cmd.Stdout, sp.cmd.Stderr = sp.out, sp.out
 		sp.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a wrapper's children die with it
+		// A child in a session of its own escapes the group's signals and
+		// may hold the output pipe: Wait stops waiting for it a second
+		// after the serve itself has ended.
+		sp.cmd.WaitDelay = time.Second
 		h.log.Info("health check serve", "version", b.Version, "argv", argv)
 		if err := sp.cmd.Start(); err != nil {
 			if hostShortOf(err) {
