@@ -34,10 +34,10 @@ const SystemPrivateSocket = "/run/systemd/private"
 // DialSystem connects to the system manager: through the system bus, or, for
 // root on a machine without a bus daemon, directly to SystemPrivateSocket.
 //
-// ctx bounds nothing after the connection is made: the connection lives until
-// Manager.Close.
+// ctx bounds the dial (a wedged manager that never answers the handshake),
+// nothing after: the connection lives until Manager.Close.
 func DialSystem(ctx context.Context, opts Options) (*Manager, error) {
-	c, err := sddbus.NewWithContext(context.WithoutCancel(ctx))
+	c, err := bounded(ctx, func() (*sddbus.Conn, error) { return sddbus.NewWithContext(context.WithoutCancel(ctx)) })
 	if err != nil {
 		return nil, fmt.Errorf("dial system manager: %w", err)
 	}
@@ -55,7 +55,7 @@ func DialUser(ctx context.Context, opts Options) (*Manager, error) {
 			return DialSocket(ctx, sock, opts)
 		}
 	}
-	c, err := sddbus.NewUserConnectionContext(context.WithoutCancel(ctx))
+	c, err := bounded(ctx, func() (*sddbus.Conn, error) { return sddbus.NewUserConnectionContext(context.WithoutCancel(ctx)) })
 	if err != nil {
 		return nil, fmt.Errorf("dial user manager: %w", err)
 	}
@@ -87,11 +87,38 @@ func DialSocket(ctx context.Context, path string, opts Options) (*Manager, error
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("dial systemd socket %s: %w", path, err)
 	}
-	c, err := sddbus.NewConnection(dial)
+	c, err := bounded(ctx, func() (*sddbus.Conn, error) { return sddbus.NewConnection(dial) })
 	if err != nil {
 		return nil, fmt.Errorf("dial systemd socket %s: %w", path, err)
 	}
 	return newOwning(c, opts)
+}
+
+// bounded returns what dial returns, or ctx's error when ctx ends first
+// (the connection's own context is never cancelled, so a manager that
+// accepts and never answers would hold the caller forever). A connection
+// made after that is closed.
+func bounded(ctx context.Context, dial func() (*sddbus.Conn, error)) (*sddbus.Conn, error) {
+	type result struct {
+		c   *sddbus.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := dial()
+		ch <- result{c, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.c, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.c != nil {
+				r.c.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
 }
 
 // newOwning is New for a connection the caller will not close itself.
