@@ -109,6 +109,7 @@ func (f *Front) Serve(ln net.Listener) error {
 	f.mu.Unlock()
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- f.srv.Serve(f.hand) }()
+	go f.janitor()
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -146,20 +147,26 @@ func (f *Front) Serve(ln net.Listener) error {
 // requests in flight (on both paths) until ctx ends, then closes the rest.
 func (f *Front) Shutdown(ctx context.Context) error {
 	f.beginClose()
-	err := f.srv.Shutdown(ctx)
+	// Both servers wait together: net/http's for its handlers, the fast
+	// path's for its own requests (whose pairings and probes run under
+	// f.ctx, cancelled only when the wait is over).
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- f.srv.Shutdown(ctx) }()
 	done := make(chan struct{})
 	go func() { f.wg.Wait(); close(done) }()
 	ticker := time.NewTicker(20 * time.Millisecond)
 	defer ticker.Stop()
+	defer f.stop()
 	for {
 		f.closeIdle()
 		select {
 		case <-done:
-			return err
+			return <-srvErr
 		case <-ctx.Done():
+			f.stop()
 			f.closeAll()
 			<-done
-			return errors.Join(err, ctx.Err())
+			return errors.Join(<-srvErr, ctx.Err())
 		case <-ticker.C:
 		}
 	}
@@ -168,6 +175,7 @@ func (f *Front) Shutdown(ctx context.Context) error {
 // Close closes the listener and every connection at once.
 func (f *Front) Close() error {
 	f.beginClose()
+	f.stop()
 	err := f.srv.Close()
 	f.closeAll()
 	f.wg.Wait()
@@ -186,8 +194,50 @@ func (f *Front) beginClose() {
 		if hand != nil {
 			hand.Close()
 		}
-		f.stop()
 	})
+}
+
+// janitorTick is how often the janitor looks at connections waiting on
+// their instance.
+const janitorTick = 500 * time.Millisecond
+
+// janitor looks, every janitorTick, at the browser's side of each
+// connection whose request has been with its instance since the last look
+// (the connection's own goroutine is blocked on the instance's side): if
+// the browser has closed it, the instance connection is closed, which ends
+// the wait. A wedged instance, or an event stream with nothing to send,
+// would otherwise hold the goroutine and both sockets until it answered.
+func (f *Front) janitor() {
+	t := time.NewTicker(janitorTick)
+	defer t.Stop()
+	seen := map[*fastConn]uint64{}
+	var waiting []*fastConn
+	for {
+		select {
+		case <-f.ctx.Done():
+			return
+		case <-t.C:
+		}
+		waiting = waiting[:0]
+		f.mu.Lock()
+		for fc := range f.conns {
+			if fc.waiting.Load() {
+				waiting = append(waiting, fc)
+			}
+		}
+		f.mu.Unlock()
+		next := make(map[*fastConn]uint64, len(waiting))
+		for _, fc := range waiting {
+			seq := fc.seq.Load()
+			if prev, ok := seen[fc]; ok && prev == seq && fc.waiting.Load() && clientGone(fc.nc) {
+				if c := fc.upc.Load(); c != nil {
+					c.nc.Close()
+				}
+			}
+			next[fc] = seq
+		}
+		seen = next
+	}
 }
 
 func (f *Front) track(nc net.Conn) *fastConn {
@@ -247,6 +297,11 @@ type fastConn struct {
 	peerIP string
 	idle   atomic.Bool                  // waiting for the next request
 	upc    atomic.Pointer[upstreamConn] // the instance connection in use
+	// waiting: a request is with the instance (sent, its response not yet
+	// all relayed); seq counts requests, so the janitor can tell a long
+	// wait from two short ones.
+	waiting atomic.Bool
+	seq     atomic.Uint64
 	// idleSince is when the idle deadline was last set; zero: not set.
 	idleSince time.Time
 	scratch   []byte  // the status line being relayed

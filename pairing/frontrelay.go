@@ -45,6 +45,17 @@ func (fc *fastConn) fastForward(hd *fastHead, p plan) bool {
 	f, cw := fc.f, fc.bw
 	host := hostPort(p.target)
 	t := f.up
+	// From here until the response is relayed, the janitor looks after the
+	// browser's side: this goroutine is busy with the instance's.
+	fc.seq.Add(1)
+	fc.waiting.Store(true)
+	defer fc.waiting.Store(false)
+	if hd.length > 0 {
+		// A body is not bound by the head's or the idle deadline (as on
+		// net/http's server, which puts none on a body).
+		fc.nc.SetReadDeadline(time.Time{})
+		fc.idleSince = time.Time{}
+	}
 	// A request with a body is never sent twice, so it goes on a fresh
 	// connection, which cannot have been closed by the instance meanwhile.
 	first := 0
@@ -86,16 +97,12 @@ func (fc *fastConn) fastForward(hd *fastHead, p plan) bool {
 			fc.upc.Store(nil)
 			return fc.badGateway(hd, p, err, false)
 		}
-		clientOK := func() bool { return true }
-		if rh.stream {
-			clientOK = fc.watchClient(c.nc)
-		}
 		err = fc.relayBody(c.br, rh)
 		if err == nil {
 			err = cw.Flush()
 		}
 		fc.upc.Store(nil)
-		if !clientOK() || err != nil {
+		if err != nil {
 			c.nc.Close()
 			return false // the head is gone: all that is left is to cut the response short
 		}
@@ -106,33 +113,6 @@ func (fc *fastConn) fastForward(hd *fastHead, p plan) bool {
 		}
 		return rh.framing != untilClose
 	}
-}
-
-// watchClient notices, while a stream is relayed, that the client hung up
-// (a stream with nothing to send would not find out), and then closes the
-// instance's side. The returned func stops the watch and reports whether the
-// client connection is still usable.
-func (fc *fastConn) watchClient(up net.Conn) func() bool {
-	done := make(chan error, 1)
-	go func() {
-		_, err := fc.br.Peek(1) // bytes that arrive stay for the next request
-		if err != nil && !isTimeout(err) {
-			up.Close()
-		}
-		done <- err
-	}()
-	return func() bool {
-		fc.nc.SetReadDeadline(aLongTimeAgo)
-		err := <-done
-		fc.nc.SetReadDeadline(time.Time{})
-		fc.idleSince = time.Time{} // the serve loop sets the idle deadline again
-		return err == nil || isTimeout(err)
-	}
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // writeFastRequest writes what forward would send for hd: the fields as the

@@ -1,0 +1,181 @@
+package pairing_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/t3fleet/t3fleet"
+	"github.com/t3fleet/t3fleet/pairing"
+)
+
+// slowPairer pairs after a delay, and says when a pairing has begun.
+type slowPairer struct {
+	d       time.Duration
+	started chan struct{}
+}
+
+func (p slowPairer) Pair(ctx context.Context, in t3fleet.Instance) (*pairing.Session, error) {
+	if p.started != nil {
+		close(p.started)
+	}
+	select {
+	case <-time.After(p.d):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return &pairing.Session{Cookies: []*http.Cookie{{Name: "t3_session", Value: "fresh", Path: "/"}}, Endpoint: pairing.EndpointBrowserSession}, nil
+}
+
+// Shutdown lets a request in flight (here a pairing) finish, on both paths,
+// as its doc and net/http's server promise.
+func TestShutdownFinishesAPairingInFlight(t *testing.T) {
+	for _, m := range serveModes {
+		t.Run(m.name, func(t *testing.T) {
+			started := make(chan struct{})
+			h := pairing.NewHandler(mapRouter{"ana": {User: "ana", OSUser: "ana", BaseURL: "http://127.0.0.1:1"}},
+				slowPairer{d: 400 * time.Millisecond, started: started}, pairing.HandlerOptions{Prober: cookieProber{}})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			f := pairing.NewFront(h, pairing.FrontOptions{DisableFast: m.disableFast})
+			go f.Serve(ln)
+			c, err := net.Dial("tcp", ln.Addr().String())
+			require.NoError(t, err)
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, "GET /x HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nSec-Fetch-Dest: document\r\n\r\n")
+			<-started
+			done := make(chan error, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				defer cancel()
+				done <- f.Shutdown(ctx)
+			}()
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			require.NoError(t, err, "the pairing in flight got no answer")
+			assert.Equal(t, http.StatusFound, resp.StatusCode)
+			require.NoError(t, <-done)
+		})
+	}
+}
+
+// wedgedInstance accepts, reads and never answers; closed counts the
+// connections the proxy closed on it.
+func wedgedInstance(t *testing.T) (string, *atomic.Int64) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	var closed atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetReadDeadline(time.Now().Add(20 * time.Second))
+				io.Copy(io.Discard, c)
+				closed.Add(1)
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String(), &closed
+}
+
+// A browser that gives up on a wedged instance releases the instance
+// connection (and the goroutine and the browser's socket with it): each
+// retry would otherwise hold another set until the instance answers.
+func TestClientHangupReleasesAWedgedInstance(t *testing.T) {
+	for _, m := range serveModes {
+		t.Run(m.name, func(t *testing.T) {
+			url, closed := wedgedInstance(t)
+			ft := newFrontUnderTest(t, url, pairing.FrontOptions{DisableFast: m.disableFast}, nil)
+			c, err := net.Dial("tcp", strings.TrimPrefix(ft.url, "http://"))
+			require.NoError(t, err)
+			io.WriteString(c, liveAsset)
+			c.Close()
+			require.Eventually(t, func() bool { return closed.Load() == 1 }, 5*time.Second, 20*time.Millisecond,
+				"instance connection still open after the browser hung up")
+		})
+	}
+}
+
+// An event stream whose browser hangs up long after the connection's idle
+// deadline has passed is still noticed.
+func TestStreamHangupNoticedAfterTheIdleDeadline(t *testing.T) {
+	for _, m := range serveModes {
+		t.Run(m.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			t.Cleanup(func() { ln.Close() })
+			var closed atomic.Int64
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				http.ReadRequest(bufio.NewReader(c))
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n6\r\ndata:1\r\n")
+				c.SetReadDeadline(time.Now().Add(20 * time.Second))
+				io.Copy(io.Discard, c)
+				closed.Add(1)
+			}()
+			ft := newFrontUnderTest(t, "http://"+ln.Addr().String(), pairing.FrontOptions{DisableFast: m.disableFast,
+				IdleTimeout: 300 * time.Millisecond}, nil)
+			c, err := net.Dial("tcp", strings.TrimPrefix(ft.url, "http://"))
+			require.NoError(t, err)
+			io.WriteString(c, strings.Replace(liveAsset, "/assets/app.js?v=1", "/events", 1))
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			require.NoError(t, err)
+			require.Equal(t, 200, resp.StatusCode)
+			line, err := br.ReadString('\n') // the first event's chunk size: the stream is flowing
+			require.NoError(t, err)
+			require.Equal(t, "6\r\n", line)
+			time.Sleep(700 * time.Millisecond) // past the idle deadline on purpose
+			c.Close()
+			require.Eventually(t, func() bool { return closed.Load() == 1 }, 5*time.Second, 20*time.Millisecond,
+				"stream to the instance still open after the browser hung up")
+		})
+	}
+}
+
+// An upload is not bound by the header or idle deadline of its connection:
+// a slow one (here 10 bytes over a second, the head in two pieces so its
+// header deadline was set) goes through on both paths, as net/http puts no
+// deadline on a body.
+func TestSlowUploadIsNotCutByTheHeaderDeadline(t *testing.T) {
+	inst := newScriptedInstance(t, nil)
+	for _, m := range serveModes {
+		t.Run(m.name, func(t *testing.T) {
+			ft := newFrontUnderTest(t, inst.URL(), pairing.FrontOptions{DisableFast: m.disableFast,
+				ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: time.Minute}, nil)
+			c, err := net.Dial("tcp", strings.TrimPrefix(ft.url, "http://"))
+			require.NoError(t, err)
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			head := "POST /api/upload HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nCookie: t3_session=live\r\nContent-Length: 10\r\n\r\n"
+			io.WriteString(c, head[:20])
+			time.Sleep(50 * time.Millisecond) // the head in two reads
+			io.WriteString(c, head[20:])
+			for range 10 {
+				time.Sleep(100 * time.Millisecond) // a slow sender, on purpose
+				io.WriteString(c, "x")
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			require.NoError(t, err, "connection closed with no answer")
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+		})
+	}
+}
