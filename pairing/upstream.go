@@ -45,6 +45,9 @@ type UpstreamTransport struct {
 	once sync.Once
 	mu   sync.Mutex
 	idle map[string][]*upstreamConn // host:port -> idle conns, most recent last
+	// sweep closes idle conns past IdleConnTimeout; armed while any are
+	// pooled (get only ever looks at the newest of a host).
+	sweep *time.Timer
 }
 
 // NewUpstreamTransport returns an UpstreamTransport falling back to
@@ -224,7 +227,47 @@ func (t *UpstreamTransport) put(c *upstreamConn) {
 		return
 	}
 	t.idle[c.host] = append(conns, c)
+	if t.sweep == nil {
+		t.sweep = time.AfterFunc(t.IdleConnTimeout, t.sweepIdle)
+	}
 	t.mu.Unlock()
+}
+
+// sweepIdle closes the pooled conns idle for longer than IdleConnTimeout
+// (the oldest of each host's, at its front) and comes back while any are
+// left.
+func (t *UpstreamTransport) sweepIdle() {
+	now := time.Now()
+	var expired []*upstreamConn
+	t.mu.Lock()
+	left := 0
+	for host, conns := range t.idle {
+		n := 0
+		for n < len(conns) && now.Sub(conns[n].idleSince) > t.IdleConnTimeout {
+			n++
+		}
+		if n > 0 {
+			expired = append(expired, conns[:n]...)
+			rest := copy(conns, conns[n:])
+			clear(conns[rest:])
+			conns = conns[:rest]
+		}
+		if len(conns) == 0 {
+			delete(t.idle, host)
+			continue
+		}
+		t.idle[host] = conns
+		left += len(conns)
+	}
+	if left > 0 {
+		t.sweep.Reset(t.IdleConnTimeout / 2)
+	} else {
+		t.sweep = nil
+	}
+	t.mu.Unlock()
+	for _, c := range expired {
+		c.nc.Close()
+	}
 }
 
 // CloseIdleConnections closes the pooled connections (and the fallback's).

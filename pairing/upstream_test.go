@@ -361,3 +361,47 @@ func must(r *http.Request, err error) *http.Request {
 	}
 	return r
 }
+
+// Pooled connections idle past IdleConnTimeout are closed whether or not
+// the pool is used meanwhile: after a burst, light traffic only ever takes
+// the newest, and a user who left sends none; the rest would stay open
+// (half-closed by the instance, one descriptor each) for good.
+func TestUpstreamTransportClosesExpiredIdleConns(t *testing.T) {
+	for _, traffic := range []bool{false, true} {
+		t.Run(fmt.Sprintf("traffic=%v", traffic), func(t *testing.T) {
+			release := make(chan struct{})
+			var slow atomic.Bool
+			slow.Store(true)
+			cc := newCountedServer(t, func(w http.ResponseWriter, r *http.Request) {
+				if slow.Load() {
+					<-release
+				}
+				io.WriteString(w, "ok")
+			})
+			tr := &pairing.UpstreamTransport{IdleConnTimeout: 300 * time.Millisecond}
+			t.Cleanup(tr.CloseIdleConnections)
+			client := &http.Client{Transport: tr}
+			get := func() {
+				resp, err := client.Get(cc.srv.URL + "/")
+				if assert.NoError(t, err) {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+			var wg sync.WaitGroup
+			for range 5 {
+				wg.Go(get)
+			}
+			require.Eventually(t, func() bool { return cc.opened.Load() == 5 }, 10*time.Second, 5*time.Millisecond)
+			slow.Store(false)
+			close(release)
+			wg.Wait()
+			require.Eventually(t, func() bool {
+				if traffic {
+					get()
+				}
+				return cc.closed.Load() >= 4
+			}, 5*time.Second, 50*time.Millisecond, "idle connections past IdleConnTimeout still open")
+		})
+	}
+}
