@@ -106,3 +106,22 @@ func TestProxyForwarding(t *testing.T) {
 		}
 	}
 }
+
+// The identity header declared as a trailer (its value would follow the
+// body, past every check, and reach the instance with it) is refused like
+// a second copy of the header.
+func TestIdentityHeaderAsATrailerIsRefused(t *testing.T) {
+	inst := newScriptedInstance(t, nil)
+	for _, m := range serveModes {
+		t.Run(m.name, func(t *testing.T) {
+			ft := newFrontUnderTest(t, inst.URL(), pairing.FrontOptions{DisableFast: m.disableFast}, nil)
+			for _, declared := range []string{"X-Authentik-Username", "x_authentik_username"} {
+				raw := "POST /api/x HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nCookie: t3_session=live\r\n" +
+					"Trailer: " + declared + "\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n" + declared + ": root\r\n\r\n"
+				resps := rawExchange(t, ft.url, raw, "POST")
+				require.Equal(t, http.StatusBadRequest, resps[0].StatusCode, declared)
+			}
+			require.Nil(t, inst.last(), "nothing reached the instance")
+		})
+	}
+}

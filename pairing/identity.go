@@ -81,6 +81,13 @@ func (ir *IdentityResolver) User(r *http.Request) (string, error) {
 			return "", &IdentityError{Status: http.StatusBadRequest, Err: fmt.Errorf("%w: %q", ErrLookAlikeHeader, name)}
 		}
 	}
+	// A declared trailer would be a second value, sent after the body (and
+	// relayed to the instance with it).
+	for name := range r.Trailer {
+		if foldsTo(name, ir.folded) {
+			return "", &IdentityError{Status: http.StatusBadRequest, Err: fmt.Errorf("%w: %q declared as a trailer", ErrDuplicateHeader, name)}
+		}
+	}
 	vals := r.Header[ir.header]
 	switch {
 	case len(vals) == 0:
