@@ -356,3 +356,20 @@ func TestFrontTimeouts(t *testing.T) {
 	require.ErrorIs(t, err, io.EOF)
 	assert.Less(t, time.Since(start), 5*time.Second)
 }
+
+// The pairing's 302 sends the browser back to the path it asked for, as
+// it sent it, on both paths (url.URL escapes !*'() unless told otherwise).
+func TestPairingLocationKeepsThePathAsSent(t *testing.T) {
+	for _, m := range serveModes {
+		t.Run(m.name, func(t *testing.T) {
+			h := pairing.NewHandler(mapRouter{"ana": {User: "ana", OSUser: "ana", BaseURL: "http://127.0.0.1:1"}},
+				slowPairer{}, pairing.HandlerOptions{Prober: cookieProber{}})
+			url := startFront(t, h, pairing.FrontOptions{DisableFast: m.disableFast})
+			for _, p := range []string{"/a(b)!*'", "/plain/path", "/x;y=1,z@w"} {
+				resps := rawExchange(t, url, "GET "+p+"?q=1 HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nSec-Fetch-Dest: document\r\n\r\n", "GET")
+				require.Equal(t, http.StatusFound, resps[0].StatusCode)
+				require.Equal(t, p+"?q=1", resps[0].Header.Get("Location"))
+			}
+		})
+	}
+}

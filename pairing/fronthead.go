@@ -321,8 +321,27 @@ func (h *fastHead) request(remoteAddr string) *http.Request {
 		u url.URL
 	}{}
 	ru.u = url.URL{Path: h.path, RawQuery: h.query}
+	if rawPathNeeded(h.path) {
+		ru.u.RawPath = h.path // as url.Parse: the path as sent (no escapes here), so EscapedPath gives it back
+	}
 	ru.r = http.Request{Method: h.method, URL: &ru.u, Proto: "HTTP/1.1",
 		ProtoMajor: 1, ProtoMinor: 1, Header: hd, Host: h.host, RemoteAddr: remoteAddr, RequestURI: h.target,
 		Body: http.NoBody, ContentLength: max(h.length, 0)}
 	return &ru.r
+}
+
+// rawPathNeeded reports whether url.URL would escape a byte of p (which the
+// fast path accepts only without escapes) that the browser sent as it is:
+// anything but letters, digits and -_.~$&+,/:;=@.
+func rawPathNeeded(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-_.~$&+,/:;=@", c) >= 0:
+		default:
+			return true
+		}
+	}
+	return false
 }

@@ -30,6 +30,7 @@ func FuzzParseFastHead(f *testing.F) {
 		"GET /a\x00b HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\n\r\n",
 		"GET /a HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nX: a\x7fb\r\n\r\n",
 		"GET /./a HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\n\r\n",
+		"GET /a(b)!*' HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\n\r\n",
 		"POST /api HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nContent-Length: 12\r\n\r\n",
 		"POST /api HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nContent-Length: +12\r\n\r\n",
 		"DELETE /api HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
@@ -74,6 +75,7 @@ func FuzzParseFastHead(f *testing.F) {
 		require.Equal(t, req.Method, r.Method)
 		require.Equal(t, req.Host, r.Host)
 		require.Equal(t, req.URL.Path, r.URL.Path)
+		require.Equal(t, req.URL.EscapedPath(), r.URL.EscapedPath(), "the 302 back uses it")
 		require.Equal(t, req.URL.RawQuery, r.URL.RawQuery)
 		require.Equal(t, req.ContentLength, r.ContentLength)
 	})
