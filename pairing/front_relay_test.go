@@ -36,6 +36,10 @@ func TestFrontRelaysAsTheHandlerDoes(t *testing.T) {
 		"/te-and-cl":   "HTTP/1.1 200 OK\r\n" + ct + "Content-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
 		"/status-only": "HTTP/1.1 404\r\n" + ct + "Content-Length: 0\r\n\r\n",
 		"/sse":         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 11\r\n\r\ndata: one\n\n",
+		// Longer than the relay's 16 KiB buffer, and more fields than a
+		// request may have: net/http relays both.
+		"/long-field":  "HTTP/1.1 200 OK\r\nContent-Security-Policy: " + strings.Repeat("a", 40<<10) + "\r\n" + ct + "Content-Length: 2\r\n\r\nok",
+		"/many-fields": "HTTP/1.1 200 OK\r\n" + strings.Repeat("X-Many: 1\r\n", 300) + ct + "Content-Length: 2\r\n\r\nok",
 		// Malformed: both answer 502 and nothing of it reaches the browser.
 		"/bad-length":   "HTTP/1.1 200 OK\r\n" + ct + "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
 		"/bad-te":       "HTTP/1.1 200 OK\r\n" + ct + "Transfer-Encoding: gzip\r\n\r\nxx",

@@ -212,26 +212,35 @@ func (fc *fastConn) readResponseHead(br *bufio.Reader, head bool) (respHead, err
 	}
 }
 
+// maxResponseHead bounds the fields of a response head (or its trailers),
+// as net/http's Transport bounds them by default.
+const maxResponseHead = 10 << 20
+
 // readFields reads header (or trailer) fields up to the blank line,
 // collecting the lines in buf first so that one string holds them all.
 func readFields(br *bufio.Reader, buf []byte, into []field) ([]field, []byte, error) {
 	buf = buf[:0]
+	long := false // the line so far did not fit br's buffer
 	for {
-		line, err := br.ReadSlice('\n') // a line longer than br's buffer fails here
-		if err != nil {
+		line, err := br.ReadSlice('\n')
+		if err != nil && err != bufio.ErrBufferFull {
 			return into, buf, err
 		}
-		if len(line) <= 2 && (len(line) == 1 || line[0] == '\r') {
+		if !long && err == nil && len(line) <= 2 && (len(line) == 1 || line[0] == '\r') {
 			break
 		}
+		long = err == bufio.ErrBufferFull
 		buf = append(buf, line...)
+		if len(buf) > maxResponseHead {
+			return into, buf, fmt.Errorf("%w: fields longer than %d bytes", errBadResponse, maxResponseHead)
+		}
 	}
 	for s := string(buf); s != ""; {
 		var l string
 		l, s, _ = strings.Cut(s, "\n")
 		l = strings.TrimSuffix(l, "\r")
 		name, value, ok := strings.Cut(l, ":")
-		if !ok || !fieldValue(value) || len(into) >= 2*maxFastFields {
+		if !ok || !fieldValue(value) {
 			return into, buf, fmt.Errorf("%w: field %q", errBadResponse, l)
 		}
 		if name == "" || !allTchar(name) {
