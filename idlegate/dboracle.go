@@ -35,8 +35,11 @@ var (
 	ErrClockSkew = errors.New("timestamp in the future")
 )
 
-// Active statuses of a statev2 run (T3-CONTRACT.md, inferred).
-var activeRunStatuses = []string{"preparing", "starting", "running", "waiting"}
+// End states of a statev2 run. T3-CONTRACT.md's list of active statuses
+// (preparing, starting, running, waiting) is inferred, so the gate fails
+// closed: any status but these counts as active, and a status it does not
+// know can only defer a user, never restart one mid-run.
+var endRunStatuses = []string{"completed", "failed", "interrupted", "cancelled", "canceled", "aborted", "errored", "error", "succeeded", "expired", "timed_out"}
 
 // DBOptions tunes a DBOracle. The zero value works.
 type DBOptions struct {
@@ -238,7 +241,7 @@ func (o *DBOracle) read(ctx context.Context, path string) (acts []activity, err 
 		acts = append(acts, a)
 	}
 	if tables["orchestration_v2_projection_runs"] {
-		in := `status IN ('` + strings.Join(activeRunStatuses, `','`) + `')`
+		in := `status NOT IN ('` + strings.Join(endRunStatuses, `','`) + `')`
 		a, err := scan(c, `SELECT count(*), coalesce(sum(`+in+`), 0), max(updated_at),
 			min(CASE WHEN `+in+` THEN started_at END) FROM orchestration_v2_projection_runs`)
 		if err != nil {

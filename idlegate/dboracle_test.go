@@ -66,6 +66,16 @@ func TestDBOracle(t *testing.T) {
 			seed(t3test.EraE, 1)(t, base)
 			exec(t, t3test.StateV2DB(base), `UPDATE projection_thread_sessions SET active_turn_id = NULL`)
 		}, at: time.Hour, active: 1, quiet: time.Hour},
+		// The active statuses are inferred: a status the gate does not know
+		// counts as active (fail closed), a known end state does not.
+		{name: "statev2 run in an unknown status", era: t3test.EraE, setup: func(t *testing.T, base string) {
+			seed(t3test.EraE, 1)(t, base)
+			exec(t, t3test.StateV2DB(base), `PRAGMA ignore_check_constraints = ON; UPDATE orchestration_v2_projection_runs SET status = 'queued' WHERE status = 'running'; UPDATE projection_thread_sessions SET active_turn_id = NULL`)
+		}, at: time.Hour, active: 1, quiet: time.Hour},
+		{name: "statev2 runs in end states", era: t3test.EraE, setup: func(t *testing.T, base string) {
+			seed(t3test.EraE, 1)(t, base)
+			exec(t, t3test.StateV2DB(base), `PRAGMA ignore_check_constraints = ON; UPDATE orchestration_v2_projection_runs SET status = 'cancelled' WHERE status = 'running'; UPDATE projection_thread_sessions SET active_turn_id = NULL`)
+		}, at: time.Hour, idle: true, quiet: time.Hour},
 		{name: "missing database", era: t3test.EraC, setup: func(t *testing.T, base string) {}, wantErr: idlegate.ErrNoState},
 		{name: "missing table", era: t3test.EraC, setup: func(t *testing.T, base string) {
 			require.NoError(t, os.MkdirAll(t3test.UserDataDir(base), 0o755))
