@@ -185,6 +185,18 @@ func TestRestoreCommand(t *testing.T) {
 		assert.Contains(t, errs, "t3-serve@alice.service is active: stop it first, or pass --stop")
 		assert.Equal(t, "after", marker(t, live))
 	})
+	// A unit on its way up or down (a crash loop's auto-restart is
+	// "activating") has a process that may open the database mid-restore.
+	t.Run("refuses while activating", func(t *testing.T) {
+		f, live := setup(t)
+		f.units.StatusFunc = func(_ context.Context, u rollout.Unit) (rollout.UnitStatus, error) {
+			return rollout.UnitStatus{State: "activating", MainPID: os.Getpid()}, nil
+		}
+		code, _, errs := f.call("restore", "--user", "alice", "--latest-prebump")
+		assert.Equal(t, 1, code)
+		assert.Contains(t, errs, "t3-serve@alice.service is activating: stop it first, or pass --stop")
+		assert.Equal(t, "after", marker(t, live))
+	})
 	t.Run("stop, restore, start", func(t *testing.T) {
 		f, live := setup(t)
 		f.active["alice"] = true

@@ -71,7 +71,11 @@ func (o opsCLI) restore(ctx context.Context, args []string, stdout, stderr io.Wr
 		if err != nil {
 			return cmdError(stderr, "restore", fmt.Errorf("status of %s: %w", unit.Name, err))
 		}
-		if status.Active {
+		// At rest only when nothing of it runs: an activating unit (a crash
+		// loop's auto-restart too), a deactivating or reloading one has a
+		// process that may open the database mid-restore.
+		atRest := !status.Active && status.MainPID == 0 && (status.State == "inactive" || status.State == "failed")
+		if !atRest {
 			if !*stop {
 				return cmdError(stderr, "restore", fmt.Errorf("%s is %s: stop it first, or pass --stop", unit.Name, status.State))
 			}
