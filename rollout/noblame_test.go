@@ -2,14 +2,137 @@ package rollout_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/t3fleet/t3fleet/rollout"
 	"github.com/t3fleet/t3fleet/rollout/rollouttest"
 )
+
+// A health check that could not run (no scratch space, the candidate's
+// install, a port race) or was interrupted says nothing about the build: the
+// run fails, nothing restarts, but the target is not a dead end and the next
+// run tries it again. Only a verdict (TestRunHealthCheckFailureRestartsNothing)
+// blames the build.
+func TestRunHealthCheckThatCouldNotRunBlamesNoBuild(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		check func(ctx context.Context, cancel context.CancelFunc) (rollout.HealthReport, error)
+	}{
+		{"error", func(context.Context, context.CancelFunc) (rollout.HealthReport, error) {
+			return rollout.HealthReport{Reason: "scratch: no space left on device"}, errors.New("scratch: no space left on device")
+		}},
+		{"interrupted", func(ctx context.Context, cancel context.CancelFunc) (rollout.HealthReport, error) {
+			cancel() // as systemd stopping the updater mid-check
+			<-ctx.Done()
+			return rollout.HealthReport{Reason: "serve not ready: " + ctx.Err().Error()}, nil
+		}},
+		// The engine's own bound on the whole check (HealthTimeout) ran out,
+		// e.g. copying a large seed on a slow disk took most of it: the
+		// checker's own bounds (readiness, mint, requests) are what judge
+		// the build.
+		{"its time budget ran out", func(ctx context.Context, _ context.CancelFunc) (rollout.HealthReport, error) {
+			<-ctx.Done()
+			return rollout.HealthReport{Reason: "serve not ready: " + ctx.Err().Error()}, nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim := newSim(t)
+			e := sim.Engine(rollout.Options{HealthTimeout: 200 * time.Millisecond})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			e.Health = &rollouttest.HealthChecker{CheckFunc: func(ctx context.Context, _ rollout.Build, _ string) (rollout.HealthReport, error) {
+				return tc.check(ctx, cancel)
+			}}
+
+			res, err := e.Run(ctx)
+			require.Error(t, err)
+			require.NotErrorIs(t, err, rollout.ErrHealthCheckFailed)
+			require.Equal(t, rollout.OutcomeFailed, res.Outcome, res.Line())
+			require.Contains(t, res.Line(), "health check could not run")
+			require.Equal(t, 1, res.ExitCode())
+			require.Empty(t, restarts(sim))
+			require.Equal(t, v1, sim.Current())
+			des, err := e.State().DeadEndVersions()
+			require.NoError(t, err)
+			require.Empty(t, des, "the build is not blamed")
+			j, err := e.State().Journal()
+			require.NoError(t, err)
+			require.Nil(t, j, "nothing to finish: nothing changed")
+
+			e.Health = sim.HealthChecker()
+			res, err = e.Run(context.Background())
+			require.NoError(t, err)
+			require.Equal(t, rollout.OutcomeDone, res.Outcome, "the next run takes the same target: %s", res.Line())
+		})
+	}
+}
+
+// Before anything changes, a user must pair through the dispatch on the
+// current build: a dispatch that is down (or any path that fails on the
+// build already running) would otherwise make the first canary fail, and a
+// good build be rolled back, dead-ended and frozen out. One user's own
+// failure on the current build is not the path's: the next one is tried.
+func TestRunChecksTheVerificationPathFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		failing []string // users whose verification fails on v1
+		done    bool
+	}{
+		{"path works", nil, true},
+		{"the first user's own failure", []string{"alice"}, true},
+		{"the path is down", []string{"alice", "bob", "carol", "zed"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim := newSim(t)
+			for _, u := range tc.failing {
+				sim.FailCanary(v1, u)
+			}
+			rec := &recorder{}
+			e := sim.Engine(rollout.Options{OnEvent: rec.on})
+
+			res, err := e.Run(context.Background())
+			if tc.done {
+				require.NoError(t, err)
+				require.Equal(t, rollout.OutcomeDone, res.Outcome, res.Line())
+				require.Contains(t, rec.kinds(), rollout.EventPathChecked)
+				require.Less(t, slices.Index(rec.kinds(), rollout.EventPathChecked), slices.Index(rec.kinds(), rollout.EventBackedUp),
+					"checked before the backups")
+				return
+			}
+			require.Error(t, err)
+			require.Equal(t, rollout.OutcomeFailed, res.Outcome, res.Line())
+			require.Contains(t, res.Line(), "before any change")
+			require.Empty(t, restarts(sim))
+			require.Equal(t, v1, sim.Current())
+			require.NotContains(t, rec.kinds(), rollout.EventBackedUp, "no backups taken for a run that cannot verify")
+			require.Contains(t, rec.kinds(), rollout.EventPathBroken, "an alert line")
+			des, err := e.State().DeadEndVersions()
+			require.NoError(t, err)
+			require.Empty(t, des, "no build blamed")
+			j, err := e.State().Journal()
+			require.NoError(t, err)
+			require.Nil(t, j)
+			_, err = os.Stat(filepath.Join(sim.Dir, "t3-autoupdate.freeze"))
+			require.ErrorIs(t, err, os.ErrNotExist, "not frozen: the next run tries again")
+			require.Contains(t, res.Line(), "--skip-path-check", "the way out is named")
+
+			// The current build broke pairing for everyone and the target
+			// fixes it: the operator skips the check, the canary verifies.
+			e.SkipPathCheck = true
+			res, err = e.Run(context.Background())
+			require.NoError(t, err)
+			require.Equal(t, rollout.OutcomeDone, res.Outcome, res.Line())
+		})
+	}
+}
 
 // An updater stopped mid-canary (systemctl stop, a shutdown, Ctrl-C) has
 // learnt nothing about the build: the interrupted restart or verification
