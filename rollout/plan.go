@@ -38,28 +38,33 @@ type PlanUser struct {
 
 // Plan is what Run would do now, computed without changing anything.
 type Plan struct {
-	Current   string
-	LastGood  string
-	Channel   string
-	Pinned    bool
-	Target    string
-	Why       string // how the target was chosen
-	Go        bool   // a run would roll out Target
-	Refusal   string // why not, when a gate says no
-	Freeze    *Freeze
-	Expired   bool     // Freeze has expired and would be ignored
-	Journal   *Journal // an unfinished run a real run would finish first
-	Seed      string   // the user whose snapshot feeds the health check
+	Current  string
+	LastGood string
+	Channel  string
+	Pinned   bool
+	Target   string
+	Why      string // how the target was chosen
+	Go       bool   // a run would roll out Target
+	Refusal  string // why not, when a gate says no
+	Freeze   *Freeze
+	Expired  bool     // Freeze has expired and would be ignored
+	Journal  *Journal // an unfinished run a real run would finish first
+	Seed     string   // the user whose snapshot feeds the health check
+	// PathUsers are who a run would try, in turn, to pair through the
+	// dispatch on the current build before any change (plan tries none).
+	PathUsers []string
 	Users     []PlanUser
 	Candidate *HealthReport // with CheckCandidate
 	Expected  time.Duration
+	// PathCheckSkipped: the run would not check the path (SkipPathCheck).
+	PathCheckSkipped bool
 }
 
 // Plan computes what Run would do: touching no state, taking no lock, and
 // (unless CheckCandidate) staging nothing.
 func (e *Engine) Plan(ctx context.Context, o PlanOptions) (Plan, error) {
 	st := e.State()
-	p := Plan{Channel: e.track(), Pinned: e.Pin != ""}
+	p := Plan{Channel: e.track(), Pinned: e.Pin != "", PathCheckSkipped: e.SkipPathCheck}
 	var err error
 	if p.LastGood, err = st.LastGood(); err != nil {
 		return p, err
@@ -106,6 +111,14 @@ func (e *Engine) Plan(ctx context.Context, o PlanOptions) (Plan, error) {
 		sizes[m.Unit.User] = LiveDBSize(m.Instance)
 	}
 	ordered := CanaryOrder(fleet, e.Order, e.OperatorUser, func(m Member) int64 { return sizes[m.Unit.User] })
+	markers, err := st.Markers()
+	if err != nil {
+		return p, err
+	}
+	deferred := map[string]bool{}
+	for _, mk := range markers {
+		deferred[mk.User] = true
+	}
 	restarts := 0
 	var largest int64 = -1
 	for _, m := range ordered {
@@ -131,6 +144,9 @@ func (e *Engine) Plan(ctx context.Context, o PlanOptions) (Plan, error) {
 			pu.Action, pu.Why = "skip", "not running ("+us.State+")"
 		default:
 			pu.Running = true
+			if !e.SkipPathCheck && !deferred[m.Unit.User] && len(p.PathUsers) < pathTries {
+				p.PathUsers = append(p.PathUsers, m.Unit.User)
+			}
 			if idle, why := e.idle(ctx, m); idle {
 				pu.Action, pu.Why = "restart", "idle"
 				restarts++
@@ -208,6 +224,15 @@ func (p Plan) Lines() []string {
 	}
 	if p.Go {
 		add("would roll out %s -> %s; health check seeded from %s", orNone(p.Current), p.Target, orNone(p.Seed))
+		switch {
+		case len(p.PathUsers) > 0:
+			add("verification path: before any change, %s in turn, until one pairs through the dispatch on %s (else VERIFY-PATH BROKEN, nothing changes)",
+				strings.Join(p.PathUsers, ", "), orNone(p.Current))
+		case p.PathCheckSkipped:
+			add("verification path: not checked (--skip-path-check)")
+		default:
+			add("verification path: no running user to check it with")
+		}
 	} else {
 		add("would not roll out")
 	}

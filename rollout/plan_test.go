@@ -38,6 +38,18 @@ func TestPlanTouchesNothing(t *testing.T) {
 	text := strings.Join(p.Lines(), "\n")
 	require.Contains(t, text, "would roll out "+v1+" -> "+v2)
 	require.Contains(t, text, "carol (t3-serve@carol.service) db=")
+	// The path check tries running users in canary order, busy or not
+	// (a pairing is no restart), never a deferred one; plan only names them.
+	require.NoError(t, e.State().Defer("bob", v1))
+	p, err = e.Plan(context.Background(), rollout.PlanOptions{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"carol", "zed", "alice"}, p.PathUsers)
+	require.Contains(t, strings.Join(p.Lines(), "\n"), "verification path: before any change, carol, zed, alice in turn")
+	e.SkipPathCheck = true
+	p, err = e.Plan(context.Background(), rollout.PlanOptions{})
+	require.NoError(t, err)
+	require.Empty(t, p.PathUsers)
+	require.Contains(t, strings.Join(p.Lines(), "\n"), "verification path: not checked (--skip-path-check)")
 }
 
 func TestPlanReportsRefusalAndFreeze(t *testing.T) {
