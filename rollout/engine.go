@@ -34,7 +34,11 @@ var (
 	// ErrInterrupted: the run's context ended (the updater was told to
 	// stop) during a restart or verification; it says nothing about the
 	// build, and the journal stays for the next run to finish.
-	ErrInterrupted       = errors.New("INTERRUPTED")
+	ErrInterrupted = errors.New("INTERRUPTED")
+	// ErrUnitManager marks a UnitManager's failure that is not the unit's
+	// own (the bus or the manager gone, an unknown unit): implementations
+	// wrap it. The engine then blames no build, as for ErrInterrupted.
+	ErrUnitManager       = errors.New("unit manager failed")
 	ErrCrashed           = errors.New("crash injected")
 	ErrMissingDependency = errors.New("engine dependency missing")
 )

@@ -403,3 +403,38 @@ func TestResumedCanaryStartsTheUnitItLeftDown(t *testing.T) {
 	require.Contains(t, res.Restarted, "alice", res.Line())
 	require.True(t, sim.User("alice").Running)
 }
+
+// The unit manager itself failing (the bus gone, the manager restarting, an
+// unknown unit) tells nothing of the build: the run stops without a
+// rollback, a dead end or a freeze, and keeps its journal; the next run
+// restarts that user again. A unit that fails its own start still blames
+// the build (TestRunCanaryFailureRollsBackAndFreezes).
+func TestRunUnitManagerFailureBlamesNoBuild(t *testing.T) {
+	sim := newSim(t)
+	rec := &recorder{}
+	e := sim.Engine(rollout.Options{OnEvent: rec.on})
+	w := wrapSim(sim, e)
+	w.restart = func(ctx context.Context, u rollout.Unit, next func() error) error {
+		if u.User != "bob" {
+			return next()
+		}
+		return fmt.Errorf("%w: restart %s: dbus: connection closed by user", rollout.ErrUnitManager, u.Name)
+	}
+
+	res, err := e.Run(context.Background())
+	require.ErrorIs(t, err, rollout.ErrUnitManager)
+	require.Equal(t, rollout.OutcomeFailed, res.Outcome, res.Line())
+	require.Contains(t, res.Line(), "no build is blamed")
+	require.Equal(t, 1, res.ExitCode())
+	require.NotContains(t, rec.kinds(), rollout.EventRolledBack)
+	requireNoBlame(t, e)
+	j, err := e.State().Journal()
+	require.NoError(t, err)
+	require.NotNil(t, j, "the journal stays for the next run")
+
+	w.restart = nil
+	res, err = e.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, rollout.OutcomeDone, res.Outcome, res.Line())
+	require.Contains(t, res.Restarted, "bob")
+}

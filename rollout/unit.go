@@ -31,6 +31,11 @@ func (e *Engine) RestartVerify(ctx context.Context, m Member) error {
 		if ierr := e.interrupted(ctx, u, "restart", err); ierr != nil {
 			return ierr
 		}
+		if errors.Is(err, ErrUnitManager) {
+			e.emit(ctx, Event{Kind: EventInterrupted, User: u.User, Unit: u.Name, Err: err,
+				Reason: "the unit manager failed restarting " + u.User + ": no build is blamed, and the next run finishes what this one began"})
+			return fmt.Errorf("restarting %s, no build is blamed (the next run finishes what this one began): %w", u.User, err)
+		}
 		e.emit(ctx, Event{Kind: EventVerifyFailed, User: u.User, Unit: u.Name, Err: err, Reason: "restart failed"})
 		return &CanaryError{User: u.User, Step: "restart", Err: err}
 	}
@@ -254,7 +259,7 @@ func (e *Engine) Cycle(ctx context.Context, m Member, o CycleOptions) error {
 		return fmt.Errorf("backup %s: %w", m.Unit.User, err)
 	}
 	err = e.RestartVerify(ctx, m)
-	if err == nil || errors.Is(err, ErrCrashed) || errors.Is(err, ErrInterrupted) {
+	if err == nil || errors.Is(err, ErrCrashed) || errors.Is(err, ErrInterrupted) || errors.Is(err, ErrUnitManager) {
 		return err
 	}
 	rb := Rollback{To: o.RollbackTo, Reason: fmt.Sprintf("%s %s failed on %s: %v", o.Label, m.Unit.User, o.Version, err),

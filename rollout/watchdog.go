@@ -338,7 +338,7 @@ func (w *Watchdog) tick1(ctx context.Context, m Member, fleet []Member) (Watchdo
 		e.emit(ctx, Event{Kind: EventMigrated, User: user, Unit: m.Unit.Name, Version: cyc.Version, Reason: "restarted by the watchdog"})
 	}
 	if err != nil && !errors.Is(err, ErrRolledBack) && !errors.Is(err, ErrRollbackFailed) && !errors.Is(err, ErrCrashed) &&
-		!errors.Is(err, ErrInterrupted) {
+		!errors.Is(err, ErrInterrupted) && !errors.Is(err, ErrUnitManager) {
 		// The backup failed, and nothing was restarted: a wedged server may
 		// be holding its database. The same build restarting migrates
 		// nothing, so restart without a backup rather than leave it wedged.
@@ -380,7 +380,7 @@ func (w *Watchdog) cycleOptions(ctx context.Context, m Member, fleet []Member, v
 func (w *Watchdog) restartWithoutBackup(ctx context.Context, m Member, version string, backupErr error) error {
 	e := w.Engine
 	err := e.RestartVerify(ctx, m)
-	if err == nil || errors.Is(err, ErrCrashed) || errors.Is(err, ErrInterrupted) {
+	if err == nil || errors.Is(err, ErrCrashed) || errors.Is(err, ErrInterrupted) || errors.Is(err, ErrUnitManager) {
 		return err
 	}
 	reason := fmt.Sprintf("%s %s failed on %s (no backup: %v): %v", WatchdogLabel, m.Unit.User, version, backupErr, err)

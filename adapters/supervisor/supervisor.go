@@ -40,10 +40,11 @@ const (
 
 // Sentinel errors.
 var (
-	// ErrUnknownUnit: the unit is not one the Supervisor was configured with.
-	ErrUnknownUnit = errors.New("unknown unit")
-	// ErrClosed: the Supervisor was closed.
-	ErrClosed = errors.New("supervisor closed")
+	// ErrUnknownUnit: the unit is not one the Supervisor was configured
+	// with. It wraps rollout.ErrUnitManager (no build's doing).
+	ErrUnknownUnit = fmt.Errorf("%w: unknown unit", rollout.ErrUnitManager)
+	// ErrClosed: the Supervisor was closed. It wraps rollout.ErrUnitManager.
+	ErrClosed = fmt.Errorf("%w: supervisor closed", rollout.ErrUnitManager)
 	// ErrExited: the process exited while Start waited for it to be ready.
 	ErrExited = errors.New("process exited during start")
 	// ErrNotReady: the readiness check did not pass in time; the process

@@ -302,6 +302,9 @@ func TestRefusals(t *testing.T) {
 		require.ErrorIs(t, s.Stop(ctx, c.unit), c.want, "%+v", c.unit)
 		_, err := s.Status(ctx, c.unit)
 		require.ErrorIs(t, err, c.want, "%+v", c.unit)
+		if c.want == supervisor.ErrUnknownUnit {
+			require.ErrorIs(t, s.Restart(ctx, c.unit), rollout.ErrUnitManager, "no build's doing")
+		}
 	}
 	_, err := os.Stat(spec.LogFile)
 	assert.ErrorIs(t, err, os.ErrNotExist, "nothing was started")

@@ -178,17 +178,27 @@ type jobFunc func(ctx context.Context, name, mode string, ch chan<- string) (int
 // "done" and the unit did not end up failed. A failed unit is reset first
 // unless Options.KeepFailed.
 func (m *Manager) Start(ctx context.Context, u rollout.Unit) error {
-	return m.job(ctx, "start", u, m.c.StartUnitContext)
+	return managerFault(m.job(ctx, "start", u, m.c.StartUnitContext))
 }
 
 // Stop stops the unit and waits for its job.
 func (m *Manager) Stop(ctx context.Context, u rollout.Unit) error {
-	return m.job(ctx, "stop", u, m.c.StopUnitContext)
+	return managerFault(m.job(ctx, "stop", u, m.c.StopUnitContext))
 }
 
 // Restart restarts (or starts) the unit and waits for its job, like Start.
 func (m *Manager) Restart(ctx context.Context, u rollout.Unit) error {
-	return m.job(ctx, "restart", u, m.c.RestartUnitContext)
+	return managerFault(m.job(ctx, "restart", u, m.c.RestartUnitContext))
+}
+
+// managerFault marks an error that is not a job's own result (the bus, the
+// manager, an unknown unit) as rollout.ErrUnitManager, so that the engine
+// does not blame the build for it.
+func managerFault(err error) error {
+	if err == nil || errors.Is(err, ErrJobFailed) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", rollout.ErrUnitManager, err)
 }
 
 func (m *Manager) job(ctx context.Context, op string, u rollout.Unit, call jobFunc) error {

@@ -228,6 +228,7 @@ func TestJobs(t *testing.T) {
 				return
 			}
 			require.ErrorIs(t, err, systemd.ErrJobFailed)
+			require.NotErrorIs(t, err, rollout.ErrUnitManager, "a job's own result may be the build's doing")
 			var je *systemd.JobError
 			require.ErrorAs(t, err, &je)
 			assert.Equal(t, systemd.JobError{Op: c.op, Unit: "t3-serve@emil.service", Result: c.wantResult, State: c.wantState}, *je)
@@ -251,6 +252,10 @@ func TestDBusErrorsAreWrapped(t *testing.T) {
 	err := m.Start(context.Background(), rollout.Unit{User: "emil"})
 	require.ErrorIs(t, err, boom)
 	assert.Contains(t, err.Error(), "start t3-serve@emil.service")
+	for _, op := range []func(context.Context, rollout.Unit) error{m.Start, m.Restart, m.Stop} {
+		require.ErrorIs(t, op(context.Background(), rollout.Unit{User: "emil"}), rollout.ErrUnitManager,
+			"the bus failing is the manager's, not the build's")
+	}
 	_, err = m.Units(context.Background())
 	require.ErrorIs(t, err, boom)
 }
