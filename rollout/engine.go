@@ -52,6 +52,10 @@ type Options struct {
 	MinAge     time.Duration
 	// AllowMissingBackup lets a user with no database yet go without a backup.
 	AllowMissingBackup bool
+	// BackupKeep: a finished run prunes the snapshots of the users it
+	// backed up to this many per kind (the newest prebump always stays);
+	// 0 means statebackup.DefaultKeep, negative keeps everything.
+	BackupKeep int
 	// SkipPathCheck lets a run start although nobody pairs through the
 	// dispatch on the current build: for a current build that broke pairing
 	// for everyone, which only a bump can fix. The canary still verifies

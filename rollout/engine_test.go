@@ -2,6 +2,7 @@ package rollout_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/t3fleet/t3fleet/rollout"
 	"github.com/t3fleet/t3fleet/rollout/rollouttest"
+	"github.com/t3fleet/t3fleet/statebackup"
 )
 
 const (
@@ -394,4 +396,37 @@ func TestRunAllDeferredLeavesLastGood(t *testing.T) {
 	ms, err := e.State().Markers()
 	require.NoError(t, err)
 	require.Len(t, ms, 4)
+}
+
+// Every nightly bump snapshots every user: a run that finishes prunes what
+// it backed up to BackupKeep per kind (the newest prebump always stays), or
+// the backup disk fills within weeks; -1 keeps everything.
+func TestRunPrunesTheSnapshotsItTook(t *testing.T) {
+	for _, tc := range []struct {
+		keep   int
+		pruned bool
+	}{{0, true}, {3, true}, {-1, false}} {
+		t.Run(fmt.Sprint(tc.keep), func(t *testing.T) {
+			sim := newSim(t)
+			e := sim.Engine(rollout.Options{BackupKeep: tc.keep})
+			var pruned []string
+			b := e.Backups.(*rollouttest.Backuper)
+			b.PruneFunc = func(_ context.Context, tg statebackup.Target, keep int) error {
+				pruned = append(pruned, fmt.Sprintf("%s/%d", tg.User, keep))
+				return nil
+			}
+			res, err := e.Run(context.Background())
+			require.NoError(t, err)
+			require.Equal(t, rollout.OutcomeDone, res.Outcome)
+			if !tc.pruned {
+				require.Empty(t, pruned)
+				return
+			}
+			want := []string{}
+			for _, u := range []string{"alice", "bob", "carol", "zed"} {
+				want = append(want, fmt.Sprintf("%s/%d", u, tc.keep))
+			}
+			require.Equal(t, want, pruned)
+		})
+	}
 }

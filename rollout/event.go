@@ -22,6 +22,7 @@ const (
 	EventRefused           EventKind = "refused"
 	EventBackedUp          EventKind = "backed-up"
 	EventBackupSkipped     EventKind = "backup-skipped"
+	EventPruneFailed       EventKind = "prune-failed" // old snapshots stay; the run is done
 	EventStaged            EventKind = "staged"
 	EventHealthChecked     EventKind = "health-checked"
 	EventHealthCheckFailed EventKind = "health-check-failed"

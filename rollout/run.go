@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -406,6 +407,7 @@ func (e *Engine) finish(ctx context.Context, j *Journal) (Result, error) {
 	if err := st.RemoveJournal(); err != nil {
 		return Result{}, err
 	}
+	e.prune(ctx, j)
 	res := Result{Outcome: OutcomeDone, Target: j.Target, Previous: j.Previous,
 		Restarted: slices.Clone(j.Verified), Deferred: slices.Clone(j.Deferred), Unproven: unproven}
 	took := e.now().Sub(j.Started)
@@ -415,6 +417,20 @@ func (e *Engine) finish(ctx context.Context, j *Journal) (Result, error) {
 	}
 	e.emit(ctx, Event{Kind: EventDone, Version: j.Target, Took: took, Reason: reason})
 	return res, nil
+}
+
+// prune applies the retention to the users run j backed up: every bump
+// adds a snapshot per user. A failure is reported, not fatal: the run is
+// done.
+func (e *Engine) prune(ctx context.Context, j *Journal) {
+	if e.BackupKeep < 0 || e.Backups == nil {
+		return
+	}
+	for _, u := range slices.Sorted(maps.Keys(j.Snapshots)) {
+		if err := e.Backups.Prune(ctx, statebackup.Target{User: u}, e.BackupKeep); err != nil {
+			e.emit(ctx, Event{Kind: EventPruneFailed, User: u, Err: err, Reason: "snapshots not pruned"})
+		}
+	}
 }
 
 // resume finishes a journal found at the start of a run.

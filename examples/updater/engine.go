@@ -36,6 +36,8 @@ type engineConfig struct {
 	Installer  string // --installer
 	Prefix     string // --prefix / T3_PREFIX: the side-by-side tree
 	BackupDest string // T3_BACKUP_DEST
+	// BackupTimeout bounds one snapshot or restore (T3_BACKUP_TIMEOUT).
+	BackupTimeout time.Duration
 	Dispatch   string // T3_DISPATCH: the dispatch's URL, for verification
 	SmokePort  int    // T3_SMOKE_PORT: the health check's loopback port (0: any free)
 	UserBus    bool   // --user-bus: a systemd user manager (rootless)
@@ -86,18 +88,18 @@ func (r rolloutCLI) config(name string, args []string, stderr io.Writer, extra f
 	o.TmpDir = r.getenv("T3_TMPDIR")
 	c.DryRun = r.getenv("T3_DRY_RUN") == "1"
 	c.Dispatch = r.getenv("T3_DISPATCH")
-	c.BackupDest = envOr(r.getenv("T3_BACKUP_DEST"), defaultBackupDest)
-	c.Prefix = envOr(r.getenv("T3_PREFIX"), defaultPrefix)
-	c.HomeRoot = r.getenv("T3_HOME_ROOT")
-	c.EnvDir = envOr(r.getenv("T3_ENV_DIR"), hostfiles.DefaultEnvDir)
-	c.UserMap = envOr(r.getenv("T3_USER_MAP"), hostfiles.DefaultUserMap)
-	if v := r.getenv("T3_MIGRATE_QUIET_SECONDS"); v != "" {
-		d, err := parseSecondsOrDuration(v)
-		if err != nil {
-			return c, fmt.Errorf("T3_MIGRATE_QUIET_SECONDS=%q: %w", v, err)
-		}
-		c.Quiet = d
+	// What the operations commands read too, read the same way.
+	oc, err := loadConfig(r.getenv)
+	if err != nil {
+		return c, err
 	}
+	c.BackupDest, c.BackupTimeout, c.HomeRoot, c.UserMap = oc.BackupDest, oc.BackupTimeout, oc.HomeRoot, oc.UserMap
+	o.BackupKeep = oc.BackupKeep // a finished run prunes to it
+	if r.getenv("T3_MIGRATE_QUIET_SECONDS") != "" {
+		c.Quiet = oc.MigrateQuiet
+	}
+	c.Prefix = envOr(r.getenv("T3_PREFIX"), defaultPrefix)
+	c.EnvDir = envOr(r.getenv("T3_ENV_DIR"), hostfiles.DefaultEnvDir)
 	if p := r.getenv("T3_SMOKE_PORT"); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 0 || n > 65535 {

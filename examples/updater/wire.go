@@ -59,7 +59,7 @@ func wireReal(ctx context.Context, c engineConfig) (*rollout.Engine, func(), err
 		}
 		return s
 	}
-	e.Backups = statebackup.NewStore(c.BackupDest, statebackup.Options{Logger: lg})
+	e.Backups = statebackup.NewStore(c.BackupDest, statebackup.Options{Logger: lg, Timeout: c.BackupTimeout})
 	if err := wireChecks(e, c); err != nil {
 		closeFn()
 		return nil, nil, err
