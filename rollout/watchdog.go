@@ -318,8 +318,9 @@ func (w *Watchdog) tick1(ctx context.Context, m Member, fleet []Member) (Watchdo
 		// all the same, unverified: on its own build nothing migrates; a
 		// deferred unit moves to the active build, so it is backed up first.
 		if moving {
-			if s, err := e.Backups.Backup(ctx, m.Target(cyc.Version), WatchdogLabel); err == nil {
-				e.emit(ctx, Event{Kind: EventBackedUp, User: user, Unit: m.Unit.Name, Version: cyc.Version, Reason: s.Path})
+			if err := w.backupBeforeMove(ctx, m, cyc); err != nil {
+				out.Action, out.Reason = WatchdogRestarted, err.Error()
+				return out, fmt.Errorf("watchdog restart %s: %w", user, errors.Join(perr, err))
 			}
 		}
 		if err := e.Units.Restart(ctx, m.Unit); err != nil {
@@ -331,20 +332,26 @@ func (w *Watchdog) tick1(ctx context.Context, m Member, fleet []Member) (Watchdo
 		return out, fmt.Errorf("watchdog restart %s: %w", user, perr)
 	}
 	err = e.Cycle(ctx, m, cyc)
+	switch {
+	case !backupFailed(err):
+	case moving:
+		// The backup failed, and nothing was restarted: a wedged server may
+		// be holding its database. This restart would migrate it (the unit
+		// moves to the active build), so never without a backup: stopped,
+		// the server lets go of it, and the backup is tried again.
+		err = w.moveStopped(ctx, m, cyc, err)
+	default:
+		// The same build restarting migrates nothing: restart without a
+		// backup rather than leave it wedged.
+		e.emit(ctx, Event{Kind: EventBackupSkipped, User: user, Unit: m.Unit.Name, Version: version,
+			Reason: "backup failed, restarting the same build without one", Err: err})
+		err = w.restartWithoutBackup(ctx, m, cyc.Version, err)
+	}
 	if err == nil && moving {
 		if cerr := e.State().ClearMarker(user); cerr != nil {
 			return out, cerr
 		}
 		e.emit(ctx, Event{Kind: EventMigrated, User: user, Unit: m.Unit.Name, Version: cyc.Version, Reason: "restarted by the watchdog"})
-	}
-	if err != nil && !errors.Is(err, ErrRolledBack) && !errors.Is(err, ErrRollbackFailed) && !errors.Is(err, ErrCrashed) &&
-		!errors.Is(err, ErrInterrupted) && !errors.Is(err, ErrUnitManager) {
-		// The backup failed, and nothing was restarted: a wedged server may
-		// be holding its database. The same build restarting migrates
-		// nothing, so restart without a backup rather than leave it wedged.
-		e.emit(ctx, Event{Kind: EventBackupSkipped, User: user, Unit: m.Unit.Name, Version: version,
-			Reason: "backup failed, restarting the same build without one", Err: err})
-		err = w.restartWithoutBackup(ctx, m, cyc.Version, err)
 	}
 	if err != nil {
 		out.Action, out.Reason = WatchdogRecovered, err.Error()
@@ -373,6 +380,56 @@ func (w *Watchdog) cycleOptions(ctx context.Context, m Member, fleet []Member, v
 	o.Version = cur
 	o.RollbackTo, o.Note = e.drainRollbackTo(ctx, m, fleet, lastGood, cur)
 	return o, true
+}
+
+// backupFailed says whether a Cycle's error is its backup's: nothing was
+// restarted.
+func backupFailed(err error) bool {
+	return err != nil && !errors.Is(err, ErrRolledBack) && !errors.Is(err, ErrRollbackFailed) && !errors.Is(err, ErrCrashed) &&
+		!errors.Is(err, ErrInterrupted) && !errors.Is(err, ErrUnitManager)
+}
+
+// moveStopped stops m and runs its Cycle again; if the backup still fails,
+// the unit is left stopped, its database as it was.
+func (w *Watchdog) moveStopped(ctx context.Context, m Member, cyc CycleOptions, backupErr error) error {
+	e := w.Engine
+	if err := e.Units.Stop(ctx, m.Unit); err != nil {
+		return fmt.Errorf("stop %s to back it up (%v): %w", m.Unit.User, backupErr, err)
+	}
+	err := e.Cycle(ctx, m, cyc)
+	if backupFailed(err) {
+		return leftStopped(m, cyc, err)
+	}
+	return err
+}
+
+// backupBeforeMove backs up m, which a restart moves to the active build; if
+// that fails while it runs, stopped (which lets go of its database). If it
+// fails stopped too, m is left stopped, its database as it was.
+func (w *Watchdog) backupBeforeMove(ctx context.Context, m Member, cyc CycleOptions) error {
+	e := w.Engine
+	backup := func() error {
+		s, err := e.Backups.Backup(ctx, m.Target(cyc.Version), WatchdogLabel)
+		if err == nil {
+			e.emit(ctx, Event{Kind: EventBackedUp, User: m.Unit.User, Unit: m.Unit.Name, Version: cyc.Version, Reason: s.Path})
+		}
+		return err
+	}
+	if backup() == nil {
+		return nil
+	}
+	if err := e.Units.Stop(ctx, m.Unit); err != nil {
+		return fmt.Errorf("stop %s to back it up: %w", m.Unit.User, err)
+	}
+	if err := backup(); err != nil {
+		return leftStopped(m, cyc, err)
+	}
+	return nil
+}
+
+func leftStopped(m Member, cyc CycleOptions, err error) error {
+	return fmt.Errorf("%s left stopped: its restart would move it to %s and migrate its database, and no backup could be taken, running or stopped: %w",
+		m.Unit.User, cyc.Version, err)
 }
 
 // restartWithoutBackup restarts and verifies; a failure freezes and

@@ -382,3 +382,54 @@ func TestWatchdogRestartOfADeferredUnitMovesIt(t *testing.T) {
 		})
 	}
 }
+
+// A wedged deferred unit holding its database locked: the backup fails
+// while it runs. Its restart would migrate the database (it moves to the
+// active build), so it is never done without a backup: the unit is stopped,
+// which lets go of the database, and backed up then; if that fails too, the
+// unit is left stopped, its database as it was.
+func TestWatchdogNeverMovesADeferredUnitWithoutABackup(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		failStopped bool // the backup fails even with the unit stopped
+		pathBroken  bool // nobody else pairs: the restart would go unverified
+	}{
+		{"backed up once stopped", false, false},
+		{"no backup at all", true, false},
+		{"no backup at all, path broken", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newWD(t)
+			require.NoError(t, f.sim.AddUser("carol", &rollouttest.SimUser{Running: true, Version: drainOld, DBSize: 50}))
+			require.NoError(t, f.e.State().Defer("carol", drainNew))
+			b := f.e.Backups.(*rollouttest.Backuper)
+			backup := b.BackupFunc
+			b.BackupFunc = func(ctx context.Context, tg statebackup.Target, label string) (statebackup.Snapshot, error) {
+				if tg.User == "carol" && (f.sim.User("carol").Running || tc.failStopped) {
+					return statebackup.Snapshot{}, errors.New("database is locked")
+				}
+				return backup(ctx, tg, label)
+			}
+			if tc.pathBroken {
+				f.sim.FailCanary(drainNew, "alice")
+				f.sim.FailCanary(drainNew, "bob")
+			}
+			f.down["carol"] = errWedged
+			f.tick(t)
+			f.tick(t)
+			_, err := f.wd.Tick(context.Background())
+			schema, serr := f.sim.DBSchema("carol")
+			require.NoError(t, serr)
+			if !tc.failStopped {
+				require.NoError(t, err)
+				require.Contains(t, f.sim.Calls(), "backup carol "+rollout.WatchdogLabel)
+				require.Equal(t, drainNew, f.sim.User("carol").Version)
+				return
+			}
+			require.Error(t, err)
+			require.Contains(t, err.Error(), "left stopped")
+			require.False(t, f.sim.User("carol").Running)
+			require.Equal(t, drainOld, schema, "carol's database was not migrated without a backup")
+		})
+	}
+}
