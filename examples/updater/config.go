@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/t3fleet/t3fleet/adapters/hostfiles"
@@ -92,4 +93,18 @@ func (c config) stateDir(user string) string { return filepath.Join(c.HomeRoot, 
 // target is the statebackup view of a user's state.
 func (c config) target(user string) statebackup.Target {
 	return statebackup.Target{User: user, UserdataDir: filepath.Join(c.stateDir(user), "userdata")}
+}
+
+// parseFlagValue reads a yes/no variable such as T3_DRY_RUN: "" and 0,
+// false, no, off are no; 1, true, yes, on are yes; anything else is an
+// error rather than a guess (a dry run mistaken for a real one bumps the
+// fleet).
+func parseFlagValue(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "0", "false", "no", "off":
+		return false, nil
+	case "1", "true", "yes", "on":
+		return true, nil
+	}
+	return false, fmt.Errorf("want 1 or 0 (true/false, yes/no, on/off)")
 }

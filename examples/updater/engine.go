@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -38,13 +39,13 @@ type engineConfig struct {
 	BackupDest string // T3_BACKUP_DEST
 	// BackupTimeout bounds one snapshot or restore (T3_BACKUP_TIMEOUT).
 	BackupTimeout time.Duration
-	Dispatch   string // T3_DISPATCH: the dispatch's URL, for verification
-	SmokePort  int    // T3_SMOKE_PORT: the health check's loopback port (0: any free)
-	UserBus    bool   // --user-bus: a systemd user manager (rootless)
-	Template   string // --template
-	HomeRoot   string // --home-root / T3_HOME_ROOT: /home/<user>/.t3 by default
-	UserMap    string // T3_USER_MAP: SSO names for the verifier
-	Check      bool   // --check-candidate (plan)
+	Dispatch      string // T3_DISPATCH: the dispatch's URL, for verification
+	SmokePort     int    // T3_SMOKE_PORT: the health check's loopback port (0: any free)
+	UserBus       bool   // --user-bus: a systemd user manager (rootless)
+	Template      string // --template
+	HomeRoot      string // --home-root / T3_HOME_ROOT: /home/<user>/.t3 by default
+	UserMap       string // T3_USER_MAP: SSO names for the verifier
+	Check         bool   // --check-candidate (plan)
 	// Quiet is the idle gate's quiet threshold (T3_MIGRATE_QUIET_SECONDS;
 	// zero: idlegate's default), the same for run and migrate-idle.
 	Quiet time.Duration
@@ -77,16 +78,40 @@ func (r rolloutCLI) wire(ctx context.Context, c engineConfig) (*rollout.Engine, 
 }
 
 // config reads the environment, then parses the flags of command name.
-// extra adds the command's own flags.
+// extra adds the command's own flags. Every error is on stderr by the time
+// it returns (the flag package prints its own), for the caller's exit 2.
 func (r rolloutCLI) config(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet, *engineConfig)) (engineConfig, error) {
+	c, err := r.parseConfig(name, args, stderr, extra)
+	var fe flagError
+	if err != nil && !errors.As(err, &fe) {
+		fmt.Fprintf(stderr, "updater %s: %v\n", name, err)
+	}
+	return c, err
+}
+
+// flagError is an error the flag package has printed already.
+type flagError struct{ error }
+
+func (e flagError) Unwrap() error { return e.error }
+
+func (r rolloutCLI) parseConfig(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet, *engineConfig)) (engineConfig, error) {
 	c := engineConfig{Installer: installerSideBySide, Template: defaultTemplate}
 	o := &c.Options
 	o.Pin = r.getenv("T3_PIN")
+	if o.Pin != "" {
+		if _, err := rollout.ParseVersion(o.Pin); err != nil {
+			return c, fmt.Errorf("T3_PIN=%q: %w", o.Pin, err)
+		}
+	}
 	o.Track = r.getenv("T3_TRACK")
 	o.FreezeFile = r.getenv("T3_FREEZE_FILE")
 	o.StateDir = r.getenv("T3_STATE_DIR")
 	o.TmpDir = r.getenv("T3_TMPDIR")
-	c.DryRun = r.getenv("T3_DRY_RUN") == "1"
+	dry, err := parseFlagValue(r.getenv("T3_DRY_RUN"))
+	if err != nil {
+		return c, fmt.Errorf("T3_DRY_RUN=%q: %w", r.getenv("T3_DRY_RUN"), err)
+	}
+	c.DryRun = dry
 	c.Dispatch = r.getenv("T3_DISPATCH")
 	// What the operations commands read too, read the same way.
 	oc, err := loadConfig(r.getenv)
@@ -129,7 +154,7 @@ func (r rolloutCLI) config(name string, args []string, stderr io.Writer, extra f
 		extra(fs, &c)
 	}
 	if err := fs.Parse(args); err != nil {
-		return c, err
+		return c, flagError{err}
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("%s: unexpected arguments %q", name, fs.Args())
