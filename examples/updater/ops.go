@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 
 	"github.com/t3fleet/t3fleet"
 	"github.com/t3fleet/t3fleet/adapters/hostfiles"
@@ -108,13 +109,19 @@ func cutTemplate(tpl string) (string, string, bool) {
 // skipped.
 func (o opsCLI) users(c config, user string, stderr io.Writer) ([]string, error) {
 	if user != "" {
-		if t3fleet.ValidOSUser(user) == nil {
-			return []string{user}, nil
-		}
-		// Maybe an SSO name: the map's valid lines are enough to tell.
+		// An SSO name of the map first (its valid lines are enough to
+		// tell): "bob" may be a valid OS name and still be SSO bob, whose
+		// instance runs as t3bob.
 		m, _ := hostfiles.ReadUserMap(c.UserMap)
 		if u, ok := m.Lookup(user); ok {
+			if u != user && slices.Contains(m.OSUsers(), user) {
+				return nil, fmt.Errorf("--user %q is ambiguous in %s: SSO user %s runs as %s, and OS user %s belongs to another SSO user; name %s, or that other SSO user",
+					user, c.UserMap, user, u, user, u)
+			}
 			return []string{u}, nil
+		}
+		if t3fleet.ValidOSUser(user) == nil {
+			return []string{user}, nil
 		}
 		return nil, fmt.Errorf("--user %q: not a valid OS user, nor an SSO user of %s", user, c.UserMap)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -310,4 +311,20 @@ func TestRunDispatchesCommands(t *testing.T) {
 	assert.Equal(t, 2, run(context.Background(), []string{"nope"}, &out, &errb))
 	assert.Contains(t, errb.String(), `unknown command "nope"`)
 	assert.Equal(t, 2, run(context.Background(), []string{"backup", "--nope"}, &out, &errb))
+}
+
+// --user takes an SSO name of the map before an OS name: "bob" is a valid
+// OS name, but SSO bob's instance runs as t3bob.
+func TestUserFlagPrefersTheMap(t *testing.T) {
+	f := newOpsFixture(t)
+	require.NoError(t, os.WriteFile(f.env["T3_USER_MAP"], []byte("bob=t3bob\nrobert=rob\nrob2=bob2\nx=bob3\nbob3=other\n"), 0o644))
+	c, err := loadConfig(func(k string) string { return f.env[k] })
+	require.NoError(t, err)
+	for in, want := range map[string]string{"bob": "t3bob", "t3bob": "t3bob", "robert": "rob", "rob": "rob"} {
+		got, err := f.cli().users(c, in, io.Discard)
+		require.NoError(t, err, in)
+		require.Equal(t, []string{want}, got, in)
+	}
+	_, err = f.cli().users(c, "bob3", io.Discard)
+	require.ErrorContains(t, err, "ambiguous")
 }
