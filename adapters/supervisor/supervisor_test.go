@@ -373,3 +373,31 @@ func TestConcurrentRestartsLeaveOneProcess(t *testing.T) {
 		}
 	}
 }
+
+// A readiness check that passes only after the process is gone (another
+// process, a stale instance, holds the port) is no start: Start says the
+// process exited instead of reporting a unit that is not running.
+func TestReadinessAnsweredAfterTheProcessExited(t *testing.T) {
+	ctx := ctxT(t)
+	spec := supervisor.UnitSpec{User: "emil", Argv: []string{"/bin/sh", "-c", "exit 1"}}
+	var s *supervisor.Supervisor
+	u := rollout.Unit{User: "emil"}
+	spec.Ready = func(ctx context.Context) error {
+		for { // answers only once the unit's own process has been reaped
+			if st, _ := s.Status(ctx, u); st.State == "failed" {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	s = newSupervisor(t, supervisor.Options{ReadyInterval: 10 * time.Millisecond}, spec)
+	err := s.Start(ctx, u)
+	require.ErrorIs(t, err, supervisor.ErrExited)
+	st, err := s.Status(ctx, u)
+	require.NoError(t, err)
+	require.Equal(t, "failed", st.State)
+}

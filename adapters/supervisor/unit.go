@@ -190,7 +190,13 @@ func (x *unit) waitReady(parent context.Context, p *process) error {
 		last = x.spec.Ready(cctx)
 		ccancel()
 		if last == nil {
-			return nil
+			select {
+			case <-p.done:
+				// Something else answered (a stale process on the port).
+				return fmt.Errorf("%w: %v (the readiness check was answered all the same)", ErrExited, p.err)
+			default:
+				return nil
+			}
 		}
 		select {
 		case <-p.done:
