@@ -131,16 +131,26 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-// withOps serves /healthz and /metrics next to the dispatch.
+// withOps serves GET (and HEAD) /healthz and /metrics next to the
+// dispatch, matched exactly; everything else goes to h as sent. (A
+// ServeMux would answer a path that is not clean, "//" or "/../", with its
+// own redirect, before h: XHR and assets would get a 307.)
 func withOps(h http.Handler, reg *prometheus.Registry) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			switch r.URL.Path {
+			case "/healthz":
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				fmt.Fprintln(w, "ok")
+				return
+			case "/metrics":
+				metrics.ServeHTTP(w, r)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("/", h)
-	return mux
 }
 
 // server is what serve runs: an *http.Server or a *pairing.Front.
