@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -40,7 +42,7 @@ type DispatchTableOptions struct {
 	// UpstreamHost is the host in every instance's base URL; empty means
 	// DefaultUpstreamHost.
 	UpstreamHost string
-	// CheckInterval is the least time between two stats of the file; zero
+	// CheckInterval is the least time between two reads of the file; zero
 	// means DefaultCheckInterval, negative checks on every lookup.
 	CheckInterval time.Duration
 	// Logger receives reloads and refusals; nil discards them.
@@ -51,8 +53,8 @@ type DispatchTableOptions struct {
 
 // DispatchTable is the seed's /etc/t3-serve/dispatch.json
 // ({"<sso user>": {"os_user": "...", "port": N}}) as a pairing.Router. It
-// looks at the file again at most every CheckInterval, on lookup, and
-// reloads it when its size, mtime or content hash changed. A file that does
+// reads the file again at most every CheckInterval, on lookup, and takes it
+// when its content changed. A file that does
 // not parse, or holds an invalid name or port, is refused as a whole: the
 // last good table stays in use and the reason is logged.
 type DispatchTable struct {
@@ -63,8 +65,6 @@ type DispatchTable struct {
 	nextCheck atomic.Int64 // unix nanos
 
 	mu      sync.Mutex // serialises reloads
-	size    int64
-	mtime   time.Time
 	sum     [sha256.Size]byte
 	lastErr error
 }
@@ -114,24 +114,18 @@ func (t *DispatchTable) Users() int {
 	return 0
 }
 
-// Reload reads the file if its size, mtime or content changed. It reports
-// whether a new table took effect; on error the last good table stays.
+// Reload reads the file and takes it if its content changed (the file is
+// small: reading it is cheaper than trusting size and mtime, which a
+// deploy may preserve). It reports whether a new table took effect; on
+// error the last good table stays.
 func (t *DispatchTable) Reload() (bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	fi, err := os.Stat(t.path)
-	if err != nil {
-		return false, t.refuse(fmt.Errorf("dispatch table %s: %w", t.path, err))
-	}
-	if t.table.Load() != nil && fi.Size() == t.size && fi.ModTime().Equal(t.mtime) && t.lastErr == nil {
-		return false, nil
-	}
 	data, err := os.ReadFile(t.path)
 	if err != nil {
 		return false, t.refuse(fmt.Errorf("dispatch table %s: %w", t.path, err))
 	}
 	sum := sha256.Sum256(data)
-	t.size, t.mtime = fi.Size(), fi.ModTime()
 	if t.table.Load() != nil && sum == t.sum {
 		t.lastErr = nil
 		return false, nil
@@ -159,13 +153,9 @@ func (t *DispatchTable) refuse(err error) error {
 // name must pass t3fleet.ValidSSOName, every os_user t3fleet.ValidOSUser,
 // every port lie in 1..65535; one bad entry refuses the whole file.
 func ParseDispatchTable(data []byte, host string) (map[string]t3fleet.Instance, error) {
-	var raw map[string]DispatchEntry
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&raw); err != nil {
+	raw, err := decodeTable(data)
+	if err != nil {
 		return nil, fmt.Errorf("parse: %w", err)
-	}
-	if raw == nil {
-		return nil, fmt.Errorf("parse: not a JSON object")
 	}
 	out := make(map[string]t3fleet.Instance, len(raw))
 	for user, e := range raw {
@@ -186,4 +176,38 @@ func ParseDispatchTable(data []byte, host string) (map[string]t3fleet.Instance, 
 		}
 	}
 	return out, nil
+}
+
+// decodeTable reads one JSON object of entries and nothing after it,
+// refusing a user given twice (JSON would keep the last one silently).
+func decodeTable(data []byte) (map[string]DispatchEntry, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil {
+		return nil, err
+	} else if tok != json.Delim('{') {
+		return nil, errors.New("not a JSON object")
+	}
+	raw := map[string]DispatchEntry{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		user, _ := tok.(string)
+		if _, dup := raw[user]; dup {
+			return nil, fmt.Errorf("user %q given twice", user)
+		}
+		var e DispatchEntry
+		if err := dec.Decode(&e); err != nil {
+			return nil, fmt.Errorf("entry %q: %w", user, err)
+		}
+		raw[user] = e
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("text after the table's object")
+	}
+	return raw, nil
 }

@@ -40,6 +40,13 @@ func TestParseDispatchTable(t *testing.T) {
 		{"port zero", `{"emil":{"os_user":"emil","port":0}}`, true, 0},
 		{"port too big", `{"emil":{"os_user":"emil","port":70000}}`, true, 0},
 		{"port as string", `{"emil":{"os_user":"emil","port":"3801"}}`, true, 0},
+		// A second table appended, or a shorter one written over a longer
+		// one: malformed, not the first object alone.
+		{"text after the object", `{"emil":{"os_user":"emil","port":3801}}{"bob":{"os_user":"bob","port":3802}}`, true, 0},
+		{"tail of an older file", `{"emil":{"os_user":"emil","port":3801}},"bob":{"os_user":"bob","port":3802}}`, true, 0},
+		{"trailing newline", "{\"emil\":{\"os_user\":\"emil\",\"port\":3801}}\n", false, 1},
+		// JSON would keep the last silently; which one was meant is a guess.
+		{"user given twice", `{"emil":{"os_user":"emil","port":3801},"emil":{"os_user":"bob","port":3802}}`, true, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -130,6 +137,24 @@ func TestDispatchTableReload(t *testing.T) {
 			assert.Contains(t, logs.String(), st.wantLog, st.name)
 		}
 	}
+}
+
+// An edit that keeps the file's size and mtime (a deploy that preserves
+// mtimes: cp -p, rsync -a, tar; or two writes within one timestamp tick)
+// is still seen.
+func TestDispatchTableReloadSeesASameSizeSameMtimeEdit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dispatch.json")
+	writeTable(t, path, `{"ana":{"os_user":"ana","port":3801}}`)
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	tbl, err := hostfiles.NewDispatchTable(path, hostfiles.DispatchTableOptions{CheckInterval: -1})
+	require.NoError(t, err)
+	writeTable(t, path, `{"ana":{"os_user":"bob","port":3802}}`)
+	require.NoError(t, os.Chtimes(path, fi.ModTime(), fi.ModTime()))
+	in, ok := tbl.Route("ana")
+	require.True(t, ok)
+	require.Equal(t, "bob", in.OSUser)
+	require.Equal(t, "http://127.0.0.1:3802", in.BaseURL)
 }
 
 func ExampleParseDispatchTable() {
