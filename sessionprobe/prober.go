@@ -2,6 +2,7 @@ package sessionprobe
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,7 +62,7 @@ type HTTPProber struct {
 	now     func() time.Time
 
 	mu    sync.Mutex
-	valid map[string]time.Time // cache key -> expiry
+	valid map[cacheKeyT]time.Time // cache key -> expiry
 }
 
 var _ Prober = (*HTTPProber)(nil)
@@ -69,7 +70,7 @@ var _ Prober = (*HTTPProber)(nil)
 // NewHTTPProber returns a prober with opts applied over the defaults.
 func NewHTTPProber(opts Options) *HTTPProber {
 	p := &HTTPProber{client: opts.Client, timeout: opts.Timeout, ttl: opts.CacheTTL,
-		max: opts.MaxCacheEntries, now: opts.Now, valid: map[string]time.Time{}}
+		max: opts.MaxCacheEntries, now: opts.Now, valid: map[cacheKeyT]time.Time{}}
 	if p.client == nil {
 		p.client = &http.Client{}
 	}
@@ -138,7 +139,7 @@ func (p *HTTPProber) Check(ctx context.Context, in t3fleet.Instance, cookies []*
 	return Valid, nil
 }
 
-func (p *HTTPProber) cached(key string) bool {
+func (p *HTTPProber) cached(key cacheKeyT) bool {
 	if p.ttl < 0 {
 		return false
 	}
@@ -154,7 +155,7 @@ func (p *HTTPProber) cached(key string) bool {
 	return false
 }
 
-func (p *HTTPProber) remember(key string) {
+func (p *HTTPProber) remember(key cacheKeyT) {
 	if p.ttl < 0 {
 		return
 	}
@@ -174,22 +175,41 @@ func (p *HTTPProber) remember(key string) {
 	p.valid[key] = now.Add(p.ttl)
 }
 
-func (p *HTTPProber) forget(key string) {
+func (p *HTTPProber) forget(key cacheKeyT) {
 	p.mu.Lock()
 	delete(p.valid, key)
 	p.mu.Unlock()
 }
 
+// cacheKeyT is a digest of an instance and a set of cookie values: the
+// same size whatever the browser sends (a cookie of a megabyte, one per
+// page load, would otherwise be kept as a key 4096 times over).
+type cacheKeyT [sha256.Size]byte
+
 // cacheKey identifies an instance and a set of cookie values, independent of
 // the order the browser sent them in.
-func cacheKey(baseURL string, cookies []*http.Cookie) string {
-	if len(cookies) == 1 { // the common case, one allocation
-		return baseURL + "\x00" + cookies[0].Name + "=" + cookies[0].Value
+func cacheKey(baseURL string, cookies []*http.Cookie) cacheKeyT {
+	h := sha256.New()
+	write := func(parts ...string) {
+		for _, s := range parts {
+			io.WriteString(h, s)
+		}
+		h.Write([]byte{0})
 	}
-	parts := make([]string, 0, len(cookies))
-	for _, c := range cookies {
-		parts = append(parts, c.Name+"="+c.Value)
+	write(baseURL)
+	if len(cookies) == 1 { // the common case: nothing to sort
+		write(cookies[0].Name, "=", cookies[0].Value)
+	} else {
+		parts := make([]string, 0, len(cookies))
+		for _, c := range cookies {
+			parts = append(parts, c.Name+"="+c.Value)
+		}
+		sort.Strings(parts)
+		for _, s := range parts {
+			write(s)
+		}
 	}
-	sort.Strings(parts)
-	return baseURL + "\x00" + strings.Join(parts, "\x00")
+	var k cacheKeyT
+	h.Sum(k[:0])
+	return k
 }

@@ -3,8 +3,11 @@ package sessionprobe_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -136,4 +139,34 @@ func TestHTTPProberSendsOnlyTheGivenCookies(t *testing.T) {
 		[]*http.Cookie{{Name: "t3_session", Value: "a"}, {Name: "t3_session_3801", Value: "b", Path: "/", HttpOnly: true}})
 	require.NoError(t, err)
 	assert.Equal(t, "t3_session=a; t3_session_3801=b", got)
+}
+
+// The cache's memory does not grow with what the browser sends: a user
+// with a live session who adds a large junk t3_session_* cookie to every
+// page load (each a new, Valid, cached combination) must not make it keep
+// every one of those values.
+func TestHTTPProberCacheSizeIsBoundedByEntriesNotBytes(t *testing.T) {
+	srv, _ := sessionServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"authenticated":true}`)
+	})
+	p := sessionprobe.NewHTTPProber(sessionprobe.Options{CacheTTL: time.Hour})
+	in := t3fleet.Instance{User: "ana", BaseURL: srv.URL}
+	junk := strings.Repeat("j", 128<<10)
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	const loads = 300
+	for i := range loads {
+		cookies := []*http.Cookie{{Name: "t3_session", Value: "good"}, {Name: "t3_session_junk", Value: fmt.Sprint(i) + junk}}
+		v, err := p.Check(context.Background(), in, cookies)
+		require.NoError(t, err)
+		require.Equal(t, sessionprobe.Valid, v)
+	}
+	grew := int64(heap()) - int64(before)
+	runtime.KeepAlive(p) // the cache is what is measured
+	require.Less(t, grew, int64(8<<20), "the cache kept %d KiB for %d entries (%d KiB of cookies went by)", grew>>10, loads, loads*len(junk)>>10)
 }
