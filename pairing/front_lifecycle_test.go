@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -176,6 +177,56 @@ func TestSlowUploadIsNotCutByTheHeaderDeadline(t *testing.T) {
 			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 			require.NoError(t, err, "connection closed with no answer")
 			assert.Equal(t, http.StatusOK, resp.StatusCode)
+		})
+	}
+}
+
+// A response finished while the Front shuts down says Connection: close,
+// as net/http's server says it: a proxy in front (Traefik) must not put
+// the connection back in its pool and send the next request into a close.
+func TestShutdownSaysConnectionClose(t *testing.T) {
+	for _, m := range serveModes {
+		t.Run(m.name, func(t *testing.T) {
+			got := make(chan struct{}, 1)
+			release := make(chan struct{})
+			inst := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got <- struct{}{}
+				<-release
+				io.WriteString(w, "ok")
+			}))
+			t.Cleanup(inst.Close)
+			minter := &fakeMinter{instances: map[string]*fakeInstance{}}
+			h := pairing.NewHandler(mapRouter{"ana": {User: "ana", OSUser: "ana", BaseURL: inst.URL}},
+				pairing.NewPairer(minter, pairing.PairerOptions{}), pairing.HandlerOptions{Prober: cookieProber{}})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			f := pairing.NewFront(h, pairing.FrontOptions{DisableFast: m.disableFast})
+			go f.Serve(ln)
+			c, err := net.Dial("tcp", ln.Addr().String())
+			require.NoError(t, err)
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, liveAsset)
+			<-got
+			done := make(chan error, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				defer cancel()
+				done <- f.Shutdown(ctx)
+			}()
+			require.Eventually(t, func() bool { // the Front has stopped accepting: shutdown has begun
+				nc, err := net.DialTimeout("tcp", ln.Addr().String(), 100*time.Millisecond)
+				if err == nil {
+					nc.Close()
+				}
+				return err != nil
+			}, 5*time.Second, 5*time.Millisecond)
+			close(release)
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			require.True(t, resp.Close, "Connection: close during shutdown (got %q)", resp.Header.Get("Connection"))
+			require.NoError(t, <-done)
 		})
 	}
 }

@@ -55,6 +55,10 @@ func (fc *fastConn) answer(r *http.Request, p plan) bool {
 	if _, ok := w.header["Date"]; !ok {
 		w.header.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	}
+	last := fc.f.closed.Load() // shutting down: say so, and close after it
+	if last {
+		w.header.Set("Connection", "close")
+	}
 	for _, k := range slices.Sorted(maps.Keys(w.header)) {
 		for _, v := range w.header[k] {
 			if !safeField(k) || !safeField(v) {
@@ -67,7 +71,7 @@ func (fc *fastConn) answer(r *http.Request, p plan) bool {
 	if r.Method != http.MethodHead {
 		cw.Write(w.body.Bytes())
 	}
-	return cw.Flush() == nil
+	return cw.Flush() == nil && !last
 }
 
 // badGateway answers 502 as forward does when nothing of the instance's

@@ -36,6 +36,7 @@ type respHead struct {
 	length   int64
 	reusable bool // the instance keeps the connection open
 	stream   bool // flushed as it arrives (text/event-stream and the like)
+	last     bool // the client connection closes after it (said Connection: close)
 }
 
 // fastForward carries one request the plan sends to its instance, over a
@@ -111,7 +112,7 @@ func (fc *fastConn) fastForward(hd *fastHead, p plan) bool {
 		} else {
 			c.nc.Close()
 		}
-		return rh.framing != untilClose
+		return rh.framing != untilClose && !rh.last
 	}
 }
 
@@ -206,6 +207,12 @@ func (fc *fastConn) readResponseHead(br *bufio.Reader, head bool) (respHead, err
 				continue
 			}
 			writeField(cw, fl.name, fl.value)
+		}
+		if fc.f.closed.Load() {
+			// Shutting down: the connection closes after this response, and
+			// says so, as net/http's server does.
+			rh.last = true
+			cw.WriteString("Connection: close\r\n")
 		}
 		cw.WriteString("\r\n")
 		return rh, nil
