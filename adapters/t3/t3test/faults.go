@@ -13,7 +13,9 @@ type Faults struct {
 	// NoSetCookie: the exchange answers 200 but sets no cookie (t3 #7756).
 	NoSetCookie bool
 	// MigrationFails: a pending migration throws (31 when pending, else the
-	// first pending, else the era's newest) and the batch rolls back; serve
+	// first pending; with nothing of its era pending, a migration the build
+	// adds past the ledger, "<max+1>_NightlyMigration") and the batch rolls
+	// back, as t3 runs only ids above the ledger's max; serve
 	// logs `Migration "31_AuthAuthorizationScopes" failed` and exits 1;
 	// `auth pairing create` fails too.
 	MigrationFails bool

@@ -344,6 +344,24 @@ func TestFaults(t *testing.T) {
 			t3test.NewServer(dir, t3test.Options{Era: t3test.EraC, Faults: t3test.Faults{MigrationFails: true}})
 		})
 	})
+	// Nothing of its era pending: the bad build is one that carries a new
+	// migration of its own (past the ledger), and that is what throws. It
+	// never reruns one the ledger already has (t3 runs only ids above it).
+	t.Run("MigrationFails with nothing of its era pending", func(t *testing.T) {
+		dir := t.TempDir()
+		require.NoError(t, t3test.SeedState(dir, t3test.EraC, t3test.SeedOptions{}))
+		_, err := t3test.Start(context.Background(), dir, t3test.Options{Era: t3test.EraC, Faults: t3test.Faults{MigrationFails: true}})
+		var me *t3test.MigrationError
+		require.ErrorAs(t, err, &me)
+		assert.Equal(t, 33, me.ID, "a migration past the ledger's 32")
+		log, rerr := os.ReadFile(t3test.LogPath(dir))
+		require.NoError(t, rerr)
+		assert.NotContains(t, string(log), "Running migration 32_", "32 is in the ledger already")
+		assert.Contains(t, string(log), "Running migration 33_")
+		lvl, rerr := t3test.ReadLedgerMax(t3test.StateDB(dir))
+		require.NoError(t, rerr)
+		assert.Equal(t, 32, lvl, "nothing applied")
+	})
 }
 
 func TestOldBuildOnForwardMigratedDB(t *testing.T) {
