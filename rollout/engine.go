@@ -301,25 +301,47 @@ type Member struct {
 
 // Fleet lists the units and locates their instances.
 func (e *Engine) Fleet(ctx context.Context) ([]Member, error) {
+	out, failed, err := e.fleetEach(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(failed) > 0 {
+		return nil, failed[0].Err
+	}
+	return out, nil
+}
+
+// UnitError is a unit Fleet could not place.
+type UnitError struct {
+	Unit Unit
+	Err  error
+}
+
+// fleetEach is Fleet, with the units it could not place (an invalid name,
+// a Locate failure) set apart instead of failing it; err is the listing's.
+func (e *Engine) fleetEach(ctx context.Context) ([]Member, []UnitError, error) {
 	units, err := e.Units.Units(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list units: %w", err)
+		return nil, nil, fmt.Errorf("list units: %w", err)
 	}
 	out := make([]Member, 0, len(units))
+	var failed []UnitError
 	for _, u := range units {
 		if err := t3fleet.ValidOSUser(u.User); err != nil {
-			return nil, fmt.Errorf("unit %s: %w", u.Name, err)
+			failed = append(failed, UnitError{Unit: u, Err: fmt.Errorf("unit %s: %w", u.Name, err)})
+			continue
 		}
 		in, err := e.locator().Locate(ctx, u)
 		if err != nil {
-			return nil, fmt.Errorf("locate %s: %w", u.User, err)
+			failed = append(failed, UnitError{Unit: u, Err: fmt.Errorf("locate %s: %w", u.User, err)})
+			continue
 		}
 		if in.OSUser == "" {
 			in.OSUser = u.User
 		}
 		out = append(out, Member{Unit: u, Instance: in})
 	}
-	return out, nil
+	return out, failed, nil
 }
 
 // Target returns the backup target of a member.

@@ -225,9 +225,15 @@ func (w *Watchdog) Tick(ctx context.Context) (WatchdogResult, error) {
 	if err := os.MkdirAll(w.withDefaults().Dir, 0o755); err != nil {
 		return res, fmt.Errorf("watchdog dir: %w", err)
 	}
-	fleet, err := e.Fleet(ctx)
+	// A unit that cannot be placed (say a bad line of the user map) is a
+	// provisioning problem of its own: the others are still watched.
+	fleet, unplaced, err := e.fleetEach(ctx)
 	if err != nil {
 		return res, err
+	}
+	for _, f := range unplaced {
+		e.emit(ctx, Event{Kind: EventProvisioning, User: f.Unit.User, Unit: f.Unit.Name, Reason: f.Err.Error()})
+		res.Units = append(res.Units, WatchdogUnit{User: f.Unit.User, Action: WatchdogProvisioning, Reason: f.Err.Error()})
 	}
 	for _, m := range fleet {
 		u, err := w.tick1(ctx, m, fleet)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/t3fleet/t3fleet"
 	"github.com/t3fleet/t3fleet/rollout"
 	"github.com/t3fleet/t3fleet/rollout/rollouttest"
 	"github.com/t3fleet/t3fleet/statebackup"
@@ -432,4 +433,23 @@ func TestWatchdogNeverMovesADeferredUnitWithoutABackup(t *testing.T) {
 			require.Equal(t, drainOld, schema, "carol's database was not migrated without a backup")
 		})
 	}
+}
+
+// A unit the engine cannot place (its line of the user map is bad) is a
+// provisioning problem of its own: the watchdog still watches the others.
+func TestWatchdogWatchesTheOthersWhenOneUnitCannotBePlaced(t *testing.T) {
+	f := newWD(t)
+	home := f.e.Locator
+	f.e.Locator = &rollouttest.Locator{LocateFunc: func(ctx context.Context, u rollout.Unit) (t3fleet.Instance, error) {
+		if u.User == "alice" {
+			return t3fleet.Instance{}, errors.New("not among the good lines of the user map")
+		}
+		return home.Locate(ctx, u)
+	}}
+	f.down["bob"] = errWedged
+	f.tick(t)
+	f.tick(t)
+	res := f.tick(t)
+	require.Equal(t, rollout.WatchdogProvisioning, f.action(res, "alice"))
+	require.Equal(t, rollout.WatchdogRestarted, f.action(res, "bob"), "bob is still watched, and restarted")
 }

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/t3fleet/t3fleet/rollout"
 )
 
 // Every command that wires the engine reads the seed's environment the way
@@ -94,4 +97,18 @@ func TestDryRunValues(t *testing.T) {
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, out, "would roll out")
 	require.Empty(t, f.sim.Calls(), "a dry run changes nothing")
+}
+
+// One bad line of the user map stops only what it may concern: the users
+// of its good lines are placed; one it lacks is an error of its own.
+func TestUserMapLocatorWithABadLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ttyd-user-map")
+	require.NoError(t, os.WriteFile(path, []byte("ana.a=ana\nbob.b=bob # laptop\n"), 0o644))
+	l := userMapLocator{home: rollout.HomeLocator{Root: "/home"}, path: path}
+	in, err := l.Locate(context.Background(), rollout.Unit{User: "ana"})
+	require.NoError(t, err)
+	require.Equal(t, "ana.a", in.User)
+	_, err = l.Locate(context.Background(), rollout.Unit{User: "bob"})
+	require.ErrorContains(t, err, "not among the good lines")
+	require.ErrorContains(t, err, "laptop")
 }

@@ -80,7 +80,9 @@ func (f failingInstaller) Drop(context.Context, string) error            { retur
 // userMapLocator places each user's base dir under the home root and names
 // them by their SSO name from the seed's user map (sso=os_user lines), the
 // name the dispatch verifies; a user missing from the map (or no map) keeps
-// the OS name.
+// the OS name. A map with bad lines still places the users of its good
+// ones; a user it lacks is then an error (a bad line may be theirs), for
+// that user alone.
 type userMapLocator struct {
 	home rollout.HomeLocator
 	path string
@@ -95,14 +97,17 @@ func (l userMapLocator) Locate(ctx context.Context, u rollout.Unit) (t3fleet.Ins
 	if errors.Is(err, fs.ErrNotExist) {
 		return in, nil
 	}
-	if err != nil {
+	if m == nil && err != nil {
 		return in, fmt.Errorf("locate %s: %w", u.User, err)
 	}
 	for _, mm := range m {
 		if mm.OSUser == u.User {
 			in.User = mm.SSO
-			break
+			return in, nil
 		}
+	}
+	if err != nil {
+		return in, fmt.Errorf("locate %s: not among the good lines of the user map, which has bad ones: %w", u.User, err)
 	}
 	return in, nil
 }
