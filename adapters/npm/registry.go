@@ -177,13 +177,15 @@ func (r *Registry) endpoint(ctx context.Context) (string, string, error) {
 	if r.resolved {
 		return r.url, r.token, nil
 	}
-	u, token, userconfig := r.opts.URL, r.opts.Token, ""
+	u, token := r.opts.URL, r.opts.Token
+	var cfg npmConfig
 	if u == "" {
-		out, err := r.run.npmRun(ctx, "config", "get", "registry", "userconfig")
+		out, err := r.run.npmRun(ctx, "config", "get", "registry", "userconfig", "globalconfig")
 		if err != nil {
 			return "", "", fmt.Errorf("npm config: %w", err)
 		}
-		u, userconfig = parseConfigGet(string(out))
+		cfg = parseConfigGet(string(out))
+		u = cfg.registry
 		if u == "" {
 			return "", "", fmt.Errorf("npm config: no registry in %q", strings.TrimSpace(string(out)))
 		}
@@ -192,8 +194,12 @@ func (r *Registry) endpoint(ctx context.Context) (string, string, error) {
 	if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" {
 		return "", "", fmt.Errorf("registry URL %q: not an http(s) URL", u)
 	}
-	if token == "" && userconfig != "" {
-		token = tokenFromNpmrc(userconfig, parsed, r.getenv)
+	// The user's config over the global one (/etc/npmrc, where a root
+	// service often keeps the token), as npm reads them.
+	for _, rc := range []string{cfg.userconfig, cfg.globalconfig} {
+		if token == "" && rc != "" {
+			token = tokenFromNpmrc(rc, parsed, r.getenv)
+		}
 	}
 	r.url, r.token, r.resolved = u, token, true
 	return u, token, nil
@@ -209,21 +215,29 @@ func (r *Registry) getenv(key string) string {
 	return os.Getenv(key)
 }
 
-// parseConfigGet reads `npm config get registry userconfig` output
-// ("registry=...\nuserconfig=..."; a single key prints only its value).
-func parseConfigGet(out string) (registry, userconfig string) {
+// npmConfig is what `npm config get` said of the registry and the config
+// files.
+type npmConfig struct{ registry, userconfig, globalconfig string }
+
+// parseConfigGet reads `npm config get registry userconfig globalconfig`
+// output ("registry=...\nuserconfig=..."; a single key prints only its
+// value).
+func parseConfigGet(out string) npmConfig {
+	var c npmConfig
 	for _, line := range strings.Split(out, "\n") {
 		line = strings.TrimSpace(line)
 		switch {
 		case strings.HasPrefix(line, "registry="):
-			registry = strings.TrimPrefix(line, "registry=")
+			c.registry = strings.TrimPrefix(line, "registry=")
 		case strings.HasPrefix(line, "userconfig="):
-			userconfig = strings.TrimPrefix(line, "userconfig=")
-		case registry == "" && strings.HasPrefix(line, "http"):
-			registry = line
+			c.userconfig = strings.TrimPrefix(line, "userconfig=")
+		case strings.HasPrefix(line, "globalconfig="):
+			c.globalconfig = strings.TrimPrefix(line, "globalconfig=")
+		case c.registry == "" && strings.HasPrefix(line, "http"):
+			c.registry = line
 		}
 	}
-	return registry, userconfig
+	return c
 }
 
 // tokenFromNpmrc finds the `//host/path/:_authToken=` line whose host and path

@@ -114,3 +114,47 @@ func TestRegistryFromNpmConfig(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, srv.URL+"/reg/", u)
 }
+
+// The token may sit in npm's global config (/etc/npmrc, where a root
+// service keeps it) rather than the user's: npm install uses it, and so
+// must Resolve; a token in the user's config wins, as in npm.
+func TestRegistryTokenFromGlobalConfig(t *testing.T) {
+	if _, err := exec.LookPath(npm.DefaultNPM); err != nil {
+		if npmtest.RequireReal() {
+			t.Fatalf("npm not installed (%s=1): %v", npmtest.EnvRequireReal, err)
+		}
+		t.Skip("npm not installed")
+	}
+	for _, k := range []string{"NPM_CONFIG_REGISTRY", "npm_config_registry"} {
+		t.Setenv(k, "")
+		require.NoError(t, os.Unsetenv(k))
+	}
+	var gotAuth string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotAuth = r.Header.Get("Authorization")
+		_, _ = w.Write([]byte(`{"dist-tags":{"latest":"0.0.25"}}`))
+	}))
+	defer srv.Close()
+	host := srv.Listener.Addr().String()
+	for _, tc := range []struct {
+		name, user, want string
+	}{
+		{"global only", "registry=" + srv.URL + "/\n", "Bearer g-token"},
+		{"the user's wins", "registry=" + srv.URL + "/\n//" + host + "/:_authToken=u-token\n", "Bearer u-token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			user, global := filepath.Join(dir, "npmrc"), filepath.Join(dir, "global-npmrc")
+			require.NoError(t, os.WriteFile(user, []byte(tc.user), 0o600))
+			require.NoError(t, os.WriteFile(global, []byte("//"+host+"/:_authToken=g-token\n"), 0o600))
+			reg := npm.NewRegistry(npm.RegistryOptions{
+				Env: []string{"NPM_CONFIG_USERCONFIG=" + user, "NPM_CONFIG_GLOBALCONFIG=" + global,
+					"NPM_CONFIG_CACHE=" + filepath.Join(dir, "cache")},
+				Logger: npmtest.Logger(t),
+			})
+			_, err := reg.Resolve(context.Background(), "latest")
+			require.NoError(t, err)
+			require.Equal(t, tc.want, gotAuth)
+		})
+	}
+}
