@@ -199,8 +199,21 @@ func (s *SideBySide) Stage(ctx context.Context, v string) (rollout.Build, error)
 		return rollout.Build{}, fmt.Errorf("stage %s: %w", v, err)
 	}
 	if b, err := s.build(v); err == nil {
-		s.run.logger.LogAttrs(ctx, slog.LevelInfo, "npm: already staged", slog.String(LogKeyVersion, v))
-		return b, nil
+		got, perr := installedVersion(filepath.Join(dir, "node_modules", s.opts.Package, "package.json"))
+		if perr == nil && got == v {
+			s.run.logger.LogAttrs(ctx, slog.LevelInfo, "npm: already staged", slog.String(LogKeyVersion, v))
+			return b, nil
+		}
+		// Torn (a power loss after the rename) or edited: a health check
+		// on it would blame the build. Staged again, unless instances run it.
+		if cur, _ := s.currentLink(); cur == v {
+			return rollout.Build{}, fmt.Errorf("stage %s: the active build's package.json says %q (%v): reinstall it by hand", v, got, perr)
+		}
+		s.run.logger.LogAttrs(ctx, slog.LevelWarn, "npm: a staged version is torn, staging it again",
+			slog.String(LogKeyVersion, v), slog.String("package_json_version", got))
+		if err := os.RemoveAll(dir); err != nil {
+			return rollout.Build{}, fmt.Errorf("stage %s: %w", v, err)
+		}
 	}
 	if _, err := os.Lstat(dir); err == nil {
 		return rollout.Build{}, fmt.Errorf("stage %s: %s exists without %s: Drop it first", v, dir, s.binIn(dir))

@@ -159,3 +159,36 @@ func assertBinVersion(t *testing.T, bin, want string) {
 	require.NoError(t, err)
 	assert.Equal(t, want, got, bin)
 }
+
+// A staged version whose package.json no longer says it (torn by a power
+// loss after the rename, or edited) is not reused as it is: it is staged
+// again (a health check on it would dead-end a good build); the active one
+// is never touched.
+func TestSideBySideRestagesATornStage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	reg := newFleetRegistry(t)
+	prefix := filepath.Join(t.TempDir(), "t3")
+	inst, err := npm.NewSideBySide(prefix, npm.SideBySideOptions{Env: reg.Env(), Logger: npmtest.Logger(t)})
+	require.NoError(t, err)
+	const oldV, newV = "0.0.25", "0.0.30-nightly.20260902.101"
+	oldB, err := inst.Stage(ctx, oldV)
+	require.NoError(t, err)
+	require.NoError(t, inst.Activate(ctx, oldB))
+	newB, err := inst.Stage(ctx, newV)
+	require.NoError(t, err)
+
+	pkg := filepath.Join(newB.Dir, "node_modules", "t3", "package.json")
+	require.NoError(t, os.WriteFile(pkg, nil, 0o644)) // torn: empty
+	again, err := inst.Stage(ctx, newV)
+	require.NoError(t, err)
+	require.Equal(t, newB, again)
+	assertBinVersion(t, again.Bin, newV)
+	b, err := os.ReadFile(pkg)
+	require.NoError(t, err)
+	require.Contains(t, string(b), newV, "installed again")
+
+	require.NoError(t, os.WriteFile(filepath.Join(oldB.Dir, "node_modules", "t3", "package.json"), nil, 0o644))
+	_, err = inst.Stage(ctx, oldV)
+	require.Error(t, err, "the active build is not replaced under its instances")
+}
