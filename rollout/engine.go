@@ -38,7 +38,11 @@ var (
 	// ErrUnitManager marks a UnitManager's failure that is not the unit's
 	// own (the bus or the manager gone, an unknown unit): implementations
 	// wrap it. The engine then blames no build, as for ErrInterrupted.
-	ErrUnitManager       = errors.New("unit manager failed")
+	ErrUnitManager = errors.New("unit manager failed")
+	// ErrWrongBuild: after a restart onto a build, the instance answering
+	// reports another one (a stale process on its port, or a unit whose
+	// command does not run the switched binary). No build is blamed.
+	ErrWrongBuild        = errors.New("the instance runs another build")
 	ErrCrashed           = errors.New("crash injected")
 	ErrMissingDependency = errors.New("engine dependency missing")
 )

@@ -438,3 +438,36 @@ func TestRunUnitManagerFailureBlamesNoBuild(t *testing.T) {
 	require.Equal(t, rollout.OutcomeDone, res.Outcome, res.Line())
 	require.Contains(t, res.Restarted, "bob")
 }
+
+// After a restart the instance that answers must run the build it was
+// restarted onto: a stale process holding the port (the unit's new one
+// died on EADDRINUSE), or units whose command does not run the switched
+// binary, would otherwise pass the verification with the old build and the
+// run would call the new one proven. That is nobody's build's fault: the
+// run stops, blames none, keeps its journal.
+func TestRunChecksTheRestartedInstanceRunsTheTarget(t *testing.T) {
+	sim := newSim(t)
+	e := sim.Engine(rollout.Options{})
+	um := e.Units.(*rollouttest.UnitManager)
+	running := um.RunningVersionFunc
+	um.RunningVersionFunc = func(ctx context.Context, u rollout.Unit) (string, error) {
+		if u.User == "bob" {
+			return v1, nil // bob's port is answered by a process of the old build
+		}
+		return running(ctx, u)
+	}
+	res, err := e.Run(context.Background())
+	require.ErrorIs(t, err, rollout.ErrWrongBuild)
+	require.Equal(t, rollout.OutcomeFailed, res.Outcome, res.Line())
+	require.Contains(t, res.Line(), "bob")
+	require.Contains(t, res.Line(), v1)
+	requireNoBlame(t, e)
+	lg, err := e.State().LastGood()
+	require.NoError(t, err)
+	require.NotEqual(t, v2, lg, "not proven")
+
+	um.RunningVersionFunc = running
+	res, err = e.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, rollout.OutcomeDone, res.Outcome, res.Line())
+}

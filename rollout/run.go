@@ -316,7 +316,7 @@ func (e *Engine) canary(ctx context.Context, j *Journal, fleet []Member, res Res
 		if err := st.WriteJournal(j); err != nil {
 			return res, err
 		}
-		if err := e.RestartVerify(ctx, m); err != nil {
+		if err := e.restartVerify(ctx, m, j.Target); err != nil {
 			if errors.Is(err, ErrCrashed) {
 				return res, err
 			}
@@ -324,7 +324,7 @@ func (e *Engine) canary(ctx context.Context, j *Journal, fleet []Member, res Res
 				// The journal stays at this step: the next run restarts this user again.
 				return interruptedResult(res, err)
 			}
-			if errors.Is(err, ErrUnitManager) {
+			if noBlame(err) {
 				res.Outcome, res.Reason = OutcomeFailed, err.Error()
 				return res, err // as above: the journal stays
 			}

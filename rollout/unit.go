@@ -25,6 +25,18 @@ func (e *CanaryError) Unwrap() error { return e.Err }
 // user when unset): the dispatch knows users by it. It does not recover:
 // see Cycle and Rollback.
 func (e *Engine) RestartVerify(ctx context.Context, m Member) error {
+	return e.restartVerify(ctx, m, "")
+}
+
+// noBlame says whether err, from restartVerify, tells nothing about the
+// build: nothing is rolled back for it.
+func noBlame(err error) bool {
+	return errors.Is(err, ErrInterrupted) || errors.Is(err, ErrUnitManager) || errors.Is(err, ErrWrongBuild)
+}
+
+// restartVerify is RestartVerify; with want set and a VersionReporter, the
+// verified instance must also report want (else ErrWrongBuild).
+func (e *Engine) restartVerify(ctx context.Context, m Member, want string) error {
 	u := m.Unit
 	t0 := e.now()
 	if err := e.Units.Restart(ctx, u); err != nil {
@@ -49,6 +61,14 @@ func (e *Engine) RestartVerify(ctx context.Context, m Member) error {
 		}
 		e.emit(ctx, Event{Kind: EventVerifyFailed, User: u.User, Unit: u.Name, Err: err})
 		return &CanaryError{User: u.User, Step: "verify", Err: err}
+	}
+	if vr, ok := e.Units.(VersionReporter); ok && want != "" {
+		if v, err := vr.RunningVersion(ctx, u); err == nil && v != "" && strings.TrimPrefix(v, "v") != strings.TrimPrefix(want, "v") {
+			reason := fmt.Sprintf("%s answers as %s after its restart onto %s (a stale process on its port, or a unit that does not run the switched binary): no build is blamed, and the next run finishes what this one began",
+				u.User, v, want)
+			e.emit(ctx, Event{Kind: EventInterrupted, User: u.User, Unit: u.Name, Version: want, Reason: reason})
+			return fmt.Errorf("%w: %s", ErrWrongBuild, reason)
+		}
 	}
 	e.emit(ctx, Event{Kind: EventVerified, User: u.User, Unit: u.Name, Took: e.now().Sub(t0)})
 	return nil
@@ -258,8 +278,8 @@ func (e *Engine) Cycle(ctx context.Context, m Member, o CycleOptions) error {
 	default:
 		return fmt.Errorf("backup %s: %w", m.Unit.User, err)
 	}
-	err = e.RestartVerify(ctx, m)
-	if err == nil || errors.Is(err, ErrCrashed) || errors.Is(err, ErrInterrupted) || errors.Is(err, ErrUnitManager) {
+	err = e.restartVerify(ctx, m, o.Version)
+	if err == nil || errors.Is(err, ErrCrashed) || noBlame(err) {
 		return err
 	}
 	rb := Rollback{To: o.RollbackTo, Reason: fmt.Sprintf("%s %s failed on %s: %v", o.Label, m.Unit.User, o.Version, err),

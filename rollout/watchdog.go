@@ -392,7 +392,7 @@ func (w *Watchdog) cycleOptions(ctx context.Context, m Member, fleet []Member, v
 // restarted.
 func backupFailed(err error) bool {
 	return err != nil && !errors.Is(err, ErrRolledBack) && !errors.Is(err, ErrRollbackFailed) && !errors.Is(err, ErrCrashed) &&
-		!errors.Is(err, ErrInterrupted) && !errors.Is(err, ErrUnitManager)
+		!noBlame(err)
 }
 
 // moveStopped stops m and runs its Cycle again; if the backup still fails,
@@ -443,7 +443,7 @@ func leftStopped(m Member, cyc CycleOptions, err error) error {
 func (w *Watchdog) restartWithoutBackup(ctx context.Context, m Member, version string, backupErr error) error {
 	e := w.Engine
 	err := e.RestartVerify(ctx, m)
-	if err == nil || errors.Is(err, ErrCrashed) || errors.Is(err, ErrInterrupted) || errors.Is(err, ErrUnitManager) {
+	if err == nil || errors.Is(err, ErrCrashed) || noBlame(err) {
 		return err
 	}
 	reason := fmt.Sprintf("%s %s failed on %s (no backup: %v): %v", WatchdogLabel, m.Unit.User, version, backupErr, err)
