@@ -45,28 +45,43 @@ func TestShutdownFinishesAPairingInFlight(t *testing.T) {
 			started := make(chan struct{})
 			h := pairing.NewHandler(mapRouter{"ana": {User: "ana", OSUser: "ana", BaseURL: "http://127.0.0.1:1"}},
 				slowPairer{d: 400 * time.Millisecond, started: started}, pairing.HandlerOptions{Prober: cookieProber{}})
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			require.NoError(t, err)
-			f := pairing.NewFront(h, pairing.FrontOptions{DisableFast: m.disableFast})
-			go f.Serve(ln)
-			c, err := net.Dial("tcp", ln.Addr().String())
-			require.NoError(t, err)
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
+			f, _, c := frontConn(t, h, m.disableFast)
 			io.WriteString(c, "GET /x HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nSec-Fetch-Dest: document\r\n\r\n")
 			<-started
-			done := make(chan error, 1)
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				defer cancel()
-				done <- f.Shutdown(ctx)
-			}()
+			done := shutdownAsync(f)
 			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 			require.NoError(t, err, "the pairing in flight got no answer")
 			assert.Equal(t, http.StatusFound, resp.StatusCode)
 			require.NoError(t, <-done)
 		})
 	}
+}
+
+// frontConn serves h through a Front the test shuts down itself, and
+// dials it (a 5 s deadline on the connection).
+func frontConn(t *testing.T, h *pairing.Handler, disableFast bool) (*pairing.Front, net.Listener, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	f := pairing.NewFront(h, pairing.FrontOptions{DisableFast: disableFast})
+	go f.Serve(ln)
+	t.Cleanup(func() { f.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+	return f, ln, c
+}
+
+// shutdownAsync runs f.Shutdown, bounded at 3 s, and gives its error.
+func shutdownAsync(f *pairing.Front) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		done <- f.Shutdown(ctx)
+	}()
+	return done
 }
 
 // wedgedInstance accepts, reads and never answers; closed counts the
@@ -198,22 +213,10 @@ func TestShutdownSaysConnectionClose(t *testing.T) {
 			minter := &fakeMinter{instances: map[string]*fakeInstance{}}
 			h := pairing.NewHandler(mapRouter{"ana": {User: "ana", OSUser: "ana", BaseURL: inst.URL}},
 				pairing.NewPairer(minter, pairing.PairerOptions{}), pairing.HandlerOptions{Prober: cookieProber{}})
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			require.NoError(t, err)
-			f := pairing.NewFront(h, pairing.FrontOptions{DisableFast: m.disableFast})
-			go f.Serve(ln)
-			c, err := net.Dial("tcp", ln.Addr().String())
-			require.NoError(t, err)
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
+			f, ln, c := frontConn(t, h, m.disableFast)
 			io.WriteString(c, liveAsset)
 			<-got
-			done := make(chan error, 1)
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				defer cancel()
-				done <- f.Shutdown(ctx)
-			}()
+			done := shutdownAsync(f)
 			require.Eventually(t, func() bool { // the Front has stopped accepting: shutdown has begun
 				nc, err := net.DialTimeout("tcp", ln.Addr().String(), 100*time.Millisecond)
 				if err == nil {

@@ -72,21 +72,27 @@ func TestRegistryHTTP(t *testing.T) {
 	}
 }
 
-// TestRegistryFromNpmConfig checks that the registry and its token come from
-// npm's config when no URL is given.
-func TestRegistryFromNpmConfig(t *testing.T) {
+// npmWithoutRegistryEnv skips without npm (fails under the require-real
+// variable) and clears a registry set in this process's environment, which
+// would win over the config files these tests are about, as in npm.
+func npmWithoutRegistryEnv(t *testing.T) {
+	t.Helper()
 	if _, err := exec.LookPath(npm.DefaultNPM); err != nil {
 		if npmtest.RequireReal() {
 			t.Fatalf("npm not installed (%s=1): %v", npmtest.EnvRequireReal, err)
 		}
 		t.Skip("npm not installed")
 	}
-	// The test is about the user config: a registry in this process's
-	// environment would win over it, as in npm.
 	for _, k := range []string{"NPM_CONFIG_REGISTRY", "npm_config_registry"} {
 		t.Setenv(k, "")
 		require.NoError(t, os.Unsetenv(k))
 	}
+}
+
+// TestRegistryFromNpmConfig checks that the registry and its token come from
+// npm's config when no URL is given.
+func TestRegistryFromNpmConfig(t *testing.T) {
+	npmWithoutRegistryEnv(t)
 	var gotAuth, gotPath string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gotAuth, gotPath = r.Header.Get("Authorization"), r.URL.Path
@@ -119,16 +125,7 @@ func TestRegistryFromNpmConfig(t *testing.T) {
 // service keeps it) rather than the user's: npm install uses it, and so
 // must Resolve; a token in the user's config wins, as in npm.
 func TestRegistryTokenFromGlobalConfig(t *testing.T) {
-	if _, err := exec.LookPath(npm.DefaultNPM); err != nil {
-		if npmtest.RequireReal() {
-			t.Fatalf("npm not installed (%s=1): %v", npmtest.EnvRequireReal, err)
-		}
-		t.Skip("npm not installed")
-	}
-	for _, k := range []string{"NPM_CONFIG_REGISTRY", "npm_config_registry"} {
-		t.Setenv(k, "")
-		require.NoError(t, os.Unsetenv(k))
-	}
+	npmWithoutRegistryEnv(t)
 	var gotAuth string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gotAuth = r.Header.Get("Authorization")
