@@ -84,13 +84,15 @@ func shutdownAsync(f *pairing.Front) <-chan error {
 	return done
 }
 
-// wedgedInstance accepts, reads and never answers; closed counts the
-// connections the proxy closed on it.
-func wedgedInstance(t *testing.T) (string, *atomic.Int64) {
+// wedgedInstance accepts, reads and never answers; got says when a
+// request head has arrived, closed counts the connections the proxy closed
+// on it.
+func wedgedInstance(t *testing.T) (string, <-chan struct{}, *atomic.Int64) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { ln.Close() })
 	var closed atomic.Int64
+	got := make(chan struct{}, 16)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -100,12 +102,16 @@ func wedgedInstance(t *testing.T) (string, *atomic.Int64) {
 			go func() {
 				defer c.Close()
 				c.SetReadDeadline(time.Now().Add(20 * time.Second))
-				io.Copy(io.Discard, c)
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err == nil {
+					got <- struct{}{}
+				}
+				io.Copy(io.Discard, br)
 				closed.Add(1)
 			}()
 		}
 	}()
-	return "http://" + ln.Addr().String(), &closed
+	return "http://" + ln.Addr().String(), got, &closed
 }
 
 // A browser that gives up on a wedged instance releases the instance
@@ -114,11 +120,12 @@ func wedgedInstance(t *testing.T) (string, *atomic.Int64) {
 func TestClientHangupReleasesAWedgedInstance(t *testing.T) {
 	for _, m := range serveModes {
 		t.Run(m.name, func(t *testing.T) {
-			url, closed := wedgedInstance(t)
+			url, got, closed := wedgedInstance(t)
 			ft := newFrontUnderTest(t, url, pairing.FrontOptions{DisableFast: m.disableFast}, nil)
 			c, err := net.Dial("tcp", strings.TrimPrefix(ft.url, "http://"))
 			require.NoError(t, err)
 			io.WriteString(c, liveAsset)
+			<-got // the request is with the instance
 			c.Close()
 			require.Eventually(t, func() bool { return closed.Load() == 1 }, 5*time.Second, 20*time.Millisecond,
 				"instance connection still open after the browser hung up")

@@ -186,6 +186,9 @@ func (fc *fastConn) readResponseHead(br *bufio.Reader, head bool) (respHead, err
 		fc.scratch = append(fc.scratch, "\r\n"...)
 		fields, lines, err := readFields(br, fc.lines, fc.fieldBuf[:0])
 		fc.fieldBuf, fc.lines = fields[:0], lines
+		if cap(lines) > 64<<10 {
+			fc.lines = nil // an unusually large head: not kept for the connection's life
+		}
 		if err != nil {
 			return rh, err
 		}
