@@ -277,26 +277,42 @@ func (e *Engine) drainRollbackTo(ctx context.Context, m Member, fleet []Member, 
 	return to, ""
 }
 
-// movedTo names a unit of fleet other than m that may run current: one
-// without a deferral marker, unless a VersionReporter says it runs another
-// build. Stopped units count (their database may have moved before they
-// stopped), and so does any unit when the markers cannot be read.
+// movedTo names a unit of fleet other than m that may run current. One
+// without a deferral marker may, unless a VersionReporter says it runs
+// another build; stopped units count (their database may have moved before
+// they stopped), and so does any unit when the markers cannot be read. One
+// with a marker may too if a VersionReporter says it runs current, or if it
+// was started after its marker was written (a drain stopped after moving
+// it, before clearing the marker).
 func (e *Engine) movedTo(ctx context.Context, fleet []Member, m Member, current string) string {
 	markers, err := e.State().Markers()
-	deferred := map[string]bool{}
+	deferred := map[string]Marker{}
 	for _, mk := range markers {
-		deferred[mk.User] = true
+		deferred[mk.User] = mk
 	}
 	vr, _ := e.Units.(VersionReporter)
 	for _, o := range fleet {
 		u := o.Unit.User
-		if u == m.Unit.User || (err == nil && deferred[u]) {
+		if u == m.Unit.User {
 			continue
 		}
+		var v string
 		if vr != nil {
-			if v, verr := vr.RunningVersion(ctx, o.Unit); verr == nil && v != "" && v != current {
-				continue
+			if rv, verr := vr.RunningVersion(ctx, o.Unit); verr == nil {
+				v = rv
 			}
+		}
+		if mk, ok := deferred[u]; ok && err == nil {
+			if v == current {
+				return u
+			}
+			if us, serr := e.Units.Status(ctx, o.Unit); serr == nil && us.Active && !us.ActiveSince.IsZero() && us.ActiveSince.After(mk.Written) {
+				return u
+			}
+			continue
+		}
+		if v != "" && v != current {
+			continue
 		}
 		return u
 	}

@@ -2,6 +2,7 @@ package rollout_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -396,4 +397,57 @@ func TestMigrateIdleProvesAnUnprovenBuild(t *testing.T) {
 	lg, err := f.st.LastGood()
 	require.NoError(t, err)
 	require.Equal(t, drainNew, lg)
+}
+
+// A drain stopped after carol moved (her marker stays: the restart was not
+// verified) and a later drain's failure on abe: carol runs the active build
+// (restarted after her marker was written), so the shared binary is not
+// switched back under her.
+func TestMigrateIdleDoesNotSwitchBackUnderAUserAnInterruptedDrainMoved(t *testing.T) {
+	sim, err := rollouttest.NewSim(t.TempDir(), drainNew)
+	require.NoError(t, err)
+	now := at3am
+	e := sim.Engine(rollout.Options{Now: func() time.Time { return now }})
+	st := e.State()
+	require.NoError(t, st.SetLastGood(drainOld))
+	for i, u := range []string{"abe", "carol"} {
+		require.NoError(t, sim.AddUser(u, &rollouttest.SimUser{Running: true, Version: drainOld, DBSize: 50 * (i + 1)}))
+		require.NoError(t, st.Defer(u, drainNew))
+	}
+	um := e.Units.(*rollouttest.UnitManager)
+	status := um.StatusFunc
+	started := map[string]time.Time{}
+	um.StatusFunc = func(ctx context.Context, u rollout.Unit) (rollout.UnitStatus, error) {
+		us, err := status(ctx, u)
+		us.ActiveSince = started[u.User]
+		return us, err
+	}
+	restart := um.RestartFunc
+	um.RestartFunc = func(ctx context.Context, u rollout.Unit) error {
+		started[u.User] = time.Now()
+		return restart(ctx, u)
+	}
+	um.RunningVersionFunc = nil // only the unit manager's start times tell
+	sim.SetBusy("abe", true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := wrapSim(sim, e)
+	w.verify = func(ctx context.Context, user string, next func() error) error {
+		if user != "carol" {
+			return next()
+		}
+		cancel() // systemctl stop, mid-verification
+		return fmt.Errorf("pairing %s: %w", user, ctx.Err())
+	}
+	_, err = e.MigrateIdle(ctx, rollout.DrainOptions{})
+	require.ErrorIs(t, err, rollout.ErrInterrupted)
+	schema, _ := sim.DBSchema("carol")
+	require.Equal(t, drainNew, schema, "carol moved before the signal")
+
+	w.verify = nil
+	sim.SetBusy("abe", false)
+	sim.FailCanary(drainNew, "abe")
+	_, err = e.MigrateIdle(context.Background(), rollout.DrainOptions{})
+	require.Error(t, err)
+	require.Equal(t, drainNew, sim.Current(), "not switched back under carol, whose database is %s", schema)
 }

@@ -41,7 +41,9 @@ var (
 	ErrUnitManager = errors.New("unit manager failed")
 	// ErrWrongBuild: after a restart onto a build, the instance answering
 	// reports another one (a stale process on its port, or a unit whose
-	// command does not run the switched binary). No build is blamed.
+	// command does not run the switched binary). No build is blamed (no
+	// dead end), but the run rolls back and freezes: the next run would
+	// meet the same, and a person must look.
 	ErrWrongBuild        = errors.New("the instance runs another build")
 	ErrCrashed           = errors.New("crash injected")
 	ErrMissingDependency = errors.New("engine dependency missing")

@@ -38,6 +38,9 @@ type Journal struct {
 	Deferred  []string                        `json:"deferred,omitempty"`
 	Failed    string                          `json:"failed,omitempty"` // the user whose canary failed
 	Reason    string                          `json:"reason,omitempty"`
+	// NoDeadEnd: the rollback is not the target's fault (ErrWrongBuild), so
+	// it does not dead-end it; the freeze still stops the next runs.
+	NoDeadEnd bool `json:"no_dead_end,omitempty"`
 }
 
 func (j *Journal) verified(user string) bool { return slices.Contains(j.Verified, user) }

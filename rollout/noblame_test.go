@@ -443,8 +443,9 @@ func TestRunUnitManagerFailureBlamesNoBuild(t *testing.T) {
 // restarted onto: a stale process holding the port (the unit's new one
 // died on EADDRINUSE), or units whose command does not run the switched
 // binary, would otherwise pass the verification with the old build and the
-// run would call the new one proven. That is nobody's build's fault: the
-// run stops, blames none, keeps its journal.
+// run would call the new one proven. That is no build's fault (no dead
+// end), but the next run would meet it again: the run rolls back and
+// freezes, and a person looks.
 func TestRunChecksTheRestartedInstanceRunsTheTarget(t *testing.T) {
 	sim := newSim(t)
 	e := sim.Engine(rollout.Options{})
@@ -452,22 +453,31 @@ func TestRunChecksTheRestartedInstanceRunsTheTarget(t *testing.T) {
 	running := um.RunningVersionFunc
 	um.RunningVersionFunc = func(ctx context.Context, u rollout.Unit) (string, error) {
 		if u.User == "bob" {
-			return v1, nil // bob's port is answered by a process of the old build
+			return v1, nil // bob's port is answered by a process of the old build, for good
 		}
 		return running(ctx, u)
 	}
 	res, err := e.Run(context.Background())
-	require.ErrorIs(t, err, rollout.ErrWrongBuild)
-	require.Equal(t, rollout.OutcomeFailed, res.Outcome, res.Line())
-	require.Contains(t, res.Line(), "bob")
-	require.Contains(t, res.Line(), v1)
-	requireNoBlame(t, e)
-	lg, err := e.State().LastGood()
+	require.ErrorIs(t, err, rollout.ErrRolledBack)
+	require.Equal(t, rollout.OutcomeRolledBack, res.Outcome, res.Line())
+	require.Contains(t, res.Line(), "bob answers as "+v1)
+	des, err := e.State().DeadEndVersions()
 	require.NoError(t, err)
-	require.NotEqual(t, v2, lg, "not proven")
+	require.Empty(t, des, "no build is blamed")
+	fr, err := e.Freezer().Read()
+	require.NoError(t, err)
+	require.NotNil(t, fr, "frozen: the next run would meet the same")
+	require.Equal(t, v1, sim.Current())
+	for _, u := range sim.Users() {
+		schema, err := sim.DBSchema(u)
+		require.NoError(t, err)
+		require.Equal(t, v1, schema, u)
+	}
 
-	um.RunningVersionFunc = running
+	sim.SetBusy("bob", true)
+	before := sim.User("bob").Restarts
 	res, err = e.Run(context.Background())
 	require.NoError(t, err)
-	require.Equal(t, rollout.OutcomeDone, res.Outcome, res.Line())
+	require.Equal(t, rollout.OutcomeFrozen, res.Outcome, res.Line())
+	require.Equal(t, before, sim.User("bob").Restarts, "busy bob is left alone")
 }

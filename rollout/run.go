@@ -324,11 +324,12 @@ func (e *Engine) canary(ctx context.Context, j *Journal, fleet []Member, res Res
 				// The journal stays at this step: the next run restarts this user again.
 				return interruptedResult(res, err)
 			}
-			if noBlame(err) {
+			if noVerdict(err) {
 				res.Outcome, res.Reason = OutcomeFailed, err.Error()
 				return res, err // as above: the journal stays
 			}
 			j.Phase, j.Failed, j.Reason = PhaseRollback, user, fmt.Sprintf("canary %s failed: %v", user, err)
+			j.NoDeadEnd = errors.Is(err, ErrWrongBuild)
 			if werr := st.WriteJournal(j); werr != nil {
 				return res, errors.Join(err, werr)
 			}

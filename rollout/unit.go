@@ -28,10 +28,11 @@ func (e *Engine) RestartVerify(ctx context.Context, m Member) error {
 	return e.restartVerify(ctx, m, "")
 }
 
-// noBlame says whether err, from restartVerify, tells nothing about the
-// build: nothing is rolled back for it.
-func noBlame(err error) bool {
-	return errors.Is(err, ErrInterrupted) || errors.Is(err, ErrUnitManager) || errors.Is(err, ErrWrongBuild)
+// noVerdict says whether err, from restartVerify, tells nothing about the
+// build nor the unit: the caller stops, nothing is rolled back, and the
+// next run takes it up where this one stopped.
+func noVerdict(err error) bool {
+	return errors.Is(err, ErrInterrupted) || errors.Is(err, ErrUnitManager)
 }
 
 // restartVerify is RestartVerify; with want set and a VersionReporter, the
@@ -64,7 +65,7 @@ func (e *Engine) restartVerify(ctx context.Context, m Member, want string) error
 	}
 	if vr, ok := e.Units.(VersionReporter); ok && want != "" {
 		if v, err := vr.RunningVersion(ctx, u); err == nil && v != "" && strings.TrimPrefix(v, "v") != strings.TrimPrefix(want, "v") {
-			reason := fmt.Sprintf("%s answers as %s after its restart onto %s (a stale process on its port, or a unit that does not run the switched binary): no build is blamed, and the next run finishes what this one began",
+			reason := fmt.Sprintf("%s answers as %s after its restart onto %s (a stale process on its port, or a unit that does not run the switched binary); no build is blamed",
 				u.User, v, want)
 			e.emit(ctx, Event{Kind: EventInterrupted, User: u.User, Unit: u.Name, Version: want, Reason: reason})
 			return fmt.Errorf("%w: %s", ErrWrongBuild, reason)
@@ -226,7 +227,11 @@ func (e *Engine) rollbackRun(ctx context.Context, j *Journal, fleet []Member) (R
 		restores = append(restores, r)
 	}
 	res := Result{Target: j.Target, Previous: j.Previous, Reason: j.Reason}
-	err := e.Rollback(ctx, Rollback{Bad: j.Target, To: to, Reason: j.Reason, Restores: restores})
+	bad := j.Target
+	if j.NoDeadEnd {
+		bad = ""
+	}
+	err := e.Rollback(ctx, Rollback{Bad: bad, To: to, Reason: j.Reason, Restores: restores})
 	if errors.Is(err, ErrCrashed) {
 		return res, err
 	}
@@ -279,11 +284,14 @@ func (e *Engine) Cycle(ctx context.Context, m Member, o CycleOptions) error {
 		return fmt.Errorf("backup %s: %w", m.Unit.User, err)
 	}
 	err = e.restartVerify(ctx, m, o.Version)
-	if err == nil || errors.Is(err, ErrCrashed) || noBlame(err) {
+	if err == nil || errors.Is(err, ErrCrashed) || noVerdict(err) {
 		return err
 	}
 	rb := Rollback{To: o.RollbackTo, Reason: fmt.Sprintf("%s %s failed on %s: %v", o.Label, m.Unit.User, o.Version, err),
 		Restores: []Restore{{Member: m, Snapshot: snap}}}
+	if errors.Is(err, ErrWrongBuild) {
+		o.DeadEnd = false // nobody's build: rolled back and frozen all the same
+	}
 	if o.Note != "" {
 		rb.Reason += "; " + o.Note
 	}

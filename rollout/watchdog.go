@@ -92,6 +92,8 @@ type Watchdog struct {
 	Engine *Engine
 	Probe  Prober
 	WatchdogOptions
+
+	unplaced int // units this tick could not place (they may run any build)
 }
 
 // UnitCounters is what the watchdog remembers of one unit between ticks.
@@ -231,6 +233,7 @@ func (w *Watchdog) Tick(ctx context.Context) (WatchdogResult, error) {
 	if err != nil {
 		return res, err
 	}
+	w.unplaced = len(unplaced)
 	for _, f := range unplaced {
 		e.emit(ctx, Event{Kind: EventProvisioning, User: f.Unit.User, Unit: f.Unit.Name, Reason: f.Err.Error()})
 		res.Units = append(res.Units, WatchdogUnit{User: f.Unit.User, Action: WatchdogProvisioning, Reason: f.Err.Error()})
@@ -375,16 +378,32 @@ func (w *Watchdog) cycleOptions(ctx context.Context, m Member, fleet []Member, v
 	e := w.Engine
 	o = CycleOptions{Label: WatchdogLabel, Version: version}
 	mk, err := e.State().Marker(m.Unit.User)
-	if err != nil || mk == nil {
+	if err == nil && mk == nil {
 		return o, false
 	}
-	cur, err := e.Installer.Current(ctx)
-	if err != nil || cur == "" || cur == version {
-		return o, false
+	// A marker (or one that cannot be read): the unit may run an older build
+	// than the active one. Only the instance itself saying it runs the
+	// active build says it does not move (a wedged one says nothing, and
+	// version, when it came from elsewhere, proves nothing).
+	cur, cerr := e.Installer.Current(ctx)
+	switch {
+	case cerr == nil && cur != "":
+	case mk != nil:
+		cur = mk.Target
+	default:
+		cur = version
+	}
+	if vr, ok := e.Units.(VersionReporter); ok {
+		if v, err := vr.RunningVersion(ctx, m.Unit); err == nil && v != "" && v == cur {
+			return o, false
+		}
 	}
 	lastGood, _ := e.State().LastGood()
 	o.Version = cur
 	o.RollbackTo, o.Note = e.drainRollbackTo(ctx, m, fleet, lastGood, cur)
+	if o.RollbackTo != "" && w.unplaced > 0 {
+		o.RollbackTo, o.Note = "", fmt.Sprintf("%s stays active: %d unit(s) could not be placed, and may run it", cur, w.unplaced)
+	}
 	return o, true
 }
 
@@ -392,7 +411,7 @@ func (w *Watchdog) cycleOptions(ctx context.Context, m Member, fleet []Member, v
 // restarted.
 func backupFailed(err error) bool {
 	return err != nil && !errors.Is(err, ErrRolledBack) && !errors.Is(err, ErrRollbackFailed) && !errors.Is(err, ErrCrashed) &&
-		!noBlame(err)
+		!noVerdict(err)
 }
 
 // moveStopped stops m and runs its Cycle again; if the backup still fails,
@@ -443,7 +462,7 @@ func leftStopped(m Member, cyc CycleOptions, err error) error {
 func (w *Watchdog) restartWithoutBackup(ctx context.Context, m Member, version string, backupErr error) error {
 	e := w.Engine
 	err := e.RestartVerify(ctx, m)
-	if err == nil || errors.Is(err, ErrCrashed) || noBlame(err) {
+	if err == nil || errors.Is(err, ErrCrashed) || noVerdict(err) {
 		return err
 	}
 	reason := fmt.Sprintf("%s %s failed on %s (no backup: %v): %v", WatchdogLabel, m.Unit.User, version, backupErr, err)

@@ -453,3 +453,61 @@ func TestWatchdogWatchesTheOthersWhenOneUnitCannotBePlaced(t *testing.T) {
 	require.Equal(t, rollout.WatchdogProvisioning, f.action(res, "alice"))
 	require.Equal(t, rollout.WatchdogRestarted, f.action(res, "bob"), "bob is still watched, and restarted")
 }
+
+// A wedged instance does not answer its version either: the watchdog must
+// still treat a deferred unit's restart as the move it is (backup first, or
+// left stopped), whatever the running version it could not learn.
+func TestWatchdogMovesAWedgedDeferredUnitWhoseVersionIsUnknown(t *testing.T) {
+	f := newWD(t)
+	require.NoError(t, f.sim.AddUser("carol", &rollouttest.SimUser{Running: true, Version: drainOld, DBSize: 50}))
+	require.NoError(t, f.e.State().Defer("carol", drainNew))
+	um := f.e.Units.(*rollouttest.UnitManager)
+	rv := um.RunningVersionFunc
+	um.RunningVersionFunc = func(ctx context.Context, u rollout.Unit) (string, error) {
+		if u.User == "carol" {
+			return "", errors.New("context deadline exceeded") // wedged: no answer
+		}
+		return rv(ctx, u)
+	}
+	b := f.e.Backups.(*rollouttest.Backuper)
+	backup := b.BackupFunc
+	b.BackupFunc = func(ctx context.Context, tg statebackup.Target, label string) (statebackup.Snapshot, error) {
+		if tg.User == "carol" {
+			return statebackup.Snapshot{}, errors.New("database is locked")
+		}
+		return backup(ctx, tg, label)
+	}
+	f.down["carol"] = errWedged
+	f.tick(t)
+	f.tick(t)
+	_, err := f.wd.Tick(context.Background())
+	require.ErrorContains(t, err, "left stopped")
+	schema, serr := f.sim.DBSchema("carol")
+	require.NoError(t, serr)
+	require.Equal(t, drainOld, schema, "carol's database was not migrated without a backup (calls: %v)", f.sim.Calls())
+}
+
+// alice cannot be placed (a bad line of the user map) and may run the
+// active build: the watchdog's recovery of a deferred unit does not switch
+// the shared binary back under her.
+func TestWatchdogDoesNotSwitchBackWhileAUnitIsUnplaced(t *testing.T) {
+	f := newWD(t)
+	require.NoError(t, f.sim.AddUser("carol", &rollouttest.SimUser{Running: true, Version: drainOld, DBSize: 50}))
+	require.NoError(t, f.e.State().Defer("carol", drainNew))
+	require.NoError(t, f.e.State().Defer("bob", drainNew))
+	require.NoError(t, f.e.State().SetLastGood(drainOld))
+	home := f.e.Locator
+	f.e.Locator = &rollouttest.Locator{LocateFunc: func(ctx context.Context, u rollout.Unit) (t3fleet.Instance, error) {
+		if u.User == "alice" {
+			return t3fleet.Instance{}, errors.New("not among the good lines of the user map")
+		}
+		return home.Locate(ctx, u)
+	}}
+	f.sim.FailCanary(drainNew, "carol")
+	f.down["carol"] = errWedged
+	f.tick(t)
+	f.tick(t)
+	_, err := f.wd.Tick(context.Background())
+	require.Error(t, err)
+	require.Equal(t, drainNew, f.sim.Current(), "the binary stays: alice's database may need it")
+}

@@ -397,6 +397,7 @@ func TestReadinessAnsweredAfterTheProcessExited(t *testing.T) {
 	s = newSupervisor(t, supervisor.Options{ReadyInterval: 10 * time.Millisecond}, spec)
 	err := s.Start(ctx, u)
 	require.ErrorIs(t, err, supervisor.ErrExited)
+	require.ErrorIs(t, err, rollout.ErrWrongBuild, "a stale process answers: the engine blames no build for it")
 	st, err := s.Status(ctx, u)
 	require.NoError(t, err)
 	require.Equal(t, "failed", st.State)

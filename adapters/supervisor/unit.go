@@ -192,8 +192,9 @@ func (x *unit) waitReady(parent context.Context, p *process) error {
 		if last == nil {
 			select {
 			case <-p.done:
-				// Something else answered (a stale process on the port).
-				return fmt.Errorf("%w: %v (the readiness check was answered all the same)", ErrExited, p.err)
+				// Something else answered (a stale process on the port): not
+				// the build's doing, whatever made this one exit.
+				return fmt.Errorf("%w: %v; %w: the readiness check was answered all the same", ErrExited, p.err, rollout.ErrWrongBuild)
 			default:
 				return nil
 			}
