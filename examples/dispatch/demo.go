@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -219,7 +220,9 @@ func newFront(d *Demo, dispatch *url.URL) http.Handler {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(dispatch)
 			pr.Out.Host = pr.In.Host
-			pr.Out.Header.Set(pairing.DefaultUserHeader, pr.In.Context().Value(frontUser{}).(string))
+			if u, ok := pr.In.Context().Value(frontUser{}).(string); ok { // none for /healthz and /metrics
+				pr.Out.Header.Set(pairing.DefaultUserHeader, u)
+			}
 		},
 	}
 	mux := http.NewServeMux()
@@ -245,6 +248,10 @@ func newFront(d *Demo, dispatch *url.URL) http.Handler {
 		http.Redirect(w, r, DemoLoginPath, http.StatusSeeOther)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && slices.Contains(opsPaths, r.URL.Path) {
+			rp.ServeHTTP(w, r) // the dispatch's own /healthz and /metrics need no user (its login page links them)
+			return
+		}
 		c, err := r.Cookie(demoCookie)
 		if err != nil {
 			if sessionprobe.IsPageLoad(r) {

@@ -120,12 +120,16 @@ func TestDemoServesOps(t *testing.T) {
 	d, err := StartDemo(context.Background(), DemoOptions{Dir: t.TempDir()})
 	require.NoError(t, err)
 	t.Cleanup(d.Close)
-	for path, want := range map[string]string{"/healthz": "ok", "/metrics": "t3fleet_dispatch_pairs_total"} {
-		resp, err := http.Get(d.DispatchURL + path)
-		require.NoError(t, err)
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		assert.Equal(t, http.StatusOK, resp.StatusCode, path)
-		assert.True(t, strings.Contains(string(b), want), "%s lacks %q", path, want)
+	// Directly and through the demo's front (its login page links them),
+	// with no user picked.
+	for _, base := range []string{d.DispatchURL, d.FrontURL} {
+		for path, want := range map[string]string{"/healthz": "ok", "/metrics": "t3fleet_dispatch_pairs_total"} {
+			resp, err := http.Get(base + path)
+			require.NoError(t, err)
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusOK, resp.StatusCode, base+path)
+			assert.True(t, strings.Contains(string(b), want), "%s lacks %q", base+path, want)
+		}
 	}
 }

@@ -37,10 +37,17 @@ func Start(tb testing.TB, ctx context.Context) context.Context {
 	tb.Helper()
 	path := Find(tb)
 	dir := tb.TempDir()
-	tmp := filepath.Join(dir, "tmp")
-	if err := os.Mkdir(tmp, 0o700); err != nil {
+	// Chromium puts unix sockets in TMPDIR (path limit 107 bytes): a short
+	// directory of its own, not one under the test's long-named TempDir.
+	base := os.TempDir()
+	if len(base) > 40 {
+		base = "/tmp"
+	}
+	tmp, err := os.MkdirTemp(base, "t3cr-")
+	if err != nil {
 		tb.Fatal(err)
 	}
+	tb.Cleanup(func() { os.RemoveAll(tmp) })
 	out := &lockedBuffer{}
 	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(path),
