@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -55,6 +56,9 @@ func (s *Store) List(ctx context.Context, t Target) ([]Snapshot, error) {
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].Time.Equal(out[j].Time) {
 			return out[i].Time.After(out[j].Time)
+		}
+		if a, b := nameSeq(out[i].Path), nameSeq(out[j].Path); a != b {
+			return a > b // .10 is newer than .9, .1 than the plain name
 		}
 		return out[i].Path > out[j].Path
 	})
@@ -114,4 +118,18 @@ func (s *Store) Prune(ctx context.Context, t Target, keep int) error {
 		return fmt.Errorf("prune %s: %w", t.User, err)
 	}
 	return nil
+}
+
+// nameSeq is the .N a snapshot's name carries for its second (0 for none).
+func nameSeq(path string) int {
+	base := strings.TrimSuffix(filepath.Base(path), ".sqlite")
+	i := strings.LastIndexByte(base, '.')
+	if i < 0 {
+		return 0
+	}
+	n, err := strconv.Atoi(base[i+1:])
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }

@@ -3,8 +3,10 @@ package statebackup
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -157,9 +159,10 @@ func (s *Store) Backup(ctx context.Context, t Target, label string) (snap Snapsh
 	if err := safeDir(userDir, owner); err != nil {
 		return Snapshot{}, err
 	}
+	s.removeStaleStaging()
 	// Stage in a directory only this process can write, so nobody can plant
 	// a link at the name SQLite is about to create.
-	staging, err := os.MkdirTemp(s.Dest, ".staging-")
+	staging, err := os.MkdirTemp(s.Dest, stagingPrefix)
 	if err != nil {
 		return Snapshot{}, err
 	}
@@ -217,11 +220,6 @@ func (s *Store) Backup(ctx context.Context, t Target, label string) (snap Snapsh
 	}
 
 	now := s.opts.Now().UTC().Truncate(time.Millisecond)
-	name, err := freeName(userDir, label, now)
-	if err != nil {
-		return Snapshot{}, err
-	}
-	final := filepath.Join(userDir, name)
 	m := metadata{
 		User: t.User, Label: label, Time: now, Size: size, SHA256: sum,
 		SchemaLevel: level, Version: t.Version, Source: filepath.Base(src),
@@ -235,8 +233,10 @@ func (s *Store) Backup(ctx context.Context, t Target, label string) (snap Snapsh
 		return Snapshot{}, err
 	}
 	// Metadata first: a crash in between leaves an orphan .json that List
-	// ignores, never a snapshot that looks old and unverified.
-	if err := os.Rename(metaTmp, final+MetadataSuffix); err != nil {
+	// ignores, never a snapshot that looks old and unverified. Linking it
+	// in claims the name: another backup in the same second takes the next.
+	final, err := claimName(userDir, label, now, metaTmp)
+	if err != nil {
 		return Snapshot{}, err
 	}
 	if err := os.Rename(tmp, final); err != nil {
@@ -337,16 +337,24 @@ func (s *Store) backupAPI(ctx context.Context, src, dst string) (err error) {
 	return nil
 }
 
-// freeName picks the seed-style name for a new snapshot, adding .N when a
-// snapshot already holds the plain name.
-func freeName(dir, label string, t time.Time) (string, error) {
+// claimName picks the seed-style path for a new snapshot, adding .N when
+// one already holds the plain name, and claims it by linking meta in as
+// its metadata: a link never replaces, so two backups in one second (the
+// timer and an operator) cannot take the same name.
+func claimName(dir, label string, t time.Time, meta string) (string, error) {
 	for seq := 0; seq < 1000; seq++ {
-		name := SnapshotName(label, t, seq)
-		_, err1 := os.Lstat(filepath.Join(dir, name))
-		_, err2 := os.Lstat(filepath.Join(dir, name+MetadataSuffix))
-		if os.IsNotExist(err1) && os.IsNotExist(err2) {
-			return name, nil
+		final := filepath.Join(dir, SnapshotName(label, t, seq))
+		if _, err := os.Lstat(final); !errors.Is(err, fs.ErrNotExist) {
+			continue // an old snapshot without metadata holds it
 		}
+		err := os.Link(meta, final+MetadataSuffix)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return final, nil
 	}
 	return "", fmt.Errorf("%s: no free snapshot name for %s", dir, t.Format(TimeLayout))
 }
@@ -368,4 +376,20 @@ func writeJSON(path string, v any) error {
 		err = cerr
 	}
 	return err
+}
+
+// stagingPrefix starts the name of a backup's staging directory in Dest.
+const stagingPrefix = ".staging-"
+
+// removeStaleStaging removes the staging directories of backups killed
+// mid-copy (each a whole copy of a database): those older than the backup
+// timeout, which no running backup can still own.
+func (s *Store) removeStaleStaging() {
+	dirs, _ := filepath.Glob(filepath.Join(s.Dest, stagingPrefix+"*"))
+	for _, d := range dirs {
+		if fi, err := os.Lstat(d); err == nil && fi.IsDir() && time.Since(fi.ModTime()) > s.opts.Timeout {
+			s.opts.Logger.Warn("removing a stale backup staging directory", "dir", d, "age", time.Since(fi.ModTime()).Round(time.Second))
+			_ = os.RemoveAll(d)
+		}
+	}
 }

@@ -1,0 +1,81 @@
+package statebackup_test
+
+import (
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
+	"github.com/t3fleet/t3fleet/statebackup"
+)
+
+// Two backups of one user with one label in the same second (the daily
+// timer and an operator) each get a name of their own: the second used to
+// replace the first under the same path, both reporting success.
+func TestConcurrentBackupsInOneSecondKeepBoth(t *testing.T) {
+	at := time.Date(2026, 11, 24, 3, 4, 5, 0, time.UTC)
+	st, _ := newStore(t, statebackup.Options{Now: func() time.Time { return at }})
+	tg := mustSeed(t, "emil", t3test.EraC, t3test.SeedOptions{})
+	for round := 0; round < 10; round++ {
+		var wg sync.WaitGroup
+		snaps := make([]statebackup.Snapshot, 2)
+		errs := make([]error, 2)
+		for i := range 2 {
+			wg.Go(func() { snaps[i], errs[i] = st.Backup(bg, tg, "manual") })
+		}
+		wg.Wait()
+		require.NoError(t, errs[0])
+		require.NoError(t, errs[1])
+		require.NotEqual(t, snaps[0].Path, snaps[1].Path, "round %d", round)
+		for _, s := range snaps {
+			got, err := statebackup.ReadSnapshot(s.Path)
+			require.NoError(t, err)
+			require.Equal(t, s.SHA256, got.SHA256, "metadata and file belong together")
+		}
+	}
+	list, err := st.List(bg, tg)
+	require.NoError(t, err)
+	require.Len(t, list, 20)
+}
+
+// Snapshots of one second are ordered by their .N, newest first (.10 after
+// .9, .1 after the plain name), so LatestPrebump is the latest.
+func TestListOrdersOneSecondBySequence(t *testing.T) {
+	at := time.Date(2026, 11, 24, 3, 4, 5, 0, time.UTC)
+	st, _ := newStore(t, statebackup.Options{Now: func() time.Time { return at }})
+	tg := mustSeed(t, "emil", t3test.EraC, t3test.SeedOptions{})
+	var last statebackup.Snapshot
+	for range 11 {
+		s, err := st.Backup(bg, tg, statebackup.PrebumpLabel("0.0.30"))
+		require.NoError(t, err)
+		last = s
+	}
+	got, err := st.LatestPrebump(bg, tg)
+	require.NoError(t, err)
+	require.Equal(t, last.Path, got.Path)
+	require.Equal(t, ".10.sqlite", filepath.Ext(filepath.Base(got.Path[:len(got.Path)-len(".sqlite")]))+".sqlite")
+}
+
+// A backup killed mid-copy (SIGKILL, OOM, power) leaves its staging
+// directory, a whole copy of the database; the next backup removes the
+// ones older than the backup timeout.
+func TestBackupRemovesStaleStaging(t *testing.T) {
+	st, dest := newStore(t, statebackup.Options{Timeout: time.Minute})
+	tg := mustSeed(t, "emil", t3test.EraC, t3test.SeedOptions{})
+	stale := filepath.Join(dest, ".staging-123")
+	fresh := filepath.Join(dest, ".staging-456")
+	for _, d := range []string{stale, fresh} {
+		require.NoError(t, os.MkdirAll(d, 0o700))
+		require.NoError(t, os.WriteFile(filepath.Join(d, "snapshot.sqlite"), []byte("x"), 0o600))
+	}
+	old := time.Now().Add(-2 * time.Minute)
+	require.NoError(t, os.Chtimes(stale, old, old))
+	_, err := st.Backup(bg, tg, "manual")
+	require.NoError(t, err)
+	require.NoDirExists(t, stale)
+	require.DirExists(t, fresh, "one that may belong to a backup still running stays")
+}
