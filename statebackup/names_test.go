@@ -1,9 +1,11 @@
 package statebackup_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,4 +80,47 @@ func TestBackupRemovesStaleStaging(t *testing.T) {
 	require.NoError(t, err)
 	require.NoDirExists(t, stale)
 	require.DirExists(t, fresh, "one that may belong to a backup still running stays")
+}
+
+// A backup's timeout or cancel stops the copy itself, not only what comes
+// after it: the copy holds a read transaction, and with it the server's
+// WAL, for as long as it runs. Cancelled once 1 MB of a ~40 MB copy is
+// written, the copy must stop near there.
+func TestBackupCancelStopsTheCopy(t *testing.T) {
+	tg := mustSeed(t, "emil", t3test.EraD, t3test.SeedOptions{BulkRows: 10_000, BulkRowBytes: 4096})
+	st, dest := newStore(t, statebackup.Options{})
+	fi, err := os.Stat(mustLive(t, tg))
+	require.NoError(t, err)
+	full := fi.Size()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var largest atomic.Int64
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() { // watch the copy grow in the staging directory
+		defer close(watched)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			files, _ := filepath.Glob(filepath.Join(dest, ".staging-*", "snapshot.sqlite"))
+			for _, f := range files {
+				if fi, err := os.Stat(f); err == nil {
+					if fi.Size() > largest.Load() {
+						largest.Store(fi.Size())
+					}
+					if fi.Size() > 1<<20 {
+						cancel()
+					}
+				}
+			}
+		}
+	}()
+	_, err = st.Backup(ctx, tg, "manual")
+	close(stop)
+	<-watched
+	require.ErrorIs(t, err, context.Canceled)
+	require.Less(t, largest.Load(), full/2, "the copy went on to %d of %d bytes after the cancel", largest.Load(), full)
 }

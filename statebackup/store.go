@@ -63,11 +63,12 @@ type Options struct {
 type Method int
 
 const (
-	// MethodBackupAPI copies pages with SQLite's online backup API in one
-	// Step(-1) (small incremental steps restart on every write and never
-	// finish under a busy writer); the copy is then switched to
-	// journal_mode=delete. The default: it copies pages as they are, with
-	// less CPU than rebuilding them.
+	// MethodBackupAPI copies pages with SQLite's online backup API, in
+	// steps of backupStepPages under one read transaction held on the
+	// source (so the steps see one image and are not restarted by the
+	// server's writes, and the context is heeded between them); the copy is
+	// then switched to journal_mode=delete. The default: it copies pages as
+	// they are, with less CPU than rebuilding them.
 	MethodBackupAPI Method = iota
 	// MethodVacuumInto rebuilds the database into the copy with VACUUM INTO
 	// (compacted, journal_mode=delete).
@@ -317,19 +318,33 @@ func (s *Store) backupAPI(ctx context.Context, src, dst string) (err error) {
 	if err := sqlitex.ExecuteTransient(d, "PRAGMA synchronous=OFF", nil); err != nil {
 		return sqliteErr(ctx, err)
 	}
+	// One read transaction for all the steps: one image of the source, and
+	// no restart when the server writes (a step that opened its own would
+	// see the change and start over).
+	if err := sqlitex.ExecuteTransient(c, "BEGIN", nil); err != nil {
+		return sqliteErr(ctx, err)
+	}
+	defer sqlitex.ExecuteTransient(c, "ROLLBACK", nil)
+	if err := sqlitex.ExecuteTransient(c, "SELECT count(*) FROM sqlite_schema", nil); err != nil {
+		return sqliteErr(ctx, err)
+	}
 	b, err := sqlite.NewBackup(d, "main", c, "main")
 	if err != nil {
 		return sqliteErr(ctx, err)
 	}
-	more, err := b.Step(-1)
+	for more := true; more && err == nil; {
+		// Step itself does not heed the interrupt: the context is checked
+		// between steps, so a timeout or a cancel stops the copy (and the
+		// read transaction that holds the server's WAL back) soon.
+		if err = ctx.Err(); err == nil {
+			more, err = b.Step(backupStepPages)
+		}
+	}
 	if cerr := b.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
 	if err != nil {
 		return sqliteErr(ctx, err)
-	}
-	if more {
-		return fmt.Errorf("backup of %s did not finish in one step", src)
 	}
 	if err := sqlitex.ExecuteTransient(d, "PRAGMA journal_mode=DELETE", nil); err != nil {
 		return sqliteErr(ctx, err)
@@ -377,6 +392,10 @@ func writeJSON(path string, v any) error {
 	}
 	return err
 }
+
+// backupStepPages is how many pages one backup step copies (16 MiB of
+// 4 KiB pages) between two looks at the context.
+const backupStepPages = 4096
 
 // stagingPrefix starts the name of a backup's staging directory in Dest.
 const stagingPrefix = ".staging-"
