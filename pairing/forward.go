@@ -113,7 +113,13 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, user string, t
 		dst["Trailer"] = []string{strings.Join(keys, ", ")}
 	}
 	w.WriteHeader(res.StatusCode)
-	if err := h.copyBody(w, res, isStream(res.Header.Get("Content-Type"))); err != nil {
+	stream := isStream(res.Header.Get("Content-Type"))
+	if stream {
+		// The browser opens the stream on its head: it must not wait in a
+		// buffer for the first event.
+		http.NewResponseController(w).Flush()
+	}
+	if err := h.copyBody(w, res, stream); err != nil {
 		res.Body.Close()
 		// Headers are gone: all that is left is to cut the response short.
 		panic(http.ErrAbortHandler)

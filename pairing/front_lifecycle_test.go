@@ -240,3 +240,31 @@ func TestShutdownSaysConnectionClose(t *testing.T) {
 		})
 	}
 }
+
+// An event stream's head reaches the browser before its first event, on
+// both paths (the browser opens the stream on it).
+func TestStreamHeadIsSentBeforeTheFirstEvent(t *testing.T) {
+	release := make(chan struct{})
+	inst := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		<-release // no event yet
+	}))
+	t.Cleanup(inst.Close)
+	t.Cleanup(func() { close(release) }) // before inst.Close, which waits for the handlers
+	for _, m := range serveModes {
+		t.Run(m.name, func(t *testing.T) {
+			ft := newFrontUnderTest(t, inst.URL, pairing.FrontOptions{DisableFast: m.disableFast}, nil)
+			c, err := net.Dial("tcp", strings.TrimPrefix(ft.url, "http://"))
+			require.NoError(t, err)
+			defer c.Close()
+			require.NoError(t, c.SetDeadline(time.Now().Add(3*time.Second)))
+			io.WriteString(c, strings.Replace(liveAsset, "/assets/app.js?v=1", "/events", 1))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			require.NoError(t, err, "the head never came")
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+		})
+	}
+}

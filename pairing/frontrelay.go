@@ -98,7 +98,12 @@ func (fc *fastConn) fastForward(hd *fastHead, p plan) bool {
 			fc.upc.Store(nil)
 			return fc.badGateway(hd, p, err, false)
 		}
-		err = fc.relayBody(c.br, rh)
+		if rh.stream {
+			err = cw.Flush() // the browser opens the stream on its head
+		}
+		if err == nil {
+			err = fc.relayBody(c.br, rh)
+		}
 		if err == nil {
 			err = cw.Flush()
 		}
