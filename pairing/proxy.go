@@ -2,12 +2,14 @@ package pairing
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +79,13 @@ func newReverseProxy(t http.RoundTripper, h *Handler) *httputil.ReverseProxy {
 			rwc, ok := resp.Body.(io.ReadWriteCloser)
 			if !ok {
 				return nil
+			}
+			// ReverseProxy refuses (502) a switch to another protocol than
+			// the one asked for, and would never close what is counted here:
+			// refused here instead, it closes the body.
+			asked, got := upgradeType(resp.Request.Header), upgradeType(resp.Header)
+			if !strings.EqualFold(asked, got) || !printable(got) {
+				return fmt.Errorf("the instance switched to %q where %q was asked for", got, asked)
 			}
 			h.metrics.wsOpen.Inc()
 			h.log.Info("ws open", "user", tg.user, "path", resp.Request.URL.Path)
@@ -175,3 +184,25 @@ func (bp bufferPool) Put(b []byte) { bp.p.Put(&b) }
 
 // discardLogger is the nil-logger default.
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// upgradeType is the protocol an Upgrade field names, when Connection
+// says upgrade ("" otherwise).
+func upgradeType(h http.Header) string {
+	for _, v := range h.Values("Connection") {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), "upgrade") {
+				return h.Get("Upgrade")
+			}
+		}
+	}
+	return ""
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}

@@ -82,3 +82,25 @@ func TestWebSocketPassThrough(t *testing.T) {
 		})
 	}
 }
+
+// An instance that switches to another protocol than the one the browser
+// asked for gets a 502 from net/http's ReverseProxy; the dispatch must not
+// have counted and logged it as an open WebSocket (the gauge stayed up for
+// good, "ws open" without its close) nor keep its connection.
+func TestWebSocketUpgradeToAnotherProtocolIsNotCounted(t *testing.T) {
+	inst := newScriptedInstance(t, map[string]string{
+		"/ws": "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+	})
+	ft := newFrontUnderTest(t, inst.URL(), pairing.FrontOptions{}, nil)
+	raw := "GET /ws HTTP/1.1\r\nHost: t3.example\r\nX-Authentik-Username: ana\r\nCookie: t3_session=live\r\n" +
+		"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	resps := rawExchange(t, ft.url, raw, "GET")
+	require.Equal(t, http.StatusBadGateway, resps[0].StatusCode)
+	mfs, err := ft.reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == pairing.MetricWebSocketsOpen {
+			require.Zero(t, mf.GetMetric()[0].GetGauge().GetValue(), "no WebSocket is open")
+		}
+	}
+}
