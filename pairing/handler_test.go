@@ -338,3 +338,41 @@ func TestPairerWithoutSessionIsAFailure(t *testing.T) {
 	resp, _ := d.get("ana", "/", pageLoad, nil)
 	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
 }
+
+// Whatever Pairer is plugged in, only t3 session cookies with a value are
+// relayed to the browser; a pairing that yields none is a failed one.
+func TestHandlerRelaysOnlySessionCookies(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cookies []*http.Cookie
+		status  int
+		relayed []string
+	}{
+		{"a stray cookie beside the session", []*http.Cookie{{Name: "t3_session", Value: "v", Path: "/"}, {Name: "tracking", Value: "x", Path: "/"}},
+			http.StatusFound, []string{"t3_session"}},
+		{"only an empty session cookie", []*http.Cookie{{Name: "t3_session", Value: "", Path: "/"}}, http.StatusBadGateway, nil},
+		{"only a stray cookie", []*http.Cookie{{Name: "tracking", Value: "x", Path: "/"}}, http.StatusBadGateway, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pairer := pairerFunc(func(context.Context, t3fleet.Instance) (*pairing.Session, error) {
+				return &pairing.Session{Cookies: tc.cookies, Endpoint: pairing.EndpointBrowserSession}, nil
+			})
+			h := pairing.NewHandler(mapRouter{"ana": {User: "ana", OSUser: "ana", BaseURL: "http://127.0.0.1:1"}},
+				pairer, pairing.HandlerOptions{Prober: cookieProber{}})
+			url := startFront(t, h, pairing.FrontOptions{})
+			resps := rawExchange(t, url, "GET /x HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nSec-Fetch-Dest: document\r\n\r\n", "GET")
+			require.Equal(t, tc.status, resps[0].StatusCode)
+			var names []string
+			for _, c := range resps[0].Cookies() {
+				names = append(names, c.Name)
+			}
+			require.Equal(t, tc.relayed, names)
+		})
+	}
+}
+
+type pairerFunc func(context.Context, t3fleet.Instance) (*pairing.Session, error)
+
+func (f pairerFunc) Pair(ctx context.Context, in t3fleet.Instance) (*pairing.Session, error) {
+	return f(ctx, in)
+}
