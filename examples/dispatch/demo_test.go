@@ -61,7 +61,7 @@ func (b *browser) do(method, rawURL, kind string, form url.Values) (int, string,
 // page's API calls and WebSocket pass through; a wiped session re-pairs on
 // the next reload.
 func TestDemoPicksUserPairsAndLands(t *testing.T) {
-	logs := &syncWriter{}
+	logs := &lockedBuffer{}
 	d, err := StartDemo(context.Background(), DemoOptions{Dir: t.TempDir(), Logger: newLogger("text", logs)})
 	require.NoError(t, err)
 	t.Cleanup(d.Close)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -20,22 +21,38 @@ import (
 	"github.com/t3fleet/t3fleet/pairing"
 )
 
-// syncWriter is an io.Writer safe for concurrent writers and readers.
-type syncWriter struct {
+// lockedBuffer is a bytes.Buffer safe for the log handler's and the
+// browser's concurrent writes.
+type lockedBuffer struct {
 	mu sync.Mutex
-	b  strings.Builder
+	b  bytes.Buffer
 }
 
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
 }
 
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// Count is how many lines contain every one of parts.
+func (b *lockedBuffer) Count(parts ...string) int {
+	n := 0
+	for line := range strings.SplitSeq(b.String(), "\n") {
+		ok := line != ""
+		for _, p := range parts {
+			ok = ok && strings.Contains(line, p)
+		}
+		if ok {
+			n++
+		}
+	}
+	return n
 }
 
 func TestRunFlagErrors(t *testing.T) {
@@ -53,17 +70,17 @@ func TestRunFlagErrors(t *testing.T) {
 		{[]string{"-h"}, 0},
 	}
 	for _, tc := range tests {
-		var out, errw syncWriter
+		var out, errw lockedBuffer
 		assert.Equal(t, tc.want, run(context.Background(), tc.args, &out, &errw), "%v: %s", tc.args, errw.String())
 	}
 }
 
 // startRun runs the binary's run() until the test ends and returns its
 // base URL and its log.
-func startRun(t *testing.T, args ...string) (string, *syncWriter) {
+func startRun(t *testing.T, args ...string) (string, *lockedBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, logs syncWriter
+	var out, logs lockedBuffer
 	done := make(chan int)
 	go func() { done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), &out, &logs) }()
 	t.Cleanup(func() {
@@ -143,7 +160,7 @@ func TestRunEndToEnd(t *testing.T) {
 // prints.
 func TestRunDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, logs syncWriter
+	var out, logs lockedBuffer
 	done := make(chan int)
 	go func() { done <- run(ctx, []string{"-demo", "-listen", "127.0.0.1:0"}, &out, &logs) }()
 	re := regexp.MustCompile(`open (http://\S+) and pick a user`)
