@@ -285,11 +285,7 @@ func (e *Engine) drainRollbackTo(ctx context.Context, m Member, fleet []Member, 
 // was started after its marker was written (a drain stopped after moving
 // it, before clearing the marker).
 func (e *Engine) movedTo(ctx context.Context, fleet []Member, m Member, current string) string {
-	markers, err := e.State().Markers()
-	deferred := map[string]Marker{}
-	for _, mk := range markers {
-		deferred[mk.User] = mk
-	}
+	deferred, err := e.State().markersByUser()
 	vr, _ := e.Units.(VersionReporter)
 	for _, o := range fleet {
 		u := o.Unit.User

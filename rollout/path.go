@@ -34,17 +34,13 @@ func (e *Engine) checkPath(ctx context.Context, fleet []Member, current, then st
 	if d <= 0 || d > DefaultPathCheckTimeout {
 		d = DefaultPathCheckTimeout
 	}
-	markers, err := e.State().Markers()
+	deferred, err := e.State().markersByUser()
 	if err != nil {
 		return err
 	}
-	deferred := map[string]bool{}
-	for _, mk := range markers {
-		deferred[mk.User] = true
-	}
 	var errs []string
 	for _, m := range CanaryOrder(fleet, e.Order, e.OperatorUser, e.sizeFunc(nil)) {
-		if deferred[m.Unit.User] {
+		if _, ok := deferred[m.Unit.User]; ok {
 			continue
 		}
 		us, err := e.Units.Status(ctx, m.Unit)

@@ -111,13 +111,9 @@ func (e *Engine) Plan(ctx context.Context, o PlanOptions) (Plan, error) {
 		sizes[m.Unit.User] = LiveDBSize(m.Instance)
 	}
 	ordered := CanaryOrder(fleet, e.Order, e.OperatorUser, func(m Member) int64 { return sizes[m.Unit.User] })
-	markers, err := st.Markers()
+	deferred, err := st.markersByUser()
 	if err != nil {
 		return p, err
-	}
-	deferred := map[string]bool{}
-	for _, mk := range markers {
-		deferred[mk.User] = true
 	}
 	restarts := 0
 	var largest int64 = -1
@@ -144,7 +140,7 @@ func (e *Engine) Plan(ctx context.Context, o PlanOptions) (Plan, error) {
 			pu.Action, pu.Why = "skip", "not running ("+us.State+")"
 		default:
 			pu.Running = true
-			if !e.SkipPathCheck && !deferred[m.Unit.User] && len(p.PathUsers) < pathTries {
+			if _, dfr := deferred[m.Unit.User]; !e.SkipPathCheck && !dfr && len(p.PathUsers) < pathTries {
 				p.PathUsers = append(p.PathUsers, m.Unit.User)
 			}
 			if idle, why := e.idle(ctx, m); idle {

@@ -80,6 +80,16 @@ type Marker struct {
 	Written time.Time // the file's modification time
 }
 
+// markersByUser is Markers keyed by user.
+func (s State) markersByUser() (map[string]Marker, error) {
+	markers, err := s.Markers()
+	byUser := make(map[string]Marker, len(markers))
+	for _, mk := range markers {
+		byUser[mk.User] = mk
+	}
+	return byUser, err
+}
+
 // Markers lists the deferral markers, sorted by user.
 func (s State) Markers() ([]Marker, error) {
 	dir := s.path(DeferredDir)
