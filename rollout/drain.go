@@ -215,7 +215,7 @@ func (e *Engine) drain(ctx context.Context, o DrainOptions) (DrainResult, error)
 			}
 			pathChecked = true
 		}
-		to, note := e.drainRollbackTo(ctx, m, fleet, lastGood, res.Current)
+		to, note := e.drainRollbackTo(ctx, m, fleet, 0, lastGood, res.Current) // Fleet placed every unit
 		err = e.Cycle(ctx, m, CycleOptions{Label: DrainLabel, Version: res.Current, RollbackTo: to, Note: note})
 		switch {
 		case err == nil:
@@ -253,9 +253,10 @@ func (e *Engine) drain(ctx context.Context, o DrainOptions) (DrainResult, error)
 // (a VersionReporter knows it), else none: the unit's database is restored
 // and it restarts on the active build. The binary is shared, so going back
 // is for the whole fleet: it is done only while no other unit has moved to
-// the active build (whose database the older one could not read); else
-// none, and note says who holds the build in place.
-func (e *Engine) drainRollbackTo(ctx context.Context, m Member, fleet []Member, lastGood, current string) (to, note string) {
+// the active build (whose database the older one could not read), and no
+// unit went unplaced (unplaced: units missing from fleet, which may run
+// anything); else none, and note says who holds the build in place.
+func (e *Engine) drainRollbackTo(ctx context.Context, m Member, fleet []Member, unplaced int, lastGood, current string) (to, note string) {
 	switch {
 	case lastGood != "" && lastGood != current:
 		to = lastGood
@@ -270,6 +271,9 @@ func (e *Engine) drainRollbackTo(ctx context.Context, m Member, fleet []Member, 
 	}
 	if to == "" {
 		return "", ""
+	}
+	if unplaced > 0 {
+		return "", fmt.Sprintf("%s stays active: %d unit(s) could not be placed, and may run it", current, unplaced)
 	}
 	if moved := e.movedTo(ctx, fleet, m, current); moved != "" {
 		return "", fmt.Sprintf("%s stays active: %s already runs it, and %s could not read that database", current, moved, to)

@@ -289,13 +289,10 @@ func (e *Engine) Cycle(ctx context.Context, m Member, o CycleOptions) error {
 	}
 	rb := Rollback{To: o.RollbackTo, Reason: fmt.Sprintf("%s %s failed on %s: %v", o.Label, m.Unit.User, o.Version, err),
 		Restores: []Restore{{Member: m, Snapshot: snap}}}
-	if errors.Is(err, ErrWrongBuild) {
-		o.DeadEnd = false // nobody's build: rolled back and frozen all the same
-	}
 	if o.Note != "" {
 		rb.Reason += "; " + o.Note
 	}
-	if o.DeadEnd {
+	if o.DeadEnd && !errors.Is(err, ErrWrongBuild) { // a wrong build is nobody's: rolled back and frozen all the same
 		rb.Bad = o.Version
 	}
 	if rerr := e.Rollback(ctx, rb); rerr != nil {

@@ -400,10 +400,7 @@ func (w *Watchdog) cycleOptions(ctx context.Context, m Member, fleet []Member, v
 	}
 	lastGood, _ := e.State().LastGood()
 	o.Version = cur
-	o.RollbackTo, o.Note = e.drainRollbackTo(ctx, m, fleet, lastGood, cur)
-	if o.RollbackTo != "" && w.unplaced > 0 {
-		o.RollbackTo, o.Note = "", fmt.Sprintf("%s stays active: %d unit(s) could not be placed, and may run it", cur, w.unplaced)
-	}
+	o.RollbackTo, o.Note = e.drainRollbackTo(ctx, m, fleet, w.unplaced, lastGood, cur)
 	return o, true
 }
 
