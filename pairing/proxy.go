@@ -189,10 +189,8 @@ func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // says upgrade ("" otherwise).
 func upgradeType(h http.Header) string {
 	for _, v := range h.Values("Connection") {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), "upgrade") {
-				return h.Get("Upgrade")
-			}
+		if headerValueHasToken(v, "upgrade") {
+			return h.Get("Upgrade")
 		}
 	}
 	return ""
