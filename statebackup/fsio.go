@@ -39,19 +39,17 @@ func hashFile(path string) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
-// setOwnerMode gives path mode and, when running as root, owner o. Only for
-// paths in directories the user cannot write (a rename there could put a
-// symlink under the name): elsewhere setFileOwnerMode on the open file.
+// setOwnerMode gives the file or directory at path mode and, when running
+// as root, owner o, through setFileOwnerMode on it opened without following
+// a symlink: whatever is renamed under the name meanwhile, only what was
+// opened is changed.
 func setOwnerMode(path string, o Owner, mode os.FileMode) error {
-	if err := os.Chmod(path, mode); err != nil {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
 		return err
 	}
-	if os.Geteuid() == 0 && o.UID >= 0 {
-		if err := os.Lchown(path, o.UID, o.GID); err != nil {
-			return err
-		}
-	}
-	return nil
+	defer f.Close()
+	return setFileOwnerMode(f, o, mode)
 }
 
 // setFileOwnerMode gives the open file f mode and, when running as root,
