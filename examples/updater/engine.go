@@ -46,8 +46,8 @@ type engineConfig struct {
 	HomeRoot      string // --home-root / T3_HOME_ROOT: /home/<user>/.t3 by default
 	UserMap       string // T3_USER_MAP: SSO names for the verifier
 	Check         bool   // --check-candidate (plan)
-	// Quiet is the idle gate's quiet threshold (T3_MIGRATE_QUIET_SECONDS;
-	// zero: idlegate's default), the same for run and migrate-idle.
+	// Quiet is the idle gate's quiet threshold (T3_MIGRATE_QUIET_SECONDS,
+	// idlegate's default when unset), the same for run and migrate-idle.
 	Quiet time.Duration
 	// EnvDir holds <user>.env with T3_PORT (T3_ENV_DIR): where to ask an
 	// instance which version it runs.
@@ -120,9 +120,7 @@ func (r rolloutCLI) parseConfig(name string, args []string, stderr io.Writer, ex
 	}
 	c.BackupDest, c.BackupTimeout, c.HomeRoot, c.UserMap = oc.BackupDest, oc.BackupTimeout, oc.HomeRoot, oc.UserMap
 	o.BackupKeep = oc.BackupKeep // a finished run prunes to it
-	if r.getenv("T3_MIGRATE_QUIET_SECONDS") != "" {
-		c.Quiet = oc.MigrateQuiet
-	}
+	c.Quiet = oc.MigrateQuiet
 	c.Prefix = envOr(r.getenv("T3_PREFIX"), defaultPrefix)
 	c.EnvDir = envOr(r.getenv("T3_ENV_DIR"), hostfiles.DefaultEnvDir)
 	if p := r.getenv("T3_SMOKE_PORT"); p != "" {
