@@ -79,33 +79,40 @@ func (e *Engine) run(ctx context.Context) (Result, error) {
 		}
 		return Result{}, err
 	}
+	started := e.now()
+	// Staging changes nothing live (side by side; the global installer
+	// stages nothing before Activate), so it starts as soon as the target
+	// is known and runs through the path check and the backups: on a real
+	// fleet the npm install and the snapshots are the two long steps before
+	// the canary. A failed staging cancels the backups' context with its
+	// error; a run that stops before the health check stops the staging
+	// (a build that finished staging stays for the next run).
+	bctx, failBackups := context.WithCancelCause(ctx)
+	defer failBackups(nil)
+	stage := e.startStage(ctx, rel.Version, failBackups)
 	fleet, err := e.Fleet(ctx)
 	if err != nil {
+		stage.stop()
 		return Result{}, err
 	}
 	if e.SkipPathCheck {
 		e.emit(ctx, Event{Kind: EventPathChecked, Version: current, Reason: "skipped (SkipPathCheck)"})
 	} else if err := e.checkPath(ctx, fleet, current,
 		"stopped before any change (if the current build itself broke pairing for everyone, run with --skip-path-check)"); err != nil {
+		stage.stop()
 		return Result{Target: rel.Version, Previous: current, Resumed: resumed}, err
 	}
 	j = &Journal{Target: rel.Version, Previous: current, Phase: PhasePrepare, Step: "journal",
-		Started: e.now(), Snapshots: map[string]statebackup.Snapshot{}}
+		Started: started, Snapshots: map[string]statebackup.Snapshot{}}
 	if err := st.WriteJournal(j); err != nil {
+		stage.stop()
 		return Result{}, err
 	}
 	res := Result{Target: j.Target, Previous: current, Resumed: resumed}
 	if err := e.crash("journal"); err != nil {
+		stage.stop()
 		return res, err
 	}
-	// Staging changes nothing live (side by side; the global installer
-	// stages nothing before Activate), so it runs while the backups are
-	// taken: on a real fleet the npm install and the snapshots are the two
-	// long steps before the canary.
-	// A failed staging cancels the backups' context with its error.
-	bctx, failBackups := context.WithCancelCause(ctx)
-	defer failBackups(nil)
-	stage := e.startStage(ctx, j.Target, failBackups)
 	if err := e.backupAll(bctx, j, fleet); err != nil {
 		// Nothing changed yet: the staging stops, the journal goes, the run
 		// stops. A build that finished staging stays for the next run.

@@ -152,3 +152,35 @@ func TestPathCheckSkipsDeferredUsers(t *testing.T) {
 	require.Equal(t, rollout.OutcomeDone, res.Outcome, res.Line())
 	require.Equal(t, []string{"bob", "alice", "bob", "carol", "zed"}, got, "bob checks the path, alice pairs after her restart")
 }
+
+// The staging starts as soon as the target is known, so the npm install
+// overlaps the path check and the backups. A run the path check stops
+// leaves no install running behind it (it would hold the stage directory
+// and the network after the updater has said it stopped).
+func TestRunStopsTheStagingWhenThePathCheckFails(t *testing.T) {
+	sim := newSim(t)
+	for _, u := range sim.Users() {
+		sim.FailCanary(v1, u)
+	}
+	e := sim.Engine(rollout.Options{})
+	started, ended := make(chan struct{}), make(chan struct{})
+	e.Installer.(*rollouttest.Installer).StageFunc = func(ctx context.Context, v string) (rollout.Build, error) {
+		close(started)
+		defer close(ended)
+		<-ctx.Done() // an install slower than the path check
+		return rollout.Build{}, ctx.Err()
+	}
+	res, err := e.Run(context.Background())
+	require.Error(t, err)
+	require.Contains(t, res.Line(), "before any change")
+	select {
+	case <-started:
+	default:
+		t.Fatal("the staging did not start alongside the path check")
+	}
+	select {
+	case <-ended:
+	default:
+		t.Fatal("the staging still runs after Run returned")
+	}
+}
