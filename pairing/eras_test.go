@@ -185,7 +185,8 @@ func TestAcrossTheUpgrade(t *testing.T) {
 	assert.Contains(t, names(jar), srv.CookieName(), "the new name reached the browser through the proxy")
 	assert.Equal(t, 2, d.minter.calls, "paired on era A and after migration 31 only")
 	t.Cleanup(srv.Close)
-	assert.Contains(t, d.logs.String(), "paired user=emil.barzin endpoint=/api/auth/browser-session fallback=true", "the rename cost one 404")
+	assert.Contains(t, d.logs.String(), "paired user=emil.barzin endpoint=/api/auth/bootstrap fallback=true", "era A: the old name, as the seed logged it")
+	assert.Contains(t, d.logs.String(), "paired user=emil.barzin endpoint=/api/auth/browser-session fallback=false", "past the rename: the new name, though the stale memory cost one 404")
 }
 
 // mergeCookies applies Set-Cookie answers to a jar of cookies, as a browser does.

@@ -53,8 +53,12 @@ func (e *ExchangeError) Unwrap() error { return e.Err }
 // {"credential": ...} to hint first (EndpointBrowserSession when hint is
 // empty) and, on 404 only, to the other name. Any other status is that
 // endpoint's verdict. A 200 must set at least one t3 session cookie; only
-// those cookies are returned. Session.Fallback is true when a 404 sent it to
-// the second name in this call.
+// those cookies are returned. Session.Fallback is true when the old name
+// (EndpointBootstrap) gave the session, whether a 404 at the new name sent
+// it there in this call or the hint did: the seed's dispatch always tried
+// the new name first, so its "fallback=true" meant exactly that, and
+// alerts that count it as "instances still before the rename" keep
+// counting them after the first pairing.
 func Exchange(ctx context.Context, client *http.Client, baseURL, credential, hint string) (*Session, error) {
 	if client == nil {
 		client = http.DefaultClient
@@ -69,10 +73,10 @@ func Exchange(ctx context.Context, client *http.Client, baseURL, credential, hin
 	}
 	base := strings.TrimRight(baseURL, "/")
 	var last *ExchangeError
-	for i, ep := range order {
+	for _, ep := range order {
 		s, xerr := exchangeOnce(ctx, client, base+ep, ep, body)
 		if xerr == nil {
-			s.Fallback = i > 0
+			s.Fallback = ep == EndpointBootstrap
 			return s, nil
 		}
 		last = xerr

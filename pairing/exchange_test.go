@@ -53,8 +53,8 @@ func TestExchange(t *testing.T) {
 	}{
 		{"era B+ browser-session", map[string]int{bs: 200}, []string{"t3_session"}, "", bs, false, []string{"t3_session"}, 0, false, []string{bs}},
 		{"era A falls back on 404", map[string]int{bt: 200}, []string{"t3_session_3801_abcdefabcdef"}, "", bt, true, []string{"t3_session_3801_abcdefabcdef"}, 0, false, []string{bs, bt}},
-		{"hint tries bootstrap first", map[string]int{bt: 200}, []string{"t3_session"}, bt, bt, false, []string{"t3_session"}, 0, false, []string{bt}},
-		{"stale hint after upgrade", map[string]int{bs: 200}, []string{"t3_session"}, bt, bs, true, []string{"t3_session"}, 0, false, []string{bt, bs}},
+		{"hint tries bootstrap first", map[string]int{bt: 200}, []string{"t3_session"}, bt, bt, true, []string{"t3_session"}, 0, false, []string{bt}},
+		{"stale hint after upgrade", map[string]int{bs: 200}, []string{"t3_session"}, bt, bs, false, []string{"t3_session"}, 0, false, []string{bt, bs}},
 		{"only t3 session cookies relayed", map[string]int{bs: 200}, []string{"other", "t3_session_abc123abc123"}, "", bs, false, []string{"t3_session_abc123abc123"}, 0, false, []string{bs}},
 		{"200 without Set-Cookie fails", map[string]int{bs: 200}, nil, "", bs, false, nil, 200, true, []string{bs}},
 		{"200 with only foreign cookie fails", map[string]int{bs: 200}, []string{"sid"}, "", bs, false, nil, 200, true, []string{bs}},

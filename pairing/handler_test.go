@@ -89,7 +89,12 @@ func TestExchangeNameIsRememberedAndRelearned(t *testing.T) {
 	assert.Equal(t, 3, f.hitCount(bs))
 	assert.Equal(t, 4, f.hitCount(bt), "one 404 at the old name, then the new one is remembered")
 	assert.Equal(t, bs, d.pairer.Endpoint(f.srv.URL))
-	assert.Contains(t, d.logs.String(), "paired user=ana endpoint=/api/auth/browser-session fallback=true")
+	// The log line keeps the seed's meaning, whatever the memory saved:
+	// fallback=true for every pairing the old name gave, false after.
+	assert.Equal(t, 3, strings.Count(d.logs.String(), "paired user=ana endpoint=/api/auth/bootstrap fallback=true"))
+	assert.Equal(t, 2, strings.Count(d.logs.String(), "paired user=ana endpoint=/api/auth/browser-session fallback=false"))
+	assert.Equal(t, 3.0, d.metricValue(pairing.MetricPairs, map[string]string{
+		"outcome": pairing.OutcomeOK, "endpoint": bt, "fallback": "true"}))
 }
 
 // TestFailOpen: on a page load with a cookie, only a definite

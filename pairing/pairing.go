@@ -22,8 +22,8 @@ type Minter interface {
 }
 
 // Session is the result of a successful pairing: the t3 session cookies to
-// relay to the browser, the exchange endpoint that answered, and whether it
-// was reached by falling back from the new name.
+// relay to the browser, the exchange endpoint that answered, and whether
+// that is the old name (the seed's "fallback").
 type Session struct {
 	Cookies  []*http.Cookie
 	Endpoint string
