@@ -229,8 +229,17 @@ func (f *fleet) engine(logger *slog.Logger, onEvent func(rollout.Event)) (*rollo
 	if err := os.MkdirAll(scratch, 0o755); err != nil {
 		return nil, err
 	}
+	// Each instance says which build it runs, as the updater's do: the
+	// engine checks a restarted one runs the target, and status shows it.
+	units := t3a.ReportingUnits{UnitManager: f.sup, Timeout: time.Second, BaseURL: func(u rollout.Unit) (string, error) {
+		port, ok := f.ports[u.User]
+		if !ok {
+			return "", fmt.Errorf("no instance for %s", u.User)
+		}
+		return "http://127.0.0.1:" + strconv.Itoa(port), nil
+	}}
 	return &rollout.Engine{
-		Units: f.sup, Registry: f.registry, Installer: f.inst, Backups: f.store,
+		Units: units, Registry: f.registry, Installer: f.inst, Backups: f.store,
 		Health:   t3a.NewHealthChecker(t3a.HealthCheckerOptions{TempDir: scratch, ReadyTimeout: 10 * time.Second}),
 		Verifier: ver,
 		// A short quiet threshold: the demo's "idle" user went quiet a moment ago.

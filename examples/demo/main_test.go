@@ -68,6 +68,9 @@ func testDemo(t *testing.T, args []string, wantRegistry string) {
 		`FROZEN: canary bob failed`,
 		`dead end 0\.0\.32-nightly\.20260617\.600: health check`,
 		`dead end 0\.0\.33-nightly\.20260618\.700: canary bob failed`,
+		`alice t3-serve@alice\.service active version=0\.0\.31-nightly\.20260616\.571 `, // each instance's own answer
+		`bob t3-serve@bob\.service active version=0\.0\.31-nightly\.20260616\.571 `,
+		`carol t3-serve@carol\.service active version=0\.0\.31-nightly\.20260616\.571 `,
 		`SUSPECT build 0\.0\.31-nightly\.20260616\.571: 1 watchdog restart`,
 		`demo finished in`,
 	}

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"path/filepath"
 
 	"github.com/t3fleet/t3fleet"
 	"github.com/t3fleet/t3fleet/adapters/hostfiles"
 	"github.com/t3fleet/t3fleet/adapters/npm"
 	"github.com/t3fleet/t3fleet/adapters/systemd"
+	t3a "github.com/t3fleet/t3fleet/adapters/t3"
 	"github.com/t3fleet/t3fleet/rollout"
 	"github.com/t3fleet/t3fleet/statebackup"
 )
@@ -34,7 +34,10 @@ func wireReal(ctx context.Context, c engineConfig) (*rollout.Engine, func(), err
 		return nil, nil, fmt.Errorf("systemd: %w", err)
 	}
 	closeFn := func() { units.Close() }
-	e.Units = reportingUnits{UnitManager: units, baseURL: EnvFileBaseURL(c.EnvDir), client: &http.Client{}}
+	base := EnvFileBaseURL(c.EnvDir)
+	e.Units = t3a.ReportingUnits{UnitManager: units, BaseURL: func(u rollout.Unit) (string, error) {
+		return base(rollout.Member{Unit: u}) // the port its /etc/t3-serve/<user>.env names
+	}}
 	e.Registry = npm.NewRegistry(npm.RegistryOptions{Logger: lg})
 	switch c.Installer {
 	case installerGlobal:

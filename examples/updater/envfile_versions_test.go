@@ -10,12 +10,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	t3a "github.com/t3fleet/t3fleet/adapters/t3"
 	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
 	"github.com/t3fleet/t3fleet/rollout"
 	"github.com/t3fleet/t3fleet/rollout/rollouttest"
 )
 
-func TestReportingUnitsAsksTheInstance(t *testing.T) {
+func TestEnvFilesGiveEachInstanceItsVersion(t *testing.T) {
 	srv := t3test.NewServer(t.TempDir(), t3test.Options{Version: "0.0.30-nightly.20260901.100"})
 	t.Cleanup(srv.Close)
 	envDir := t.TempDir()
@@ -23,7 +24,10 @@ func TestReportingUnitsAsksTheInstance(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(envDir, "emil.env"), []byte("T3_PORT=\""+port+"\"\n"), 0o644))
 
-	u := reportingUnits{UnitManager: &rollouttest.UnitManager{}, baseURL: EnvFileBaseURL(envDir)}
+	base := EnvFileBaseURL(envDir)
+	u := t3a.ReportingUnits{UnitManager: &rollouttest.UnitManager{}, BaseURL: func(u rollout.Unit) (string, error) {
+		return base(rollout.Member{Unit: u})
+	}}
 	ctx := context.Background()
 	v, err := u.RunningVersion(ctx, rollout.Unit{User: "emil"})
 	require.NoError(t, err)

@@ -1,0 +1,65 @@
+package t3_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	t3a "github.com/t3fleet/t3fleet/adapters/t3"
+	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
+	"github.com/t3fleet/t3fleet/rollout"
+	"github.com/t3fleet/t3fleet/rollout/rollouttest"
+)
+
+func TestReportingUnitsAsksTheInstance(t *testing.T) {
+	srv := t3test.NewServer(t.TempDir(), t3test.Options{Version: "0.0.30-nightly.20260901.100"})
+	t.Cleanup(srv.Close)
+	down := t3test.NewServer(t.TempDir(), t3test.Options{})
+	downURL := down.URL
+	down.Close()
+	errNoEnv := errors.New("no env file")
+	u := t3a.ReportingUnits{UnitManager: &rollouttest.UnitManager{}, BaseURL: func(u rollout.Unit) (string, error) {
+		switch u.User {
+		case "emil":
+			return srv.URL, nil
+		case "gone":
+			return downURL, nil
+		}
+		return "", fmt.Errorf("%s: %w", u.User, errNoEnv)
+	}}
+	ctx := context.Background()
+	v, err := u.RunningVersion(ctx, rollout.Unit{User: "emil"})
+	require.NoError(t, err)
+	assert.Equal(t, "0.0.30-nightly.20260901.100", v)
+
+	_, err = u.RunningVersion(ctx, rollout.Unit{User: "nobody"})
+	assert.ErrorIs(t, err, errNoEnv, "the locator's error, as it is")
+	_, err = u.RunningVersion(ctx, rollout.Unit{User: "gone"})
+	assert.Error(t, err, "an instance that does not answer reports no version")
+
+	var vr rollout.VersionReporter = u // what the engine looks for on its Units
+	_, ok := vr.(rollout.UnitManager)
+	assert.True(t, ok, "still the unit manager it wraps")
+}
+
+func ExampleReportingUnits() {
+	dir, err := os.MkdirTemp("", "t3-example-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	srv := t3test.NewServer(dir, t3test.Options{Version: "0.0.31"})
+	defer srv.Close()
+	units := t3a.ReportingUnits{
+		UnitManager: &rollouttest.UnitManager{}, // systemd.Manager, supervisor.Supervisor, ...
+		BaseURL:     func(rollout.Unit) (string, error) { return srv.URL, nil },
+	}
+	v, err := units.RunningVersion(context.Background(), rollout.Unit{Name: "t3-serve@ana.service", User: "ana"})
+	fmt.Println(v, err)
+	// Output: 0.0.31 <nil>
+}
