@@ -20,6 +20,10 @@ type reportingUnits struct {
 
 var _ rollout.VersionReporter = reportingUnits{}
 
+// Unwrap returns the wrapped manager, whose other optional methods
+// (systemd's ControlGroup) the embedding does not promote.
+func (u reportingUnits) Unwrap() rollout.UnitManager { return u.UnitManager }
+
 // RunningVersion implements rollout.VersionReporter.
 func (u reportingUnits) RunningVersion(ctx context.Context, unit rollout.Unit) (string, error) {
 	base, err := u.baseURL(rollout.Member{Unit: unit})
