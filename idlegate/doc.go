@@ -16,8 +16,9 @@
 //     table, an unparseable or future timestamp, a lock held past the busy
 //     timeout, any error: not idle. An empty table is idle.
 //
-//   - adapters/proctree offers an oracle over the instance's process tree
-//     (agent children named claude, codex or opencode mean not idle).
+//   - adapters/proctree offers an oracle over the instance's processes
+//     (an agent named claude, codex or opencode below its main process or
+//     in its unit's cgroup means not idle).
 //
 //   - [All] combines oracles: idle only if every one says idle.
 //

@@ -42,11 +42,22 @@ type Process struct {
 }
 
 // Oracle says an instance is not idle while an agent process (claude, codex,
-// opencode, ...) runs anywhere below its main process.
+// opencode, ...) runs anywhere below its main process, or, with Cgroup, in
+// the cgroup of its unit.
 type Oracle struct {
 	// MainPID returns the instance's main PID, e.g. from the unit manager's
 	// status. Required. A PID <= 0 or an error is a not-idle verdict.
 	MainPID func(ctx context.Context, in t3fleet.Instance) (int, error)
+	// Cgroup, when set, returns the cgroup that holds exactly the
+	// instance's processes, e.g. a systemd unit's ControlGroup, as this
+	// process sees it in /proc/<pid>/cgroup. An agent in it or below it is
+	// then the instance's even outside the main process's tree: one whose
+	// parent exited is re-parented to PID 1 or a subreaper, yet stopping
+	// the unit still kills it. An error is a not-idle verdict. "" (no
+	// cgroup, e.g. the unit is stopped) and "/" (every process on the
+	// machine) leave the tree alone to decide. Nil: the tree alone, as for
+	// a unit manager without a cgroup per unit.
+	Cgroup func(ctx context.Context, in t3fleet.Instance) (string, error)
 	// ProcRoot is the proc file system to read. Empty: DefaultProcRoot.
 	ProcRoot string
 	// AgentNames are matched against each descendant's comm, the base name
@@ -55,11 +66,21 @@ type Oracle struct {
 	AgentNames []string
 }
 
+// Agent is an agent process of an instance.
+type Agent struct {
+	Process
+	// OutsideTree: found by the unit's cgroup alone, not below the main
+	// process (its parent exited and it was re-parented).
+	OutsideTree bool
+}
+
 var _ idlegate.IdleOracle = (*Oracle)(nil)
 
 // Idle reports not idle, with the agents in the reason, when any descendant
-// of the main PID is an agent. It fails closed: no main PID, a main PID
-// that does not exist, or an unreadable process table is not idle.
+// of the main PID, or with Cgroup any process in the unit's cgroup, is an
+// agent. It fails closed: no main PID, a main PID that does not exist, no
+// cgroup, a main PID outside its cgroup, or an unreadable process table is
+// not idle.
 func (o *Oracle) Idle(ctx context.Context, in t3fleet.Instance) (idlegate.Verdict, error) {
 	v, err := o.idle(ctx, in)
 	if err != nil {
@@ -79,24 +100,59 @@ func (o *Oracle) idle(ctx context.Context, in t3fleet.Instance) (idlegate.Verdic
 	if pid <= 0 {
 		return idlegate.Verdict{}, fmt.Errorf("%w: instance not running", ErrNoMainPID)
 	}
-	agents, err := o.Agents(ctx, pid)
+	where := fmt.Sprintf("under pid %d", pid)
+	var cg string
+	if o.Cgroup != nil {
+		raw, err := o.Cgroup(ctx, in)
+		if err != nil {
+			return idlegate.Verdict{}, fmt.Errorf("%w: %w", ErrCgroup, err)
+		}
+		if cg = unitCgroup(raw); cg != "" {
+			where += " or in cgroup " + cg
+		} else {
+			where += fmt.Sprintf(" (tree only: unit cgroup %q)", raw)
+		}
+	}
+	agents, err := o.UnitAgents(ctx, pid, cg)
 	if err != nil {
 		return idlegate.Verdict{}, err
 	}
 	if len(agents) == 0 {
-		return idlegate.Verdict{Idle: true, Reason: fmt.Sprintf("idle: no agent process under pid %d", pid)}, nil
+		return idlegate.Verdict{Idle: true, Reason: "idle: no agent process " + where}, nil
 	}
 	var names []string
 	for _, a := range agents {
-		names = append(names, fmt.Sprintf("%s[%d]", a.Comm, a.PID))
+		n := fmt.Sprintf("%s[%d]", a.Comm, a.PID)
+		if a.OutsideTree {
+			n += " (in the unit's cgroup, outside the tree)"
+		}
+		names = append(names, n)
 	}
-	return idlegate.Verdict{Reason: fmt.Sprintf("%d agent process(es) under pid %d: %s",
-		len(agents), pid, strings.Join(names, ", "))}, nil
+	return idlegate.Verdict{Reason: fmt.Sprintf("%d agent process(es) %s: %s",
+		len(agents), where, strings.Join(names, ", "))}, nil
 }
 
 // Agents returns the agent processes below pid (pid itself excluded),
 // sorted by PID.
 func (o *Oracle) Agents(ctx context.Context, pid int) ([]Process, error) {
+	agents, err := o.UnitAgents(ctx, pid, "")
+	if err != nil {
+		return nil, err
+	}
+	var out []Process
+	for _, a := range agents {
+		out = append(out, a.Process)
+	}
+	return out, nil
+}
+
+// UnitAgents returns the agent processes below pid and, unless cgroup is ""
+// or "/", those in cgroup or a cgroup below it (pid itself excluded),
+// sorted by PID. The cgroup must hold pid: a main process seen elsewhere
+// means this process reads cgroup paths from another cgroup namespace than
+// the one cgroup came from, where no agent would ever match. An agent whose
+// cgroup cannot be read (it exited meanwhile) is judged by the tree alone.
+func (o *Oracle) UnitAgents(ctx context.Context, pid int, cgroup string) ([]Agent, error) {
 	procs, err := o.Processes(ctx)
 	if err != nil {
 		return nil, err
@@ -104,15 +160,50 @@ func (o *Oracle) Agents(ctx context.Context, pid int) ([]Process, error) {
 	if _, ok := procs[pid]; !ok {
 		return nil, fmt.Errorf("%w: pid %d is not running", ErrNoMainPID, pid)
 	}
-	children := map[int][]int{}
-	for _, p := range procs {
-		children[p.PPID] = append(children[p.PPID], p.PID)
+	// Only the agents' cgroups are read, and only with a cgroup: the table
+	// scan runs on every idle check.
+	cg := unitCgroup(cgroup)
+	if cg != "" {
+		mine, err := readCgroup(o.root(), pid)
+		if err != nil {
+			return nil, fmt.Errorf("%w: main pid %d: %w", ErrCgroup, pid, err)
+		}
+		if !inCgroup(mine, cg) {
+			return nil, fmt.Errorf("%w: main pid %d is in %s, not in %s (are the cgroups read from another cgroup namespace than the unit manager's?)",
+				ErrCgroup, pid, mine, cg)
+		}
 	}
+	below := descendants(procs, pid)
 	names := o.AgentNames
 	if names == nil {
 		names = DefaultAgentNames()
 	}
-	var out []Process
+	var out []Agent
+	for _, p := range procs {
+		if p.PID == pid || !isAgent(p, names) {
+			continue
+		}
+		if below[p.PID] {
+			out = append(out, Agent{Process: p})
+			continue
+		}
+		if cg == "" {
+			continue
+		}
+		if c, err := readCgroup(o.root(), p.PID); err == nil && inCgroup(c, cg) {
+			out = append(out, Agent{Process: p, OutsideTree: true})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].PID < out[j].PID })
+	return out, nil
+}
+
+// descendants returns the PIDs below pid.
+func descendants(procs map[int]Process, pid int) map[int]bool {
+	children := map[int][]int{}
+	for _, p := range procs {
+		children[p.PPID] = append(children[p.PPID], p.PID)
+	}
 	seen := map[int]bool{pid: true}
 	queue := append([]int(nil), children[pid]...)
 	for len(queue) > 0 {
@@ -122,14 +213,10 @@ func (o *Oracle) Agents(ctx context.Context, pid int) ([]Process, error) {
 			continue
 		}
 		seen[c] = true
-		p := procs[c]
-		if isAgent(p, names) {
-			out = append(out, p)
-		}
 		queue = append(queue, children[c]...)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].PID < out[j].PID })
-	return out, nil
+	delete(seen, pid)
+	return seen
 }
 
 func isAgent(p Process, names []string) bool {
@@ -158,10 +245,7 @@ func isAgent(p Process, names []string) bool {
 // Processes reads the process table. Processes that exit while it is read
 // are skipped.
 func (o *Oracle) Processes(ctx context.Context) (map[int]Process, error) {
-	root := o.ProcRoot
-	if root == "" {
-		root = DefaultProcRoot
-	}
+	root := o.root()
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return nil, fmt.Errorf("read process table: %w", err)
@@ -182,6 +266,13 @@ func (o *Oracle) Processes(ctx context.Context) (map[int]Process, error) {
 		procs[pid] = p
 	}
 	return procs, nil
+}
+
+func (o *Oracle) root() string {
+	if o.ProcRoot == "" {
+		return DefaultProcRoot
+	}
+	return o.ProcRoot
 }
 
 // readProcess parses <dir>/stat ("pid (comm) state ppid ...", comm may hold

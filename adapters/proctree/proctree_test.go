@@ -20,19 +20,23 @@ import (
 
 var bg = context.Background()
 
-// fakeProc writes a /proc-like tree: pid -> (ppid, comm, argv).
+// fakeProc writes a /proc-like tree: pid -> (ppid, comm, argv), and for
+// the pids in cgroups a cgroup file with that content ("": none).
 type fakeProcess struct {
 	ppid int
 	comm string
 	argv []string
 }
 
-func fakeProc(t *testing.T, procs map[int]fakeProcess) string {
+func fakeProc(t *testing.T, procs map[int]fakeProcess, cgroups map[int]string) string {
 	t.Helper()
 	root := t.TempDir()
 	for pid, p := range procs {
 		dir := filepath.Join(root, fmt.Sprint(pid))
 		require.NoError(t, os.MkdirAll(dir, 0o755))
+		if cg := cgroups[pid]; cg != "" {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "cgroup"), []byte(cg), 0o444))
+		}
 		stat := fmt.Sprintf("%d (%s) S %d %d 0 0 -1 4194560 100 0 0 0", pid, p.comm, p.ppid, p.ppid)
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644))
 		cl := strings.Join(p.argv, "\x00")
@@ -94,7 +98,7 @@ func TestOracle(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			o := &proctree.Oracle{MainPID: mainPID(c.pid, c.pidErr), ProcRoot: fakeProc(t, c.procs)}
+			o := &proctree.Oracle{MainPID: mainPID(c.pid, c.pidErr), ProcRoot: fakeProc(t, c.procs, nil)}
 			v, err := o.Idle(bg, t3fleet.Instance{OSUser: "emil"})
 			if c.wantErr != nil {
 				require.ErrorIs(t, err, c.wantErr)

@@ -26,7 +26,10 @@
 // that could not be executed). A failed unit is reset (reset-failed) before
 // Start and Restart, so a unit a bad build crash-looped into its start limit
 // can be restarted onto the last good one. Status reads ActiveState, MainPID and
-// ActiveEnterTimestamp. A user name is checked with t3fleet.ValidOSUser
+// ActiveEnterTimestamp. ControlGroup reads the unit's cgroup, which holds
+// every process the unit started, even one re-parented away from the main
+// process: adapters/proctree uses it to find such agents, which stopping
+// the unit would kill. A user name is checked with t3fleet.ValidOSUser
 // before it becomes a unit name, so a hostile name never reaches D-Bus.
 //
 //	m, err := systemd.DialSystem(ctx, systemd.Options{})

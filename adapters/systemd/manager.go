@@ -293,3 +293,49 @@ func (m *Manager) Status(ctx context.Context, u rollout.Unit) (rollout.UnitStatu
 	}
 	return st, nil
 }
+
+// ControlGroup returns the unit's cgroup (its ControlGroup property, e.g.
+// "/system.slice/system-t3\x2dserve.slice/t3-serve@emil.service"): it holds
+// every process the unit started, re-parented or not, and stopping the unit
+// kills them all. The path is relative to the manager's cgroup namespace.
+// It is "" for a unit that is not running (systemd removes the cgroup) and
+// for a unit type that runs no processes (a target, a timer).
+func (m *Manager) ControlGroup(ctx context.Context, u rollout.Unit) (string, error) {
+	name, err := m.resolve(u)
+	if err != nil {
+		return "", managerFault(fmt.Errorf("control group: %w", err))
+	}
+	iface, ok := cgroupInterface(m.suffix)
+	if !ok {
+		return "", nil
+	}
+	// The property lives on the type's interface (Service, Socket, ...),
+	// not on Unit; the same call as Status's MainPID, so Client needs no
+	// new method.
+	props, err := m.c.GetUnitTypePropertiesContext(ctx, name, iface)
+	if err != nil {
+		return "", managerFault(fmt.Errorf("control group %s: %w", name, err))
+	}
+	cg, _ := props["ControlGroup"].(string)
+	return cg, nil
+}
+
+// cgroupInterface returns the D-Bus interface, named after the unit type,
+// that carries ControlGroup for the types that run processes.
+func cgroupInterface(suffix string) (string, bool) {
+	switch suffix {
+	case ".service":
+		return "Service", true
+	case ".socket":
+		return "Socket", true
+	case ".mount":
+		return "Mount", true
+	case ".swap":
+		return "Swap", true
+	case ".scope":
+		return "Scope", true
+	case ".slice":
+		return "Slice", true
+	}
+	return "", false
+}

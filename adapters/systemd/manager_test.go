@@ -126,6 +126,10 @@ func TestHostileUnitsNeverReachDBus(t *testing.T) {
 			_, err := m.Status(context.Background(), u)
 			return err
 		},
+		"control group": func(m *systemd.Manager, u rollout.Unit) error {
+			_, err := m.ControlGroup(context.Background(), u)
+			return err
+		},
 	}
 	for _, u := range cases {
 		for op, call := range ops {
@@ -321,6 +325,46 @@ func TestStatus(t *testing.T) {
 			assert.True(t, c.want.ActiveSince.Equal(got.ActiveSince), "ActiveSince %v, want %v", got.ActiveSince, c.want.ActiveSince)
 			got.ActiveSince, c.want.ActiveSince = time.Time{}, time.Time{}
 			assert.Equal(t, c.want, got)
+		})
+	}
+}
+
+func TestControlGroup(t *testing.T) {
+	const cg = `/system.slice/system-t3\x2dserve.slice/t3-serve@emil.service`
+	boom := errors.New("connection reset")
+	cases := []struct {
+		name     string
+		template string
+		svc      map[string]any
+		err      error
+		want     string
+		wantErr  error
+		calls    []string
+	}{
+		{"running", "", map[string]any{"ControlGroup": cg, "MainPID": uint32(42)}, nil, cg, nil,
+			[]string{"props Service t3-serve@emil.service"}},
+		{"stopped: no cgroup", "", map[string]any{"ControlGroup": "", "MainPID": uint32(0)}, nil, "", nil,
+			[]string{"props Service t3-serve@emil.service"}},
+		{"socket template", "t3-serve@.socket", map[string]any{"ControlGroup": "/app.slice/t3-serve@emil.socket"}, nil,
+			"/app.slice/t3-serve@emil.socket", nil, []string{"props Socket t3-serve@emil.socket"}},
+		{"target template: no processes", "t3-serve@.target", nil, nil, "", nil, nil},
+		{"bus gone", "", nil, boom, "", rollout.ErrUnitManager, []string{"props Service t3-serve@emil.service"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := &fakeClient{err: c.err, svc: map[string]map[string]any{
+				"t3-serve@emil.service": c.svc, "t3-serve@emil.socket": c.svc,
+			}}
+			m := newManager(t, f, systemd.Options{Template: c.template})
+			got, err := m.ControlGroup(context.Background(), rollout.Unit{User: "emil"})
+			if c.wantErr != nil {
+				require.ErrorIs(t, err, c.wantErr)
+				require.ErrorIs(t, err, c.err)
+			} else {
+				require.NoError(t, err)
+			}
+			assert.Equal(t, c.want, got)
+			assert.Equal(t, c.calls, f.Calls())
 		})
 	}
 }

@@ -3,9 +3,13 @@ package systemd_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -14,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/t3fleet/t3fleet"
+	"github.com/t3fleet/t3fleet/adapters/proctree"
 	"github.com/t3fleet/t3fleet/adapters/systemd"
 	"github.com/t3fleet/t3fleet/adapters/systemd/systemdtest"
 	"github.com/t3fleet/t3fleet/rollout"
@@ -187,4 +192,139 @@ func TestRealRestartAfterStartLimit(t *testing.T) {
 		assert.True(t, st.Active)
 		assert.True(t, alive(st.MainPID))
 	}
+}
+
+// An agent whose parent exited is re-parented out of the serve's tree, but
+// stays in the unit's cgroup and dies when the unit stops: the oracle must
+// find it through ControlGroup.
+func TestRealControlGroupFindsReparentedAgent(t *testing.T) {
+	um := systemdtest.Start(t, systemdtest.Options{})
+	sleep, err := exec.LookPath("sleep")
+	require.NoError(t, err)
+	b, err := os.ReadFile(sleep)
+	require.NoError(t, err)
+	claude := filepath.Join(t.TempDir(), "claude")
+	require.NoError(t, os.WriteFile(claude, b, 0o755))
+	// The subshell starts the agent and exits at once; the main process
+	// then becomes sleep.
+	um.WriteService(t, "t3-serve@.service", systemdtest.Service{
+		ExecStart: []string{"/bin/sh", "-c", `("$1" infinity &); exec "$2" infinity`, "sh", claude, sleep},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	m, err := systemd.DialSocket(ctx, um.Socket, systemd.Options{})
+	require.NoError(t, err)
+	defer m.Close()
+	u := rollout.Unit{User: "emil"}
+
+	cg, err := m.ControlGroup(ctx, u)
+	require.NoError(t, err)
+	assert.Empty(t, cg, "a unit never started has no cgroup")
+
+	require.NoError(t, m.Start(ctx, u))
+	st, err := m.Status(ctx, u)
+	require.NoError(t, err)
+	require.True(t, alive(st.MainPID))
+	var agent int
+	eventually(t, "the agent re-parented out of the main process's tree", func() bool {
+		agent = pidOf(t, claude)
+		return agent > 0 && !slices.Contains(ancestors(agent), st.MainPID)
+	})
+	require.NotEqual(t, st.MainPID, ppid(agent))
+	t.Logf("main pid %d, agent %d re-parented to %d", st.MainPID, agent, ppid(agent))
+
+	cg, err = m.ControlGroup(ctx, u)
+	require.NoError(t, err)
+	require.NotEmpty(t, cg)
+	// Without a cgroup namespace of its own the manager names cgroups as
+	// this process reads them in /proc.
+	for _, pid := range []int{st.MainPID, agent} {
+		assert.Equal(t, []string{cg}, systemdCgroups(t, pid), "pid %d", pid)
+	}
+
+	mainPID := func(ctx context.Context, in t3fleet.Instance) (int, error) {
+		st, err := m.Status(ctx, rollout.Unit{User: in.OSUser})
+		return st.MainPID, err
+	}
+	in := t3fleet.Instance{OSUser: "emil"}
+	v, err := (&proctree.Oracle{MainPID: mainPID}).Idle(ctx, in)
+	require.NoError(t, err)
+	require.True(t, v.Idle, "the tree alone misses the agent: %s", v.Reason)
+
+	withCgroup := &proctree.Oracle{MainPID: mainPID, Cgroup: func(ctx context.Context, in t3fleet.Instance) (string, error) {
+		return m.ControlGroup(ctx, rollout.Unit{User: in.OSUser})
+	}}
+	v, err = withCgroup.Idle(ctx, in)
+	require.NoError(t, err)
+	assert.False(t, v.Idle)
+	assert.Contains(t, v.Reason, fmt.Sprintf("claude[%d] (in the unit's cgroup, outside the tree)", agent))
+
+	// Why it matters: stopping the unit kills the agent with it.
+	require.NoError(t, m.Stop(ctx, u))
+	eventually(t, "the agent killed with its unit", func() bool { return !alive(agent) })
+	cg, err = m.ControlGroup(ctx, u)
+	require.NoError(t, err)
+	assert.Empty(t, cg, "a stopped unit has no cgroup")
+}
+
+// pidOf returns the process running exe, or 0.
+func pidOf(t *testing.T, exe string) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	require.NoError(t, err)
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if l, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && l == exe {
+			return pid
+		}
+	}
+	return 0
+}
+
+// ppid reads a process's parent from /proc/<pid>/stat ("pid (comm) state
+// ppid ..."), 0 once it is gone.
+func ppid(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 2 {
+		return 0
+	}
+	p, _ := strconv.Atoi(fields[1])
+	return p
+}
+
+// ancestors returns the parent, grandparent, ... of pid up to PID 1.
+func ancestors(pid int) []int {
+	var out []int
+	for p := ppid(pid); p > 0 && len(out) < 1000; p = ppid(p) {
+		out = append(out, p)
+	}
+	return out
+}
+
+// systemdCgroups returns the paths of the hierarchies systemd files units
+// under, as /proc/<pid>/cgroup shows them: the cgroup v2 line and cgroup
+// v1's name=systemd, whichever the machine has.
+func systemdCgroups(t *testing.T, pid int) []string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	require.NoError(t, err)
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		require.Len(t, parts, 3, line)
+		if (parts[0] == "0" && parts[1] == "") || parts[1] == "name=systemd" {
+			if !slices.Contains(out, parts[2]) {
+				out = append(out, parts[2])
+			}
+		}
+	}
+	return out
 }

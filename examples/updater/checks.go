@@ -17,7 +17,7 @@ const defaultDispatch = "http://127.0.0.1:3780"
 // at T3_DISPATCH).
 func wireChecks(e *rollout.Engine, c engineConfig) error {
 	// The same gate as `updater idle`: the live database and, through the
-	// unit's main PID, the process tree (agent children mean busy).
+	// unit's main PID and cgroup, its processes (an agent means busy).
 	e.Idle = idleGate(e.Units, unitChoice{Kind: unitsSystemd, UserBus: c.UserBus, Template: c.Template},
 		idlegate.DBOptions{QuietThreshold: c.Quiet})
 	tmp := c.Options.TmpDir

@@ -57,7 +57,9 @@ func (o opsCLI) idle(ctx context.Context, args []string, stdout, stderr io.Write
 }
 
 // idleGate is the DB oracle, and with a unit manager also the process-tree
-// oracle fed by the unit's main PID.
+// oracle fed by the unit's main PID and, where the manager has a cgroup per
+// unit (systemd), by the unit's cgroup: stopping the unit kills an agent
+// there even once it has left the main process's tree.
 func idleGate(units rollout.UnitManager, uf unitChoice, opts idlegate.DBOptions) idlegate.IdleOracle {
 	db := idlegate.NewDBOracle(opts)
 	if units == nil {
@@ -73,5 +75,34 @@ func idleGate(units rollout.UnitManager, uf unitChoice, opts idlegate.DBOptions)
 		}
 		return st.MainPID, nil
 	}}
+	// The supervisor has no cgroup per unit: its children stay tree only.
+	if cgs := controlGroups(units); cgs != nil {
+		tree.Cgroup = func(ctx context.Context, in t3fleet.Instance) (string, error) {
+			return cgs.ControlGroup(ctx, unitFor(uf, in.OSUser))
+		}
+	}
 	return idlegate.All(db, tree)
+}
+
+// cgroupUnits is a unit manager that runs each unit in a cgroup of its own,
+// as systemd.Manager does.
+type cgroupUnits interface {
+	ControlGroup(ctx context.Context, u rollout.Unit) (string, error)
+}
+
+// controlGroups returns units as a cgroupUnits, looking through the
+// wrappers that hide its methods (reportingUnits, which `updater run`
+// puts around systemd), or nil.
+func controlGroups(units rollout.UnitManager) cgroupUnits {
+	for units != nil {
+		if c, ok := units.(cgroupUnits); ok {
+			return c
+		}
+		w, ok := units.(interface{ Unwrap() rollout.UnitManager })
+		if !ok {
+			return nil
+		}
+		units = w.Unwrap()
+	}
+	return nil
 }
