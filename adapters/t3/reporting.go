@@ -29,6 +29,10 @@ type ReportingUnits struct {
 
 var _ rollout.VersionReporter = ReportingUnits{}
 
+// Unwrap returns the wrapped manager, whose other optional methods (such
+// as systemd's ControlGroup) the embedding does not promote.
+func (u ReportingUnits) Unwrap() rollout.UnitManager { return u.UnitManager }
+
 // RunningVersion implements rollout.VersionReporter.
 func (u ReportingUnits) RunningVersion(ctx context.Context, unit rollout.Unit) (string, error) {
 	if u.BaseURL == nil {

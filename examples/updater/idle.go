@@ -91,7 +91,7 @@ type cgroupUnits interface {
 }
 
 // controlGroups returns units as a cgroupUnits, looking through the
-// wrappers that hide its methods (reportingUnits, which `updater run`
+// wrappers that hide its methods (t3.ReportingUnits, which `updater run`
 // puts around systemd), or nil.
 func controlGroups(units rollout.UnitManager) cgroupUnits {
 	for units != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/t3fleet/t3fleet"
 	"github.com/t3fleet/t3fleet/adapters/supervisor"
 	"github.com/t3fleet/t3fleet/adapters/systemd"
+	t3a "github.com/t3fleet/t3fleet/adapters/t3"
 	"github.com/t3fleet/t3fleet/idlegate"
 	"github.com/t3fleet/t3fleet/rollout"
 	"github.com/t3fleet/t3fleet/rollout/rollouttest"
@@ -30,7 +31,7 @@ func (w withCgroups) ControlGroup(_ context.Context, u rollout.Unit) (string, er
 	return "", errors.New("cgroup unreadable")
 }
 
-// `updater idle` gets systemd bare, `updater run` wrapped in reportingUnits;
+// `updater idle` gets systemd bare, `updater run` wrapped in t3.ReportingUnits;
 // both must ask for the unit's cgroup. Without one, the tree alone decides.
 func TestIdleGateAsksForTheUnitsCgroup(t *testing.T) {
 	running := &rollouttest.UnitManager{StatusFunc: func(context.Context, rollout.Unit) (rollout.UnitStatus, error) {
@@ -44,9 +45,9 @@ func TestIdleGateAsksForTheUnitsCgroup(t *testing.T) {
 		asked bool
 	}{
 		{"systemd-like manager", cgroups, true},
-		{"systemd-like manager inside reportingUnits", reportingUnits{UnitManager: cgroups}, true},
+		{"systemd-like manager inside reportingUnits", t3a.ReportingUnits{UnitManager: cgroups}, true},
 		{"manager without cgroups", running, false},
-		{"manager without cgroups inside reportingUnits", reportingUnits{UnitManager: running}, false},
+		{"manager without cgroups inside reportingUnits", t3a.ReportingUnits{UnitManager: running}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -68,7 +69,7 @@ func TestIdleGateAsksForTheUnitsCgroup(t *testing.T) {
 // Which real managers offer a cgroup per unit.
 func TestControlGroupsOfTheManagers(t *testing.T) {
 	require.NotNil(t, controlGroups(&systemd.Manager{}))
-	require.NotNil(t, controlGroups(reportingUnits{UnitManager: &systemd.Manager{}}))
+	require.NotNil(t, controlGroups(t3a.ReportingUnits{UnitManager: &systemd.Manager{}}))
 	// Plain child processes share the updater's cgroup: tree only.
 	require.Nil(t, controlGroups(&supervisor.Supervisor{}))
 	require.Nil(t, controlGroups(nil))
