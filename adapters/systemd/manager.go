@@ -147,7 +147,7 @@ func (m *Manager) Units(ctx context.Context) ([]rollout.Unit, error) {
 	pattern := m.prefix + "*" + m.suffix
 	list, err := m.c.ListUnitsByPatternsContext(ctx, nil, []string{pattern})
 	if err != nil {
-		return nil, fmt.Errorf("list units %s: %w", pattern, err)
+		return nil, managerFault(fmt.Errorf("list units %s: %w", pattern, err))
 	}
 	var out []rollout.Unit
 	for _, st := range list {
@@ -269,10 +269,10 @@ func (m *Manager) Status(ctx context.Context, u rollout.Unit) (rollout.UnitStatu
 	}
 	props, err := m.c.GetUnitPropertiesContext(ctx, name)
 	if err != nil {
-		return rollout.UnitStatus{}, fmt.Errorf("status %s: %w", name, err)
+		return rollout.UnitStatus{}, managerFault(fmt.Errorf("status %s: %w", name, err))
 	}
 	if ls, _ := props["LoadState"].(string); ls == "not-found" {
-		return rollout.UnitStatus{State: "inactive"}, fmt.Errorf("status %s: %w", name, ErrUnitNotFound)
+		return rollout.UnitStatus{State: "inactive"}, managerFault(fmt.Errorf("status %s: %w", name, ErrUnitNotFound))
 	}
 	st := rollout.UnitStatus{}
 	st.State, _ = props["ActiveState"].(string)
@@ -285,7 +285,7 @@ func (m *Manager) Status(ctx context.Context, u rollout.Unit) (rollout.UnitStatu
 	if strings.HasSuffix(name, ".service") {
 		sprops, err := m.c.GetUnitTypePropertiesContext(ctx, name, "Service")
 		if err != nil {
-			return rollout.UnitStatus{}, fmt.Errorf("status %s: %w", name, err)
+			return rollout.UnitStatus{}, managerFault(fmt.Errorf("status %s: %w", name, err))
 		}
 		if pid, ok := sprops["MainPID"].(uint32); ok {
 			st.MainPID = int(pid)

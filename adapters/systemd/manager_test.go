@@ -262,6 +262,10 @@ func TestDBusErrorsAreWrapped(t *testing.T) {
 	}
 	_, err = m.Units(context.Background())
 	require.ErrorIs(t, err, boom)
+	require.ErrorIs(t, err, rollout.ErrUnitManager)
+	_, err = m.Status(context.Background(), rollout.Unit{User: "emil"})
+	require.ErrorIs(t, err, boom)
+	require.ErrorIs(t, err, rollout.ErrUnitManager, "status says the same of the bus as the jobs")
 }
 
 func TestStatus(t *testing.T) {
