@@ -50,10 +50,14 @@ func readCgroup(root string, pid int) (string, error) {
 
 // parseCgroup picks, from the lines of a /proc/<pid>/cgroup file
 // ("hierarchy:controllers:path"), the hierarchy systemd files units under:
-// the unified one ("0::/path") when it has a path, else cgroup v1's
-// name=systemd (a legacy or hybrid machine).
+// the unified one ("0::/path") when it has a path below the root, else
+// cgroup v1's name=systemd (a legacy or hybrid machine). A legacy systemd
+// leaves the unified hierarchy alone, so once anything else mounts cgroup2
+// (an eBPF agent, a container runtime) every process shows "0::/" there
+// while its unit's cgroup is name=systemd's; read as the root, it would
+// put every main process outside its unit and fail every check.
 func parseCgroup(s string) (string, bool) {
-	var v1 string
+	var v1, v2 string
 	for _, line := range strings.Split(s, "\n") {
 		id, rest, ok := strings.Cut(line, ":")
 		if !ok {
@@ -64,7 +68,8 @@ func parseCgroup(s string) (string, bool) {
 			continue
 		}
 		if id == "0" && ctrls == "" {
-			return p, true
+			v2 = p
+			continue
 		}
 		for _, c := range strings.Split(ctrls, ",") {
 			if c == "name=systemd" {
@@ -72,5 +77,11 @@ func parseCgroup(s string) (string, bool) {
 			}
 		}
 	}
-	return v1, v1 != ""
+	switch {
+	case v2 != "" && v2 != "/":
+		return v2, true
+	case v1 != "":
+		return v1, true
+	}
+	return v2, v2 != ""
 }

@@ -71,6 +71,15 @@ func TestOracleCgroup(t *testing.T) {
 			map[int]string{101: "1:name=systemd:" + anaUnit + "\n0::/user.slice/elsewhere\n"}, anaUnit, nil, true, "", "", nil},
 		{"hybrid: an empty cgroup v2 line gives way to name=systemd", reparented(101, "claude"),
 			map[int]string{101: "1:name=systemd:" + anaUnit + "\n0::\n"}, anaUnit, nil, false, "claude[101] (in the unit's cgroup", "", nil},
+		// Legacy systemd (cgroup v1) on a kernel where something mounted
+		// cgroup2 (an eBPF agent, a container runtime): every process then
+		// shows "0::/", and name=systemd holds the unit's cgroup.
+		{"legacy with cgroup2 mounted: 0::/ gives way to name=systemd", reparented(101, "claude"),
+			map[int]string{100: v1(anaUnit) + "0::/\n", 101: v1(anaUnit) + "0::/\n"}, anaUnit, nil,
+			false, "claude[101] (in the unit's cgroup, outside the tree)", "", nil},
+		{"legacy with cgroup2 mounted, no agent: idle", nil,
+			map[int]string{100: v1(anaUnit) + "0::/\n"}, anaUnit, nil,
+			true, "idle: no agent process under pid 100 or in cgroup " + anaUnit, "", nil},
 		{"agent in the tree, moved to another cgroup", map[int]fakeProcess{101: {100, "codex", []string{"codex"}}},
 			map[int]string{101: v2("/user.slice/run-1.scope")}, anaUnit, nil, false, "codex[101]", "outside the tree", nil},
 		{"agent both in the tree and the cgroup", map[int]fakeProcess{101: {100, "codex", []string{"codex"}}},

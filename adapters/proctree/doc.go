@@ -29,7 +29,8 @@
 //
 // A process's cgroup is the path of the cgroup v2 line of
 // /proc/<pid>/cgroup ("0::/path"), or of cgroup v1's name=systemd hierarchy
-// where there is none. It is relative to the reader's cgroup namespace, as
+// where there is none or it is the root ("0::/": a legacy systemd on a
+// kernel where something else mounted cgroup2). It is relative to the reader's cgroup namespace, as
 // systemd's ControlGroup is to the manager's: the oracle checks that the
 // main process is in the cgroup it was given, and is not idle if not, so
 // that a namespace mismatch is reported instead of silently finding no
