@@ -67,6 +67,14 @@ func (e *Engine) checkPath(ctx context.Context, fleet []Member, current, then st
 	if len(errs) == 0 {
 		return nil
 	}
+	if ctx.Err() != nil {
+		// Told to stop mid-check: the failures are the stop's, not the
+		// dispatch's, and VERIFY-PATH BROKEN pages someone.
+		reason := fmt.Sprintf("stopped at the verification path check on the current build %s (%v); nothing changed, nobody is blamed",
+			current, context.Cause(ctx))
+		e.emit(ctx, Event{Kind: EventInterrupted, Version: current, Reason: reason, Err: ctx.Err()})
+		return fmt.Errorf("%w: %s", ErrInterrupted, reason)
+	}
 	reason := fmt.Sprintf("no user pairs through the dispatch on the current build %s, so a verification could not tell a bad build from this; %s: %s",
 		current, then, strings.Join(errs, "; "))
 	e.emit(ctx, Event{Kind: EventPathBroken, Version: current, Reason: reason})

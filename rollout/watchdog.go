@@ -320,7 +320,10 @@ func (w *Watchdog) tick1(ctx context.Context, m Member, fleet []Member) (Watchdo
 		Reason: fmt.Sprintf("%d failed probes: %v", failures, perr)})
 	cyc, moving := w.cycleOptions(ctx, m, fleet, version)
 	others := slices.DeleteFunc(slices.Clone(fleet), func(o Member) bool { return o.Unit.Name == m.Unit.Name })
-	if perr := e.checkPath(ctx, others, version, "the wedged unit "+user+" is restarted unverified, nothing frozen"); perr != nil {
+	if perr := e.checkPath(ctx, others, version, "the wedged unit "+user+" is restarted unverified, nothing frozen"); errors.Is(perr, ErrInterrupted) {
+		out.Action, out.Reason = WatchdogRestarted, perr.Error()
+		return out, fmt.Errorf("watchdog restart %s: %w", user, perr)
+	} else if perr != nil {
 		// Nobody else pairs through the dispatch either: a verification
 		// after this restart could not pass, and its recovery would freeze
 		// the fleet for the dispatch's fault. The wedged unit is restarted
