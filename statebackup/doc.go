@@ -7,7 +7,8 @@
 // [Store] is the [Backuper] over SQLite. Backup opens the live database
 // read-only (no write lock, so the server's writer is never blocked), copies
 // it in one read transaction into a staging file under the destination (the
-// online backup API in a single Step(-1), or VACUUM INTO: [Options.Method]),
+// online backup API in steps of 16 MiB, the context checked between steps,
+// or VACUUM INTO: [Options.Method]),
 // writes it back to disk in chunks as the copy grows and fsyncs it, runs
 // PRAGMA quick_check (integrity_check with [Options.IntegrityCheck]) and a
 // sha256, records its metadata and renames both into place. A copy that fails its check is deleted and
@@ -43,8 +44,9 @@
 // Restore (instance stopped) copies the snapshot beside the live database,
 // verifies sha256 and integrity, checkpoints the old database so its main
 // file is whole, hard-links it aside, moves its -wal/-shm aside, and renames
-// the copy onto the live name. A crash at any [RestoreStep] leaves the old
-// or the new database whole under the live name.
+// the copy onto the live name, then deletes what it set aside (kept with
+// [Options.KeepReplaced]). A crash at any [RestoreStep] leaves the old or
+// the new database whole under the live name.
 //
 // # What it does not do
 //

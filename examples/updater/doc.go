@@ -5,6 +5,7 @@
 //	updater <command> [flags]
 //
 // Each command lives in its own file and is registered with one line in
-// commands. Configuration comes from the seed's environment variables (see
-// config.go and the README), flags override.
+// commands. Configuration comes from the seed's environment variables (read
+// in config.go, engine.go and the migrate-idle and watchdog commands' files;
+// see the README and docs/), flags override.
 package main
