@@ -6,11 +6,13 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -139,4 +141,34 @@ func TestShippedUnits(t *testing.T) {
 		assert.NotEmpty(t, u.schedule, "%s has a schedule", path)
 		assert.True(t, slices.Contains(services, filepath.Join("systemd", u.timerFor)), path)
 	}
+}
+
+// systemd itself reads the shipped units (the updater's path swapped for
+// /bin/true, which verify wants to exist): a misspelt key or value is only
+// a warning to systemd, so any output fails the test.
+func TestShippedUnitsVerify(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		if os.Getenv("T3FLEET_REQUIRE_REAL") == "1" {
+			t.Fatalf("T3FLEET_REQUIRE_REAL=1 and no systemd-analyze: %v (apt-get install systemd)", err)
+		}
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	files, err := filepath.Glob("systemd/*")
+	require.NoError(t, err)
+	var args []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		b = []byte(strings.ReplaceAll(string(b), "/usr/local/bin/t3fleet-updater", "/bin/true"))
+		dst := filepath.Join(dir, filepath.Base(f))
+		require.NoError(t, os.WriteFile(dst, b, 0o644))
+		args = append(args, dst)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, analyze, append([]string{"verify", "--man=no"}, args...)...).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Empty(t, strings.TrimSpace(string(out)), "systemd-analyze verify has something to say")
 }
