@@ -62,7 +62,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.threads, "threads", 2, "wrk threads")
 	fs.IntVar(&c.runs, "runs", 3, "rounds of (proxy, direct) passes per path; the median ratio is reported")
 	fs.StringVar(&c.wrkPath, "wrk", "", "wrk binary (default: PATH, then "+DefaultWrkPath+")")
-	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (proxy and upstream) covering the measured passes")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the proxy; the upstream runs as a child) covering the measured passes")
 	fs.BoolVar(&c.check, "check", false, "exit 1 when a ratio is below its target")
 	fs.StringVar(&c.only, "only", "", "measure only this path (asset or page)")
 	fs.StringVar(&c.assetPath, "asset-path", DefaultAssetPath, "path the asset runs fetch")

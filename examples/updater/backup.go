@@ -28,8 +28,8 @@ func (o opsCLI) backup(ctx context.Context, args []string, stdout, stderr io.Wri
 	label := fs.String("label", statebackup.LabelDaily, "daily, manual or prebump-<version>")
 	version := fs.String("t3-version", "", "t3 version the instances run, recorded in the metadata")
 	keep := fs.Int("keep", c.BackupKeep, "snapshots kept per user and kind after the backup (T3_BACKUP_KEEP); 0 keeps all")
-	if !parseFlags(fs, args, stderr) {
-		return 2
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return usageExit(err)
 	}
 	if err := statebackup.ValidLabel(*label); err != nil {
 		return cmdError(stderr, "backup", err)

@@ -21,8 +21,8 @@ func (o opsCLI) backups(ctx context.Context, args []string, stdout, stderr io.Wr
 	}
 	fs := newFlags("backups", stderr)
 	user := fs.String("user", "", "only this user")
-	if !parseFlags(fs, args, stderr) {
-		return 2
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return usageExit(err)
 	}
 	users, err := o.users(c, *user, stderr)
 	if err != nil {

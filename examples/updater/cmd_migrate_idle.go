@@ -26,7 +26,7 @@ func (r rolloutCLI) migrateIdle(ctx context.Context, args []string, stdout, stde
 		fs.DurationVar(&c.Options.LockWait, "lock-wait", rollout.DefaultLockWait, "how long to wait for another run holding the lock")
 	})
 	if err != nil {
-		return 2
+		return usageExit(err)
 	}
 	if o.Window, err = rollout.ParseWindow(window); err != nil {
 		return cmdError(stderr, "migrate-idle", err)

@@ -65,7 +65,7 @@ func (r rolloutCLI) watchdog(ctx context.Context, args []string, stdout, stderr 
 		fs.DurationVar(&c.Options.LockWait, "lock-wait", 0, "how long to wait for another run holding the lock (0: try once)")
 	})
 	if err != nil {
-		return 2
+		return usageExit(err)
 	}
 	c.Options.Logger = textLogger(stdout)
 	e, closeFn, err := r.wire(ctx, c)

@@ -40,7 +40,7 @@ type engineConfig struct {
 	// BackupTimeout bounds one snapshot or restore (T3_BACKUP_TIMEOUT).
 	BackupTimeout time.Duration
 	Dispatch      string // T3_DISPATCH: the dispatch's URL, for verification
-	SmokePort     int    // T3_SMOKE_PORT: the health check's loopback port (0: any free)
+	SmokePort     int    // T3_SMOKE_PORT: checked and kept, not used (the health check picks a free loopback port)
 	UserBus       bool   // --user-bus: a systemd user manager (rootless)
 	Template      string // --template
 	HomeRoot      string // --home-root / T3_HOME_ROOT: /home/<user>/.t3 by default
@@ -131,7 +131,7 @@ func (r rolloutCLI) parseConfig(name string, args []string, stderr io.Writer, ex
 		c.SmokePort = n
 	}
 
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs := flag.NewFlagSet("updater "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var order string
 	if name == "run" || name == "plan" || name == "status" {

@@ -25,13 +25,15 @@ func (r rolloutCLI) freeze(_ context.Context, args []string, stdout, stderr io.W
 		fs.StringVar(&who, "who", "", "who freezes (default $SUDO_USER or $USER)")
 	})
 	if err != nil {
+		return usageExit(err)
+	}
+	if reason == "" { // a usage error, like a bad flag: exit 2
+		cmdError(stderr, "freeze", errors.New("--reason is required"))
 		return 2
 	}
-	if reason == "" {
-		return cmdError(stderr, "freeze", errors.New("--reason is required"))
-	}
 	if d < 0 {
-		return cmdError(stderr, "freeze", errors.New("--for must be positive"))
+		cmdError(stderr, "freeze", errors.New("--for must be positive"))
+		return 2
 	}
 	if who == "" {
 		who = envOr(r.getenv("SUDO_USER"), r.getenv("USER"))

@@ -30,8 +30,8 @@ func (o opsCLI) idle(ctx context.Context, args []string, stdout, stderr io.Write
 	ceiling := fs.Duration("busy-ceiling", idlegate.DefaultBusyCeiling, "a turn in flight longer than this is flagged suspicious")
 	var uf unitChoice
 	uf.register(fs)
-	if !parseFlags(fs, args, stderr) {
-		return 2
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return usageExit(err)
 	}
 	users, err := o.users(c, *user, stderr)
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -146,14 +147,24 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses and rejects stray arguments; false means exit 2.
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) bool {
+// parseFlags parses and rejects stray arguments; an error goes through
+// usageExit.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
-		return false
+		return err // the flag package has printed it, or the usage for -h
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", fs.Name(), fs.Args())
-		return false
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	return true
+	return nil
+}
+
+// usageExit is the exit status for an error from parseFlags or config:
+// 0 when -h asked for the usage (as `updater -h` does), 2 otherwise.
+func usageExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
 }

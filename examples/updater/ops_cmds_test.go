@@ -311,6 +311,13 @@ func TestRunDispatchesCommands(t *testing.T) {
 	assert.Equal(t, 2, run(context.Background(), []string{"nope"}, &out, &errb))
 	assert.Contains(t, errb.String(), `unknown command "nope"`)
 	assert.Equal(t, 2, run(context.Background(), []string{"backup", "--nope"}, &out, &errb))
+	assert.Equal(t, 2, run(context.Background(), []string{"backups", "stray"}, &out, &errb))
+	// Asking a command for its usage is not an error, as `updater -h` is not.
+	for _, name := range []string{"backup", "backups", "restore", "idle", "watchdog", "migrate-idle", "plan"} {
+		errb.Reset()
+		assert.Equal(t, 0, run(context.Background(), []string{name, "-h"}, &out, &errb), name)
+		assert.Contains(t, errb.String(), "Usage of updater "+name, name)
+	}
 }
 
 // --user takes an SSO name of the map before an OS name: "bob" is a valid

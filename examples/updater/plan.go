@@ -19,7 +19,7 @@ func (r rolloutCLI) plan(ctx context.Context, args []string, stdout, stderr io.W
 		fs.BoolVar(&c.Check, "check-candidate", false, "also stage the target in a temp dir and health-check it")
 	})
 	if err != nil {
-		return 2
+		return usageExit(err)
 	}
 	return r.printPlan(ctx, c, stdout, stderr)
 }

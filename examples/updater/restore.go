@@ -29,8 +29,8 @@ func (o opsCLI) restore(ctx context.Context, args []string, stdout, stderr io.Wr
 	stop := fs.Bool("stop", false, "stop the unit if it is active, restore, start it again")
 	var uf unitChoice
 	uf.register(fs)
-	if !parseFlags(fs, args, stderr) {
-		return 2
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return usageExit(err)
 	}
 	if *user == "" || (*path == "") == !*latest {
 		fmt.Fprintln(stderr, "updater restore: want --user and exactly one of --snapshot or --latest-prebump")

@@ -13,7 +13,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func (r rolloutCLI) run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c, err := r.config("run", args, stderr, nil)
 	if err != nil {
-		return 2
+		return usageExit(err)
 	}
 	if c.DryRun {
 		return r.printPlan(ctx, c, stdout, stderr)

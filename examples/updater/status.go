@@ -14,7 +14,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 func (r rolloutCLI) status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c, err := r.config("status", args, stderr, nil)
 	if err != nil {
-		return 2
+		return usageExit(err)
 	}
 	e, closeFn, err := r.wire(ctx, c)
 	if err != nil {

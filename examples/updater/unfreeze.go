@@ -17,7 +17,7 @@ func cmdUnfreeze(ctx context.Context, args []string, stdout, stderr io.Writer) i
 func (r rolloutCLI) unfreeze(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	c, err := r.config("unfreeze", args, stderr, func(*flag.FlagSet, *engineConfig) {})
 	if err != nil {
-		return 2
+		return usageExit(err)
 	}
 	e := &rollout.Engine{Options: c.Options}
 	was, err := e.Unfreeze()
