@@ -19,6 +19,8 @@ const (
 	DefaultVerifyTimeout = 90 * time.Second
 	DefaultHealthTimeout = 3 * time.Minute
 	DefaultTmpDir        = "/var/tmp"
+	// DefaultBackupConcurrency snapshots are taken at once before a bump.
+	DefaultBackupConcurrency = 2
 	// PrebumpLabelPrefix + target is the label of the backups a run takes.
 	PrebumpLabelPrefix = "prebump-"
 )
@@ -58,6 +60,10 @@ type Options struct {
 	MinAge     time.Duration
 	// AllowMissingBackup lets a user with no database yet go without a backup.
 	AllowMissingBackup bool
+	// BackupConcurrency is how many prebump snapshots are taken at once;
+	// zero means DefaultBackupConcurrency. 1 takes them one by one, the
+	// gentlest on a disk the instances keep busy.
+	BackupConcurrency int
 	// BackupKeep: a finished run prunes the snapshots of the users it
 	// backed up to this many per kind (the newest prebump always stays);
 	// 0 means statebackup.DefaultKeep, negative keeps everything.

@@ -18,6 +18,16 @@ const (
 	EstimateRestart = 10 * time.Second // restart + first successful verification
 )
 
+// expectedPrepare estimates the backups of n users, BackupConcurrency at
+// a time, with the staging running alongside: the longer of the two.
+func (e *Engine) expectedPrepare(n int) time.Duration {
+	c := e.BackupConcurrency
+	if c <= 0 {
+		c = DefaultBackupConcurrency
+	}
+	return max(time.Duration((n+c-1)/c)*EstimateBackup, EstimateStage)
+}
+
 // PlanOptions tune Plan.
 type PlanOptions struct {
 	// CheckCandidate stages the target into a temp dir (Options.TmpDir,
@@ -155,7 +165,7 @@ func (e *Engine) Plan(ctx context.Context, o PlanOptions) (Plan, error) {
 	if e.SeedUser != "" {
 		p.Seed = e.SeedUser
 	}
-	p.Expected = time.Duration(len(fleet))*EstimateBackup + EstimateStage + EstimateHealth + time.Duration(restarts)*EstimateRestart
+	p.Expected = e.expectedPrepare(len(fleet)) + EstimateHealth + time.Duration(restarts)*EstimateRestart
 
 	if o.CheckCandidate {
 		rep, err := e.checkCandidate(ctx, p.Target, fleet, p.Seed)

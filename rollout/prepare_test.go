@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,10 +111,10 @@ func TestRunStagesWhileBackingUp(t *testing.T) {
 				DropFunc:     inner.DropFunc,
 			}
 			innerB := sim.Backuper()
-			backups := 0
+			var backups atomic.Int32
 			e.Backups = &rollouttest.Backuper{
 				BackupFunc: func(ctx context.Context, tg statebackup.Target, label string) (statebackup.Snapshot, error) {
-					backups++
+					backups.Add(1)
 					if err := c.backup(ctx, tg.User, entered); err != nil {
 						return statebackup.Snapshot{}, err
 					}
@@ -123,7 +124,7 @@ func TestRunStagesWhileBackingUp(t *testing.T) {
 				ListFunc:    innerB.ListFunc,
 			}
 			res, err := e.Run(context.Background())
-			require.LessOrEqual(t, backups, c.maxBackups)
+			require.LessOrEqual(t, int(backups.Load()), c.maxBackups)
 			if c.want == "" {
 				require.NoError(t, err)
 				require.Equal(t, rollout.OutcomeDone, res.Outcome)
@@ -137,6 +138,75 @@ func TestRunStagesWhileBackingUp(t *testing.T) {
 			j, jerr := e.State().Journal()
 			require.NoError(t, jerr)
 			require.Nil(t, j, "the journal goes with a run that changed nothing")
+		})
+	}
+}
+
+// The prebump snapshots are taken BackupConcurrency at a time (each mostly
+// waits on fsyncs), never more; the first failure stops the ones in flight,
+// and a failed run leaves no backup running behind it.
+func TestRunBacksUpConcurrently(t *testing.T) {
+	errBackup := errors.New("disk full")
+	cases := []struct {
+		name        string
+		concurrency int
+		failBob     bool
+		wantMax     int32
+	}{
+		{"default: two at once", 0, false, 2},
+		{"one by one", 1, false, 1},
+		{"three at once", 3, false, 3},
+		{"a failure stops the others", 2, true, 2},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sim := newSim(t) // alice, bob, carol, zed
+			e := sim.Engine(rollout.Options{BackupConcurrency: c.concurrency})
+			inner := sim.Backuper()
+			var inFlight, peak atomic.Int32
+			started := make(chan string, 8)
+			e.Backups = &rollouttest.Backuper{
+				BackupFunc: func(ctx context.Context, tg statebackup.Target, label string) (statebackup.Snapshot, error) {
+					n := inFlight.Add(1)
+					defer inFlight.Add(-1)
+					for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+					}
+					started <- tg.User
+					// Each backup holds its slot until as many as allowed
+					// have started (or, at the end, no more will), so a run
+					// that takes them one by one would never reach the peak.
+					deadline := time.Now().Add(5 * time.Second)
+					for inFlight.Load() < c.wantMax && len(started) < 4 && time.Now().Before(deadline) {
+						if ctx.Err() != nil {
+							break
+						}
+						time.Sleep(time.Millisecond)
+					}
+					if c.failBob && tg.User == "bob" {
+						return statebackup.Snapshot{}, errBackup
+					}
+					if c.failBob { // the others wait to be stopped
+						<-ctx.Done()
+						return statebackup.Snapshot{}, ctx.Err()
+					}
+					return inner.BackupFunc(ctx, tg, label)
+				},
+				RestoreFunc: inner.RestoreFunc,
+				ListFunc:    inner.ListFunc,
+			}
+			res, err := e.Run(context.Background())
+			require.Zero(t, inFlight.Load(), "no backup still runs once Run has returned")
+			require.Equal(t, c.wantMax, peak.Load(), "backups in flight at once")
+			if c.failBob {
+				require.ErrorIs(t, err, errBackup)
+				require.Equal(t, v1, sim.Current(), "nothing activated")
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, rollout.OutcomeDone, res.Outcome, res.Line())
+			for _, u := range sim.Users() {
+				require.Equal(t, v2, sim.User(u).Version, u)
+			}
 		})
 	}
 }

@@ -137,6 +137,7 @@ func (r rolloutCLI) parseConfig(name string, args []string, stderr io.Writer, ex
 	if name == "run" || name == "plan" || name == "status" {
 		fs.DurationVar(&o.MinAge, "min-age", 0, "refuse a target published less than this ago (e.g. 6h)")
 		fs.BoolVar(&o.AllowMissingBackup, "allow-missing-backup", false, "let a user with no database yet go without a backup")
+		fs.IntVar(&o.BackupConcurrency, "backup-concurrency", rollout.DefaultBackupConcurrency, "prebump snapshots taken at once (1: one by one, gentlest on a busy disk)")
 		fs.BoolVar(&o.SkipPathCheck, "skip-path-check", false, "start even if nobody pairs through the dispatch on the current build (a current build that broke pairing for everyone)")
 		fs.StringVar(&o.SeedUser, "seed-user", "", "user whose newest prebump snapshot feeds the health check (default: largest database)")
 		fs.StringVar(&order, "order", "", "comma-separated users to restart first, in this order")
@@ -162,6 +163,9 @@ func (r rolloutCLI) parseConfig(name string, args []string, stderr io.Writer, ex
 	}
 	if c.Installer != installerSideBySide && c.Installer != installerGlobal {
 		return c, fmt.Errorf("--installer %q: want %s or %s", c.Installer, installerSideBySide, installerGlobal)
+	}
+	if fs.Lookup("backup-concurrency") != nil && o.BackupConcurrency < 1 {
+		return c, fmt.Errorf("--backup-concurrency %d: want 1 or more", o.BackupConcurrency)
 	}
 	if o.LockWait == 0 {
 		o.LockWait = -1 // "--lock-wait 0" means try once

@@ -93,6 +93,8 @@ func TestRolloutCommands(t *testing.T) {
 		{"freeze for a negative time", nil, "freeze", []string{"--reason", "x", "--for", "-1h"}, 2, nil},
 		{"a command's -h is not an error", nil, "run", []string{"-h"}, 0, nil},
 		{"a bad flag is", nil, "run", []string{"--no-such-flag"}, 2, nil},
+		{"backups one by one", nil, "run", []string{"--backup-concurrency", "1"}, 0, []string{"done"}},
+		{"no backups at all is no concurrency", nil, "run", []string{"--backup-concurrency", "0"}, 2, nil},
 		{"unfreeze", func(f *cliFixture) { call(f, "freeze", "--reason", "hold") }, "unfreeze", nil, 0, []string{"unfrozen (was: hold by ops"}},
 		{"unfreeze when not frozen", nil, "unfreeze", nil, 0, []string{"not frozen"}},
 		{"status", func(f *cliFixture) { call(f, "run") }, "status", nil, 0, []string{"current " + tv2 + ", last-good " + tv2, "alice t3-serve@alice.service active version=" + tv2}},
