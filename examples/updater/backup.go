@@ -21,7 +21,7 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 func (o opsCLI) backup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c, err := o.config()
 	if err != nil {
-		return cmdError(stderr, "backup", err)
+		return usageError(stderr, "backup", err)
 	}
 	fs := newFlags("backup", stderr)
 	user := fs.String("user", "", "only this user (OS user, or SSO user of the map)")
@@ -32,7 +32,7 @@ func (o opsCLI) backup(ctx context.Context, args []string, stdout, stderr io.Wri
 		return usageExit(err)
 	}
 	if err := statebackup.ValidLabel(*label); err != nil {
-		return cmdError(stderr, "backup", err)
+		return usageError(stderr, "backup", err)
 	}
 	users, err := o.users(c, *user, stderr)
 	if err != nil {

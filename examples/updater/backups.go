@@ -17,7 +17,7 @@ func cmdBackups(ctx context.Context, args []string, stdout, stderr io.Writer) in
 func (o opsCLI) backups(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c, err := o.config()
 	if err != nil {
-		return cmdError(stderr, "backups", err)
+		return usageError(stderr, "backups", err)
 	}
 	fs := newFlags("backups", stderr)
 	user := fs.String("user", "", "only this user")

@@ -29,7 +29,7 @@ func (r rolloutCLI) migrateIdle(ctx context.Context, args []string, stdout, stde
 		return usageExit(err)
 	}
 	if o.Window, err = rollout.ParseWindow(window); err != nil {
-		return cmdError(stderr, "migrate-idle", err)
+		return usageError(stderr, "migrate-idle", err)
 	}
 	o.StaleAfter = stale
 	c.Options.Logger = textLogger(stdout)

@@ -35,7 +35,7 @@ func (r rolloutCLI) watchdog(ctx context.Context, args []string, stdout, stderr 
 		if v := r.getenv(d.key); v != "" {
 			x, err := parseSecondsOrDuration(v)
 			if err != nil {
-				return cmdError(stderr, "watchdog", fmt.Errorf("%s=%q: %w", d.key, v, err))
+				return usageError(stderr, "watchdog", fmt.Errorf("%s=%q: %w", d.key, v, err))
 			}
 			*d.dst = x
 		}
@@ -47,7 +47,7 @@ func (r rolloutCLI) watchdog(ctx context.Context, args []string, stdout, stderr 
 		if v := r.getenv(n.key); v != "" {
 			x, err := strconv.Atoi(v)
 			if err != nil || x < 1 {
-				return cmdError(stderr, "watchdog", fmt.Errorf("%s=%q: want a positive integer", n.key, v))
+				return usageError(stderr, "watchdog", fmt.Errorf("%s=%q: want a positive integer", n.key, v))
 			}
 			*n.dst = x
 		}

@@ -223,7 +223,7 @@ func TestMigrateIdleAndWatchdogCommands(t *testing.T) {
 
 	var out, errb bytes.Buffer
 	code := f.cli().migrateIdle(context.Background(), []string{"--window", "25:00-01:00"}, &out, &errb)
-	require.Equal(t, 1, code, errb.String())
+	require.Equal(t, 2, code, errb.String())
 	require.Contains(t, errb.String(), "bad time")
 
 	out.Reset()
@@ -251,6 +251,6 @@ func TestMigrateIdleAndWatchdogCommands(t *testing.T) {
 
 	f.env["T3_WD_FAILURES"] = "zero"
 	code = f.cli().watchdog(context.Background(), nil, &out, &errb)
-	require.Equal(t, 1, code)
+	require.Equal(t, 2, code)
 	require.Contains(t, errb.String(), "T3_WD_FAILURES")
 }

@@ -27,13 +27,11 @@ func (r rolloutCLI) freeze(_ context.Context, args []string, stdout, stderr io.W
 	if err != nil {
 		return usageExit(err)
 	}
-	if reason == "" { // a usage error, like a bad flag: exit 2
-		cmdError(stderr, "freeze", errors.New("--reason is required"))
-		return 2
+	if reason == "" {
+		return usageError(stderr, "freeze", errors.New("--reason is required"))
 	}
 	if d < 0 {
-		cmdError(stderr, "freeze", errors.New("--for must be positive"))
-		return 2
+		return usageError(stderr, "freeze", errors.New("--for must be positive"))
 	}
 	if who == "" {
 		who = envOr(r.getenv("SUDO_USER"), r.getenv("USER"))

@@ -22,7 +22,7 @@ func cmdIdle(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func (o opsCLI) idle(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c, err := o.config()
 	if err != nil {
-		return cmdError(stderr, "idle", err)
+		return usageError(stderr, "idle", err)
 	}
 	fs := newFlags("idle", stderr)
 	user := fs.String("user", "", "only this user")

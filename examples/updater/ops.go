@@ -168,3 +168,10 @@ func usageExit(err error) int {
 	}
 	return 2
 }
+
+// usageError prints err as cmdError does and returns 2: a flag or
+// environment value the command cannot read, caught before it does anything.
+func usageError(stderr io.Writer, name string, err error) int {
+	cmdError(stderr, name, err)
+	return 2
+}

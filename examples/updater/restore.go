@@ -20,7 +20,7 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 func (o opsCLI) restore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c, err := o.config()
 	if err != nil {
-		return cmdError(stderr, "restore", err)
+		return usageError(stderr, "restore", err)
 	}
 	fs := newFlags("restore", stderr)
 	user := fs.String("user", "", "the user whose database to restore (required)")
