@@ -115,8 +115,23 @@ func TestShippedUnits(t *testing.T) {
 				cmd = rolloutCLI.migrateIdle
 			case "watchdog":
 				cmd = rolloutCLI.watchdog
-			default:
+			case "backup":
+				// An empty user map stops it once its environment, flags
+				// and label have been accepted, before anything is read.
+				empty := filepath.Join(t.TempDir(), "ttyd-user-map")
+				require.NoError(t, os.WriteFile(empty, nil, 0o644))
+				o := opsCLI{Getenv: func(k string) string {
+					if k == "T3_USER_MAP" {
+						return empty
+					}
+					return u.env[k]
+				}}
+				var stderr strings.Builder
+				o.backup(context.Background(), u.execArgs[2:], io.Discard, &stderr)
+				require.Contains(t, stderr.String(), "no users in "+empty, "the unit's environment and arguments are accepted")
 				return
+			default:
+				t.Fatalf("no check of what %s does with the unit's environment and arguments", sub)
 			}
 			errWired := errors.New("wired")
 			var got engineConfig
