@@ -379,10 +379,17 @@ func TestConcurrentRestartsLeaveOneProcess(t *testing.T) {
 // process exited instead of reporting a unit that is not running.
 func TestReadinessAnsweredAfterTheProcessExited(t *testing.T) {
 	ctx := ctxT(t)
-	spec := supervisor.UnitSpec{User: "emil", Argv: []string{"/bin/sh", "-c", "exit 1"}}
+	// The process exits only once the first readiness check has begun: one
+	// that died before any check is the build's own failure, not this case.
+	checking := filepath.Join(t.TempDir(), "checking")
+	spec := supervisor.UnitSpec{User: "emil", Argv: []string{"/bin/sh", "-c",
+		`while [ ! -e "$1" ]; do sleep 0.01; done; exit 1`, "sh", checking}}
 	var s *supervisor.Supervisor
 	u := rollout.Unit{User: "emil"}
 	spec.Ready = func(ctx context.Context) error {
+		if err := os.WriteFile(checking, nil, 0o644); err != nil {
+			return err
+		}
 		for { // answers only once the unit's own process has been reaped
 			if st, _ := s.Status(ctx, u); st.State == "failed" {
 				return nil

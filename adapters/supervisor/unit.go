@@ -168,8 +168,10 @@ func (x *unit) reap(p *process) {
 			x.log.Warn("unit exited on its own", LogKeyUnit, x.spec.Name, LogKeyPID, p.pid, LogKeyErr, err)
 		}
 	}
-	x.mu.Unlock()
+	// Closed before the lock is released: whoever sees the unit failed
+	// also finds p.done closed (waitReady tells a stale answer by it).
 	close(p.done)
+	x.mu.Unlock()
 }
 
 func (x *unit) waitReady(parent context.Context, p *process) error {
