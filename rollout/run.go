@@ -8,8 +8,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/t3fleet/t3fleet/statebackup"
 )
@@ -171,87 +169,6 @@ func (e *Engine) gate(current string, rel Release, pinned bool) error {
 	}
 	return Gate(GateInput{Current: current, Release: rel, Channel: e.track(), Pinned: pinned,
 		DeadEnds: deadEnds, MinAge: e.MinAge, Now: e.now()})
-}
-
-// backupAll takes every user's prebump snapshot. When ctx was cancelled
-// with a cause (the staging failed), that cause is the error.
-func (e *Engine) backupAll(ctx context.Context, j *Journal, fleet []Member) error {
-	label := PrebumpLabelPrefix + j.Target
-	n := e.BackupConcurrency
-	if n <= 0 {
-		n = DefaultBackupConcurrency
-	}
-	// Up to n snapshots at once: each is mostly waiting on fsyncs, so two
-	// overlap well, and the backups are the long step before the canary
-	// together with npm's install. The first failure stops the others.
-	// Events, the journal and the crash hook stay on this goroutine.
-	ctx, cancel := context.WithCancelCause(ctx)
-	type result struct {
-		m    Member
-		snap statebackup.Snapshot
-		err  error
-		took time.Duration
-	}
-	results := make(chan result, len(fleet)) // never blocks a sender
-	var wg sync.WaitGroup
-	defer func() {
-		cancel(nil)
-		wg.Wait() // nothing is left writing once the run goes on or returns
-	}()
-	sem := make(chan struct{}, n)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for _, m := range fleet {
-			acquired := false
-			if ctx.Err() == nil {
-				select {
-				case sem <- struct{}{}:
-					acquired = true
-				case <-ctx.Done():
-				}
-			}
-			if ctx.Err() != nil { // stopped: the rest are not started
-				if acquired {
-					<-sem
-				}
-				results <- result{m: m, err: context.Cause(ctx)}
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				t0 := time.Now()
-				snap, err := e.Backups.Backup(ctx, m.Target(j.Previous), label)
-				results <- result{m: m, snap: snap, err: err, took: time.Since(t0)}
-			}()
-		}
-	}()
-	for range fleet {
-		r := <-results
-		user := r.m.Unit.User
-		if r.err != nil && e.AllowMissingBackup && errors.Is(r.err, statebackup.ErrNoDatabase) {
-			e.emit(ctx, Event{Kind: EventBackupSkipped, User: user, Unit: r.m.Unit.Name, Reason: "no database yet"})
-			continue
-		}
-		if r.err != nil {
-			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, ctx.Err()) {
-				return cause // the staging failed and stopped this backup
-			}
-			return fmt.Errorf("backup %s: %w", user, r.err)
-		}
-		// Not written to the journal yet: a run that stops in this phase
-		// starts over, so the snapshots are first written with the stage
-		// step, which saves an fsync pair per user.
-		j.Step = "backup:" + user
-		j.Snapshots[user] = r.snap
-		e.emit(ctx, Event{Kind: EventBackedUp, User: user, Unit: r.m.Unit.Name, Version: j.Target, Reason: r.snap.Path, Took: r.took})
-		if err := e.crash("backup:" + user); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // seedSnapshot picks the snapshot that feeds the health check.
