@@ -219,11 +219,11 @@ func (e *Engine) drain(ctx context.Context, o DrainOptions) (DrainResult, error)
 		err = e.Cycle(ctx, m, CycleOptions{Label: DrainLabel, Version: res.Current, RollbackTo: to, Note: note})
 		switch {
 		case err == nil:
-		case errors.Is(err, ErrRollbackFailed):
-			res.Outcome, res.Reason = DrainRollbackFailed, err.Error()
+		case errors.Is(err, ErrRollbackFailed): // Line adds the alert prefix
+			res.Outcome, res.Reason = DrainRollbackFailed, strings.TrimPrefix(err.Error(), ErrRollbackFailed.Error()+": ")
 			return res, err
 		case errors.Is(err, ErrRolledBack):
-			res.Outcome, res.Reason = DrainRolledBack, err.Error()
+			res.Outcome, res.Reason = DrainRolledBack, strings.TrimPrefix(err.Error(), ErrRolledBack.Error()+": ")
 			return res, err
 		default:
 			// A failed backup changed nothing: stop before touching more units.

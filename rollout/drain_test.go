@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -291,6 +292,8 @@ func TestMigrateIdleFailureRecoversAndStops(t *testing.T) {
 			require.Error(t, err)
 			require.Equal(t, tt.outcome, res.Outcome, res.Line())
 			require.Equal(t, 1, res.ExitCode())
+			prefix := map[rollout.DrainOutcome]string{rollout.DrainRolledBack: "rolled back: ", rollout.DrainRollbackFailed: "ROLLBACK FAILED: "}[tt.outcome]
+			require.True(t, strings.HasPrefix(res.Line(), prefix+rollout.DrainLabel+" bob failed"), "the alert prefix once, then what failed: %s", res.Line())
 			if tt.outcome == rollout.DrainRolledBack {
 				after, err := os.ReadFile(f.sim.DBPath("bob"))
 				require.NoError(t, err)

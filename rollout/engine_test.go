@@ -430,3 +430,28 @@ func TestRunPrunesTheSnapshotsItTook(t *testing.T) {
 		})
 	}
 }
+
+// The summary line is what the operator reads first: its alert prefix once,
+// then what happened (a doubled "ROLLBACK FAILED: ROLLBACK FAILED:" reads as
+// two failures).
+func TestRunRollbackFailedLineNamesItOnce(t *testing.T) {
+	sim := newSim(t)
+	sim.FailCanary(v2, "bob")
+	e := sim.Engine(rollout.Options{})
+	um := e.Units.(*rollouttest.UnitManager)
+	start := um.StartFunc
+	um.StartFunc = func(ctx context.Context, u rollout.Unit) error {
+		if u.User == "bob" {
+			return fmt.Errorf("start job failed")
+		}
+		return start(ctx, u)
+	}
+
+	res, err := e.Run(context.Background())
+	require.ErrorIs(t, err, rollout.ErrRollbackFailed)
+	require.Equal(t, rollout.OutcomeRollbackFailed, res.Outcome)
+	line := res.Line()
+	require.True(t, strings.HasPrefix(line, "ROLLBACK FAILED: canary bob failed"), line)
+	require.Equal(t, 1, strings.Count(line, "ROLLBACK FAILED"), line)
+	require.Contains(t, line, "start bob: start job failed")
+}

@@ -247,7 +247,8 @@ func (e *Engine) rollbackRun(ctx context.Context, j *Journal, fleet []Member) (R
 		if !errors.Is(err, ErrRollbackFailed) {
 			err = fmt.Errorf("%w: %w", ErrRollbackFailed, err)
 		}
-		res.Reason = err.Error()
+		// Line adds the alert prefix; one line, as the rollback's own event.
+		res.Reason = strings.ReplaceAll(strings.TrimPrefix(err.Error(), ErrRollbackFailed.Error()+": "), "\n", "; ")
 		return res, err
 	}
 	res.Outcome = OutcomeRolledBack
