@@ -431,10 +431,10 @@ func TestRunPrunesTheSnapshotsItTook(t *testing.T) {
 	}
 }
 
-// The summary line is what the operator reads first: its alert prefix once,
-// then what happened (a doubled "ROLLBACK FAILED: ROLLBACK FAILED:" reads as
-// two failures).
-func TestRunRollbackFailedLineNamesItOnce(t *testing.T) {
+// rollbackFailedRun runs a fleet whose canary bob fails and whose unit bob
+// then fails to start again: ROLLBACK FAILED.
+func rollbackFailedRun(t *testing.T) (*rollout.Engine, rollout.Result) {
+	t.Helper()
 	sim := newSim(t)
 	sim.FailCanary(v2, "bob")
 	e := sim.Engine(rollout.Options{})
@@ -446,12 +446,32 @@ func TestRunRollbackFailedLineNamesItOnce(t *testing.T) {
 		}
 		return start(ctx, u)
 	}
-
 	res, err := e.Run(context.Background())
 	require.ErrorIs(t, err, rollout.ErrRollbackFailed)
 	require.Equal(t, rollout.OutcomeRollbackFailed, res.Outcome)
+	return e, res
+}
+
+// The summary line is what the operator reads first: its alert prefix once,
+// then what happened (a doubled "ROLLBACK FAILED: ROLLBACK FAILED:" reads as
+// two failures).
+func TestRunRollbackFailedLineNamesItOnce(t *testing.T) {
+	_, res := rollbackFailedRun(t)
 	line := res.Line()
 	require.True(t, strings.HasPrefix(line, "ROLLBACK FAILED: canary bob failed"), line)
 	require.Equal(t, 1, strings.Count(line, "ROLLBACK FAILED"), line)
 	require.Contains(t, line, "start bob: start job failed")
+}
+
+// The morning after, `updater status` is what the operator reads: its
+// freeze must not look like a clean rollback's, or they unfreeze and run
+// with bob still down.
+func TestRunRollbackFailedShowsInTheFreeze(t *testing.T) {
+	e, _ := rollbackFailedRun(t)
+	s, err := e.Status(context.Background())
+	require.NoError(t, err)
+	require.NotNil(t, s.Freeze)
+	require.Contains(t, s.Freeze.Reason, "canary bob failed")
+	require.Contains(t, s.Freeze.Reason, "the rollback failed: start bob: start job failed")
+	require.NotContains(t, s.Freeze.Reason, "ROLLBACK FAILED", "the nightly FROZEN line is no second alert")
 }

@@ -132,7 +132,8 @@ func (e *Engine) Rollback(ctx context.Context, rb Rollback) error {
 	ctx = context.WithoutCancel(ctx)
 	st := e.State()
 	var errs []error
-	if err := e.Freezer().Write(Freeze{Reason: rb.Reason, Who: e.who(), When: e.now()}); err != nil {
+	fr := Freeze{Reason: rb.Reason, Who: e.who(), When: e.now()}
+	if err := e.Freezer().Write(fr); err != nil {
 		errs = append(errs, err)
 	}
 	if err := e.crash("rollback-freeze"); err != nil {
@@ -188,7 +189,14 @@ func (e *Engine) Rollback(ctx context.Context, rb Rollback) error {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		reason := rb.Reason + "; " + strings.ReplaceAll(err.Error(), "\n", "; ")
+		failed := strings.ReplaceAll(err.Error(), "\n", "; ")
+		// The freeze is what `updater status` shows after the night: it
+		// must not read like a clean rollback's, whose advice is unfreeze.
+		fr.Reason = rb.Reason + "; the rollback failed: " + failed
+		if werr := e.Freezer().Write(fr); werr != nil {
+			err, failed = errors.Join(err, werr), failed+"; "+werr.Error()
+		}
+		reason := rb.Reason + "; " + failed
 		e.emit(ctx, Event{Kind: EventRollbackFailed, Version: rb.To, Reason: reason, Err: err})
 		return fmt.Errorf("%w: %s", ErrRollbackFailed, reason)
 	}
