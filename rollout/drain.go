@@ -220,10 +220,10 @@ func (e *Engine) drain(ctx context.Context, o DrainOptions) (DrainResult, error)
 		switch {
 		case err == nil:
 		case errors.Is(err, ErrRollbackFailed): // Line adds the alert prefix
-			res.Outcome, res.Reason = DrainRollbackFailed, strings.TrimPrefix(err.Error(), ErrRollbackFailed.Error()+": ")
+			res.Outcome, res.Reason = DrainRollbackFailed, reasonOf(err, ErrRollbackFailed)
 			return res, err
 		case errors.Is(err, ErrRolledBack):
-			res.Outcome, res.Reason = DrainRolledBack, strings.TrimPrefix(err.Error(), ErrRolledBack.Error()+": ")
+			res.Outcome, res.Reason = DrainRolledBack, reasonOf(err, ErrRolledBack)
 			return res, err
 		default:
 			// A failed backup changed nothing: stop before touching more units.

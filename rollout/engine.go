@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/t3fleet/t3fleet"
@@ -50,6 +51,12 @@ var (
 	ErrCrashed           = errors.New("crash injected")
 	ErrMissingDependency = errors.New("engine dependency missing")
 )
+
+// reasonOf is err's text without the alert prefix that sentinel gives it
+// ("ROLLBACK FAILED: ..."): a Result's Line adds the prefix itself.
+func reasonOf(err, sentinel error) string {
+	return strings.TrimPrefix(err.Error(), sentinel.Error()+": ")
+}
 
 // Options tune an Engine; the zero value works.
 type Options struct {

@@ -321,7 +321,7 @@ func (e *Engine) canary(ctx context.Context, j *Journal, fleet []Member, res Res
 // interruptedResult ends a canary that ctx cut short (err wraps
 // ErrInterrupted); the journal is left as it is.
 func interruptedResult(res Result, err error) (Result, error) {
-	res.Outcome, res.Reason = OutcomeInterrupted, strings.TrimPrefix(err.Error(), ErrInterrupted.Error()+": ")
+	res.Outcome, res.Reason = OutcomeInterrupted, reasonOf(err, ErrInterrupted)
 	return res, err
 }
 

@@ -256,7 +256,7 @@ func (e *Engine) rollbackRun(ctx context.Context, j *Journal, fleet []Member) (R
 			err = fmt.Errorf("%w: %w", ErrRollbackFailed, err)
 		}
 		// Line adds the alert prefix; one line, as the rollback's own event.
-		res.Reason = strings.ReplaceAll(strings.TrimPrefix(err.Error(), ErrRollbackFailed.Error()+": "), "\n", "; ")
+		res.Reason = strings.ReplaceAll(reasonOf(err, ErrRollbackFailed), "\n", "; ")
 		return res, err
 	}
 	res.Outcome = OutcomeRolledBack
