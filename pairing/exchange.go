@@ -104,14 +104,21 @@ func exchangeOnce(ctx context.Context, client *http.Client, url, ep string, body
 		return nil, &ExchangeError{Endpoint: ep, Status: resp.StatusCode, Body: strings.TrimSpace(string(b))}
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
-	var cookies []*http.Cookie
-	for _, c := range resp.Cookies() {
-		if sessionprobe.IsSessionCookieName(c.Name) && c.Value != "" {
-			cookies = append(cookies, c)
-		}
-	}
+	cookies := relayable(resp.Cookies())
 	if len(cookies) == 0 {
 		return nil, &ExchangeError{Endpoint: ep, Status: resp.StatusCode, Err: ErrNoSessionCookie}
 	}
 	return &Session{Cookies: cookies, Endpoint: ep}, nil
+}
+
+// relayable keeps the cookies a pairing may relay to the browser: t3
+// session cookies with a value.
+func relayable(cookies []*http.Cookie) []*http.Cookie {
+	var out []*http.Cookie
+	for _, c := range cookies {
+		if c != nil && c.Value != "" && sessionprobe.IsSessionCookieName(c.Name) {
+			out = append(out, c)
+		}
+	}
+	return out
 }

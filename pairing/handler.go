@@ -286,14 +286,8 @@ func (h *Handler) pairOnce(ctx context.Context, in t3fleet.Instance) (*Session, 
 	if err == nil && s != nil {
 		// Only t3 session cookies with a value are relayed, whatever Pairer
 		// the embedder plugged in.
-		kept := make([]*http.Cookie, 0, len(s.Cookies))
-		for _, c := range s.Cookies {
-			if c != nil && c.Value != "" && sessionprobe.IsSessionCookieName(c.Name) {
-				kept = append(kept, c)
-			}
-		}
 		cs := *s
-		cs.Cookies = kept
+		cs.Cookies = relayable(s.Cookies)
 		s = &cs
 	}
 	if err == nil && (s == nil || len(s.Cookies) == 0) { // a Pairer that broke its contract
