@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,36 +20,47 @@ import (
 	"github.com/t3fleet/t3fleet/pairing"
 )
 
-// slowPairer pairs after a delay, and says when a pairing has begun.
-type slowPairer struct {
-	d       time.Duration
-	started chan struct{}
+// heldPairer pairs once released (at once when release is nil), and says
+// on started, if any, when its first pairing has begun.
+type heldPairer struct {
+	started, release chan struct{}
+	once             *sync.Once
 }
 
-func (p slowPairer) Pair(ctx context.Context, in t3fleet.Instance) (*pairing.Session, error) {
+func (p heldPairer) Pair(ctx context.Context, in t3fleet.Instance) (*pairing.Session, error) {
 	if p.started != nil {
-		close(p.started)
+		p.once.Do(func() { close(p.started) })
+	}
+	if p.release == nil {
+		return freshSession(), nil
 	}
 	select {
-	case <-time.After(p.d):
+	case <-p.release:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	return &pairing.Session{Cookies: []*http.Cookie{{Name: "t3_session", Value: "fresh", Path: "/"}}, Endpoint: pairing.EndpointBrowserSession}, nil
+	return freshSession(), nil
+}
+
+func freshSession() *pairing.Session {
+	return &pairing.Session{Cookies: []*http.Cookie{{Name: "t3_session", Value: "fresh", Path: "/"}}, Endpoint: pairing.EndpointBrowserSession}
 }
 
 // Shutdown lets a request in flight (here a pairing) finish, on both paths,
-// as its doc and net/http's server promise.
+// as its doc and net/http's server promise: the pairing is released only
+// once the shutdown has begun.
 func TestShutdownFinishesAPairingInFlight(t *testing.T) {
 	for _, m := range serveModes {
 		t.Run(m.name, func(t *testing.T) {
-			started := make(chan struct{})
+			p := heldPairer{started: make(chan struct{}), release: make(chan struct{}), once: new(sync.Once)}
 			h := pairing.NewHandler(mapRouter{"ana": {User: "ana", OSUser: "ana", BaseURL: "http://127.0.0.1:1"}},
-				slowPairer{d: 400 * time.Millisecond, started: started}, pairing.HandlerOptions{Prober: cookieProber{}})
-			f, _, c := frontConn(t, h, m.disableFast)
+				p, pairing.HandlerOptions{Prober: cookieProber{}})
+			f, ln, c := frontConn(t, h, m.disableFast)
 			io.WriteString(c, "GET /x HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nSec-Fetch-Dest: document\r\n\r\n")
-			<-started
+			<-p.started
 			done := shutdownAsync(f)
+			waitShutdownBegun(t, ln)
+			close(p.release)
 			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 			require.NoError(t, err, "the pairing in flight got no answer")
 			assert.Equal(t, http.StatusFound, resp.StatusCode)
@@ -71,6 +83,18 @@ func frontConn(t *testing.T, h *pairing.Handler, disableFast bool) (*pairing.Fro
 	t.Cleanup(func() { c.Close() })
 	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
 	return f, ln, c
+}
+
+// waitShutdownBegun waits until the Front serving ln has stopped accepting.
+func waitShutdownBegun(t *testing.T, ln net.Listener) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		nc, err := net.DialTimeout("tcp", ln.Addr().String(), 100*time.Millisecond)
+		if err == nil {
+			nc.Close()
+		}
+		return err != nil
+	}, 5*time.Second, 5*time.Millisecond, "shutdown has begun")
 }
 
 // shutdownAsync runs f.Shutdown, bounded at 3 s, and gives its error.
@@ -224,13 +248,7 @@ func TestShutdownSaysConnectionClose(t *testing.T) {
 			io.WriteString(c, liveAsset)
 			<-got
 			done := shutdownAsync(f)
-			require.Eventually(t, func() bool { // the Front has stopped accepting: shutdown has begun
-				nc, err := net.DialTimeout("tcp", ln.Addr().String(), 100*time.Millisecond)
-				if err == nil {
-					nc.Close()
-				}
-				return err != nil
-			}, 5*time.Second, 5*time.Millisecond)
+			waitShutdownBegun(t, ln)
 			close(release)
 			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 			require.NoError(t, err)

@@ -363,7 +363,7 @@ func TestPairingLocationKeepsThePathAsSent(t *testing.T) {
 	for _, m := range serveModes {
 		t.Run(m.name, func(t *testing.T) {
 			h := pairing.NewHandler(mapRouter{"ana": {User: "ana", OSUser: "ana", BaseURL: "http://127.0.0.1:1"}},
-				slowPairer{}, pairing.HandlerOptions{Prober: cookieProber{}})
+				heldPairer{}, pairing.HandlerOptions{Prober: cookieProber{}})
 			url := startFront(t, h, pairing.FrontOptions{DisableFast: m.disableFast})
 			for _, p := range []string{"/a(b)!*'", "/plain/path", "/x;y=1,z@w"} {
 				resps := rawExchange(t, url, "GET "+p+"?q=1 HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nSec-Fetch-Dest: document\r\n\r\n", "GET")
