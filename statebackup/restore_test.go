@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -276,7 +278,11 @@ func TestRestoreSetsModeOnTheFileNotThePath(t *testing.T) {
 	victim := filepath.Join(t.TempDir(), "shadow")
 	require.NoError(t, os.WriteFile(victim, []byte("root:x"), 0o600))
 
-	for round := 0; round < 20; round++ {
+	var swaps atomic.Int64 // symlinks that landed under a temporary name
+	// Twenty rounds, and more until a swap has landed (on one CPU the
+	// attacker may not get a turn in twenty).
+	deadline := time.Now().Add(20 * time.Second)
+	for round := 0; round < 20 || swaps.Load() == 0 && time.Now().Before(deadline); round++ {
 		stop := make(chan struct{})
 		done := make(chan struct{})
 		go func() {
@@ -293,8 +299,8 @@ func TestRestoreSetsModeOnTheFileNotThePath(t *testing.T) {
 						continue
 					}
 					link := tmp + ".evil"
-					if os.Symlink(victim, link) == nil {
-						os.Rename(link, tmp)
+					if os.Symlink(victim, link) == nil && os.Rename(link, tmp) == nil {
+						swaps.Add(1)
 					}
 				}
 			}
@@ -306,4 +312,5 @@ func TestRestoreSetsModeOnTheFileNotThePath(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "round %d: the restore changed the mode of a file a symlink pointed at", round)
 	}
+	require.Positive(t, swaps.Load(), "no swap ever landed: the race was not run")
 }
