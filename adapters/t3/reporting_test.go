@@ -23,7 +23,8 @@ func TestReportingUnitsAsksTheInstance(t *testing.T) {
 	downURL := down.URL
 	down.Close()
 	errNoEnv := errors.New("no env file")
-	u := t3a.ReportingUnits{UnitManager: &rollouttest.UnitManager{}, BaseURL: func(u rollout.Unit) (string, error) {
+	wrapped := &rollouttest.UnitManager{}
+	u := t3a.ReportingUnits{UnitManager: wrapped, BaseURL: func(u rollout.Unit) (string, error) {
 		switch u.User {
 		case "emil":
 			return srv.URL, nil
@@ -42,9 +43,8 @@ func TestReportingUnitsAsksTheInstance(t *testing.T) {
 	_, err = u.RunningVersion(ctx, rollout.Unit{User: "gone"})
 	assert.Error(t, err, "an instance that does not answer reports no version")
 
-	var vr rollout.VersionReporter = u // what the engine looks for on its Units
-	_, ok := vr.(rollout.UnitManager)
-	assert.True(t, ok, "still the unit manager it wraps")
+	// What the updater's idle gate looks through for systemd's cgroups.
+	assert.Same(t, wrapped, u.Unwrap().(*rollouttest.UnitManager), "Unwrap gives the manager it wraps")
 }
 
 func ExampleReportingUnits() {

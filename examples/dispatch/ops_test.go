@@ -50,6 +50,8 @@ func TestOpsServeOnlyTheirOwnPaths(t *testing.T) {
 			}
 			if tc.body == "dispatch" {
 				require.Len(t, got, 1, "reached the dispatch")
+			} else {
+				require.Empty(t, got, "answered by the ops handler, not the dispatch")
 			}
 		})
 	}
