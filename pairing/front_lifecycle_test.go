@@ -112,30 +112,19 @@ func shutdownAsync(f *pairing.Front) <-chan error {
 // request head has arrived, closed counts the connections the proxy closed
 // on it.
 func wedgedInstance(t *testing.T) (string, <-chan struct{}, *atomic.Int64) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
 	var closed atomic.Int64
 	got := make(chan struct{}, 16)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetReadDeadline(time.Now().Add(20 * time.Second))
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err == nil {
-					got <- struct{}{}
-				}
-				io.Copy(io.Discard, br)
-				closed.Add(1)
-			}()
+	url := rawInstance(t, func(c net.Conn) {
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err == nil {
+			got <- struct{}{}
 		}
-	}()
-	return "http://" + ln.Addr().String(), got, &closed
+		io.Copy(io.Discard, br)
+		closed.Add(1)
+	})
+	return url, got, &closed
 }
 
 // A browser that gives up on a wedged instance releases the instance
@@ -162,23 +151,16 @@ func TestClientHangupReleasesAWedgedInstance(t *testing.T) {
 func TestStreamHangupNoticedAfterTheIdleDeadline(t *testing.T) {
 	for _, m := range serveModes {
 		t.Run(m.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			require.NoError(t, err)
-			t.Cleanup(func() { ln.Close() })
 			var closed atomic.Int64
-			go func() {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
+			url := rawInstance(t, func(c net.Conn) {
 				defer c.Close()
 				http.ReadRequest(bufio.NewReader(c))
 				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n6\r\ndata:1\r\n")
 				c.SetReadDeadline(time.Now().Add(20 * time.Second))
 				io.Copy(io.Discard, c)
 				closed.Add(1)
-			}()
-			ft := newFrontUnderTest(t, "http://"+ln.Addr().String(), pairing.FrontOptions{DisableFast: m.disableFast,
+			})
+			ft := newFrontUnderTest(t, url, pairing.FrontOptions{DisableFast: m.disableFast,
 				IdleTimeout: 300 * time.Millisecond}, nil)
 			c, err := net.Dial("tcp", strings.TrimPrefix(ft.url, "http://"))
 			require.NoError(t, err)

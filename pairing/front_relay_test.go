@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -216,21 +217,14 @@ func TestFrontStreamsAndShutdown(t *testing.T) {
 // closing hungUp once the other side goes away.
 func newScriptedStream(t *testing.T, hungUp chan struct{}) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
+	var once sync.Once
+	return rawInstance(t, func(c net.Conn) {
 		defer c.Close()
 		buf := make([]byte, 4096)
 		c.Read(buf) // the request
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"+
 			"b\r\ndata: one\n\n\r\n")
 		c.Read(buf) // returns when the dispatch closes its side
-		close(hungUp)
-	}()
-	return "http://" + ln.Addr().String()
+		once.Do(func() { close(hungUp) })
+	})
 }

@@ -35,6 +35,26 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// rawInstance is an instance written at the byte level: a listener on
+// loopback whose every connection goes to serve, on a goroutine of its own
+// (serve closes it). It returns the instance's base URL.
+func rawInstance(t testing.TB, serve func(c net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serve(c)
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
 // dispatch is a Handler under test behind a real listener, with fake
 // instances, a fake minter, captured logs and a private metrics registry.
 type dispatch struct {

@@ -203,28 +203,17 @@ func TestUpstreamTransportMaxIdlePerHost(t *testing.T) {
 // requests served and the connections it closed.
 func oneShotServer(t *testing.T) (string, *atomic.Int64, *atomic.Int64) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
 	var served, closed atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer func() { c.Close(); closed.Add(1) }()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				served.Add(1)
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-			}()
+	url := rawInstance(t, func(c net.Conn) {
+		defer func() { c.Close(); closed.Add(1) }()
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
 		}
-	}()
-	return "http://" + ln.Addr().String(), &served, &closed
+		served.Add(1)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	return url, &served, &closed
 }
 
 func TestUpstreamTransportRetriesDeadPooledConn(t *testing.T) {
