@@ -73,11 +73,7 @@ func TestShutdownFinishesAPairingInFlight(t *testing.T) {
 // dials it (a 5 s deadline on the connection).
 func frontConn(t *testing.T, h *pairing.Handler, disableFast bool) (*pairing.Front, net.Listener, net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	f := pairing.NewFront(h, pairing.FrontOptions{DisableFast: disableFast})
-	go f.Serve(ln)
-	t.Cleanup(func() { f.Close() })
+	f, ln := serveFront(t, h, pairing.FrontOptions{DisableFast: disableFast})
 	c, err := net.Dial("tcp", ln.Addr().String())
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })

@@ -96,6 +96,14 @@ var serveModes = []struct {
 // startFront serves h through a Front on loopback and returns its URL.
 func startFront(t testing.TB, h *pairing.Handler, opts pairing.FrontOptions) string {
 	t.Helper()
+	_, ln := serveFront(t, h, opts)
+	return "http://" + ln.Addr().String()
+}
+
+// serveFront is startFront for a test that also shuts the Front down or
+// watches its listener.
+func serveFront(t testing.TB, h *pairing.Handler, opts pairing.FrontOptions) (*pairing.Front, net.Listener) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	f := pairing.NewFront(h, opts)
@@ -105,7 +113,7 @@ func startFront(t testing.TB, h *pairing.Handler, opts pairing.FrontOptions) str
 		f.Close()
 		require.ErrorIs(t, <-served, http.ErrServerClosed)
 	})
-	return "http://" + ln.Addr().String()
+	return f, ln
 }
 
 // kind of request a browser makes.
