@@ -111,6 +111,7 @@ func (s *scriptedInstance) last() *http.Request {
 // with a prober that calls "live" cookies valid and "dead" ones invalid,
 // and a Fallback that counts what reaches net/http.
 type frontUnderTest struct {
+	t         testing.TB
 	url       string
 	fallbacks atomic.Int64
 	reg       *prometheus.Registry
@@ -127,7 +128,7 @@ func (cookieProber) Check(_ context.Context, _ t3fleet.Instance, cs []*http.Cook
 
 func newFrontUnderTest(t *testing.T, baseURL string, opts pairing.FrontOptions, hopts func(*pairing.HandlerOptions)) *frontUnderTest {
 	t.Helper()
-	ft := &frontUnderTest{reg: prometheus.NewRegistry()}
+	ft := &frontUnderTest{t: t, reg: prometheus.NewRegistry()}
 	ho := pairing.HandlerOptions{Prober: cookieProber{}, Registerer: ft.reg}
 	if hopts != nil {
 		hopts(&ho)
@@ -150,18 +151,7 @@ func newFrontUnderTest(t *testing.T, baseURL string, opts pairing.FrontOptions, 
 }
 
 func (ft *frontUnderTest) handoffs(reason string) float64 {
-	mfs, _ := ft.reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() != pairing.MetricHandoffs {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if m.GetLabel()[0].GetValue() == reason {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return gatherValue(ft.t, ft.reg, pairing.MetricHandoffs, map[string]string{"reason": reason})
 }
 
 // rawExchange sends raw requests on one connection and reads one response

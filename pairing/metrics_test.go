@@ -1,14 +1,24 @@
 package pairing_test
 
 import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 )
 
 // metricValue returns the value of the series name{labels} (0 when absent).
 func (d *dispatch) metricValue(name string, labels map[string]string) float64 {
 	d.t.Helper()
-	mfs, err := d.reg.Gather()
-	require.NoError(d.t, err)
+	return gatherValue(d.t, d.reg, name, labels)
+}
+
+// gatherValue returns the value of the series name{labels} in reg (0 when
+// absent): a counter's or a gauge's value, a histogram's sample count.
+func gatherValue(t testing.TB, reg prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue

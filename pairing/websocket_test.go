@@ -96,11 +96,5 @@ func TestWebSocketUpgradeToAnotherProtocolIsNotCounted(t *testing.T) {
 		"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
 	resps := rawExchange(t, ft.url, raw, "GET")
 	require.Equal(t, http.StatusBadGateway, resps[0].StatusCode)
-	mfs, err := ft.reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() == pairing.MetricWebSocketsOpen {
-			require.Zero(t, mf.GetMetric()[0].GetGauge().GetValue(), "no WebSocket is open")
-		}
-	}
+	require.Zero(t, gatherValue(t, ft.reg, pairing.MetricWebSocketsOpen, nil), "no WebSocket is open")
 }
