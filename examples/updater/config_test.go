@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,31 +23,17 @@ func TestEngineCommandsReadTheEnvironment(t *testing.T) {
 			f.env["T3_BACKUP_KEEP"] = "9"
 			f.env["T3_WD_STATE_DIR"] = t.TempDir()
 			f.env["T3_ENV_DIR"] = t.TempDir()
-			c := f.cli()
-			var out, errb devNull
-			ctx := context.Background()
-			switch cmd {
-			case "run":
-				c.run(ctx, nil, &out, &errb)
-			case "plan":
-				c.plan(ctx, nil, &out, &errb)
-			case "status":
-				c.status(ctx, nil, &out, &errb)
-			case "migrate-idle":
-				c.migrateIdle(ctx, []string{"--window", "always"}, &out, &errb)
-			case "watchdog":
-				c.watchdog(ctx, nil, &out, &errb)
+			var args []string
+			if cmd == "migrate-idle" {
+				args = []string{"--window", "always"}
 			}
+			rolloutCommand(t, cmd)(f.cli(), context.Background(), args, io.Discard, io.Discard)
 			require.Equal(t, "/srv/homes", f.last.HomeRoot)
 			require.Equal(t, time.Hour, f.last.BackupTimeout)
 			require.Equal(t, 9, f.last.Options.BackupKeep)
 		})
 	}
 }
-
-type devNull struct{}
-
-func (devNull) Write(p []byte) (int, error) { return len(p), nil }
 
 // A configuration the updater cannot use stops it with exit 2 and says
 // why on stderr; a pin or a dry-run switch it cannot read is no exception

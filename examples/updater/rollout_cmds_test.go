@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,7 @@ const (
 )
 
 type cliFixture struct {
+	t    testing.TB
 	sim  *rollouttest.Sim
 	env  map[string]string
 	last engineConfig
@@ -32,7 +34,7 @@ func newCLIFixture(t *testing.T) *cliFixture {
 	sim, err := rollouttest.NewSim(dir, tv1, "alice", "bob")
 	require.NoError(t, err)
 	sim.Publish("nightly", tv2, time.Now().Add(-24*time.Hour))
-	return &cliFixture{sim: sim, env: map[string]string{
+	return &cliFixture{t: t, sim: sim, env: map[string]string{
 		"T3_STATE_DIR":   filepath.Join(dir, "state"),
 		"T3_FREEZE_FILE": filepath.Join(dir, "freeze"),
 		"USER":           "ops",
@@ -50,23 +52,24 @@ func (f *cliFixture) cli() rolloutCLI {
 	}
 }
 
+// rolloutCommand is the rolloutCLI method of a command, for the tests that
+// run one with an environment and adapters of their own.
+func rolloutCommand(t testing.TB, name string) func(rolloutCLI, context.Context, []string, io.Writer, io.Writer) int {
+	t.Helper()
+	cmd, ok := map[string]func(rolloutCLI, context.Context, []string, io.Writer, io.Writer) int{
+		"run": rolloutCLI.run, "plan": rolloutCLI.plan, "status": rolloutCLI.status,
+		"freeze": rolloutCLI.freeze, "unfreeze": rolloutCLI.unfreeze,
+		"migrate-idle": rolloutCLI.migrateIdle, "watchdog": rolloutCLI.watchdog,
+	}[name]
+	if !ok {
+		t.Fatalf("no rollout command %q", name)
+	}
+	return cmd
+}
+
 func call(f *cliFixture, cmd string, args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
-	c := f.cli()
-	ctx := context.Background()
-	var code int
-	switch cmd {
-	case "run":
-		code = c.run(ctx, args, &out, &errb)
-	case "plan":
-		code = c.plan(ctx, args, &out, &errb)
-	case "freeze":
-		code = c.freeze(ctx, args, &out, &errb)
-	case "unfreeze":
-		code = c.unfreeze(ctx, args, &out, &errb)
-	case "status":
-		code = c.status(ctx, args, &out, &errb)
-	}
+	code := rolloutCommand(f.t, cmd)(f.cli(), context.Background(), args, &out, &errb)
 	return code, out.String(), errb.String()
 }
 

@@ -107,14 +107,8 @@ func TestShippedUnits(t *testing.T) {
 			}
 			// The rollout commands read the environment, then wire: reaching
 			// Wire means the unit's environment and arguments were accepted.
-			var cmd func(rolloutCLI, context.Context, []string, io.Writer, io.Writer) int
 			switch sub {
-			case "run":
-				cmd = rolloutCLI.run
-			case "migrate-idle":
-				cmd = rolloutCLI.migrateIdle
-			case "watchdog":
-				cmd = rolloutCLI.watchdog
+			case "run", "migrate-idle", "watchdog":
 			case "backup":
 				// An empty user map stops it once its environment, flags
 				// and label have been accepted, before anything is read.
@@ -143,7 +137,7 @@ func TestShippedUnits(t *testing.T) {
 				},
 			}
 			var stderr strings.Builder
-			cmd(r, context.Background(), u.execArgs[2:], io.Discard, &stderr)
+			rolloutCommand(t, sub)(r, context.Background(), u.execArgs[2:], io.Discard, &stderr)
 			require.Contains(t, stderr.String(), "wired", "the unit's environment is accepted")
 			assert.Equal(t, defaultDispatch, got.Dispatch)
 		})

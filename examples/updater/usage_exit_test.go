@@ -37,9 +37,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 					return nil, nil, errors.New("wired: the usage error was not caught")
 				},
 			}
-			cmd := map[string]func(rolloutCLI, context.Context, []string, io.Writer, io.Writer) int{
-				"run": rolloutCLI.run, "migrate-idle": rolloutCLI.migrateIdle, "watchdog": rolloutCLI.watchdog,
-			}[c.cmd]
+			cmd := rolloutCommand(t, c.cmd)
 			var stderr strings.Builder
 			assert.Equal(t, 2, cmd(r, context.Background(), c.args, io.Discard, &stderr), stderr.String())
 			assert.NotContains(t, stderr.String(), "wired")
