@@ -164,20 +164,25 @@ func TestRunBacksUpConcurrently(t *testing.T) {
 			sim := newSim(t) // alice, bob, carol, zed
 			e := sim.Engine(rollout.Options{BackupConcurrency: c.concurrency})
 			inner := sim.Backuper()
-			var inFlight, peak atomic.Int32
-			started := make(chan string, 8)
+			var mu sync.Mutex
+			var inFlight, peak, started int32 // under mu
+			holding := func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return inFlight < c.wantMax && started < 4
+			}
 			e.Backups = &rollouttest.Backuper{
 				BackupFunc: func(ctx context.Context, tg statebackup.Target, label string) (statebackup.Snapshot, error) {
-					n := inFlight.Add(1)
-					defer inFlight.Add(-1)
-					for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
-					}
-					started <- tg.User
+					mu.Lock()
+					inFlight, started = inFlight+1, started+1
+					peak = max(peak, inFlight)
+					mu.Unlock()
+					defer func() { mu.Lock(); inFlight--; mu.Unlock() }()
 					// Each backup holds its slot until as many as allowed
 					// have started (or, at the end, no more will), so a run
 					// that takes them one by one would never reach the peak.
 					deadline := time.Now().Add(5 * time.Second)
-					for inFlight.Load() < c.wantMax && len(started) < 4 && time.Now().Before(deadline) {
+					for holding() && time.Now().Before(deadline) {
 						if ctx.Err() != nil {
 							break
 						}
@@ -196,8 +201,10 @@ func TestRunBacksUpConcurrently(t *testing.T) {
 				ListFunc:    inner.ListFunc,
 			}
 			res, err := e.Run(context.Background())
-			require.Zero(t, inFlight.Load(), "no backup still runs once Run has returned")
-			require.Equal(t, c.wantMax, peak.Load(), "backups in flight at once")
+			mu.Lock()
+			defer mu.Unlock()
+			require.Zero(t, inFlight, "no backup still runs once Run has returned")
+			require.Equal(t, c.wantMax, peak, "backups in flight at once")
 			if c.failBob {
 				require.ErrorIs(t, err, errBackup)
 				require.Equal(t, v1, sim.Current(), "nothing activated")
