@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -225,13 +224,20 @@ func TestRealControlGroupFindsReparentedAgent(t *testing.T) {
 	st, err := m.Status(ctx, u)
 	require.NoError(t, err)
 	require.True(t, alive(st.MainPID))
-	var agent int
+	var agent, parent int
 	eventually(t, "the agent re-parented out of the main process's tree", func() bool {
-		agent = pidOf(t, claude)
-		return agent > 0 && !slices.Contains(ancestors(agent), st.MainPID)
+		procs, err := (&proctree.Oracle{}).Processes(ctx)
+		require.NoError(t, err)
+		agent, parent = 0, 0
+		for _, p := range procs {
+			if len(p.Args) > 0 && p.Args[0] == claude {
+				agent, parent = p.PID, p.PPID
+			}
+		}
+		return agent > 0 && !slices.Contains(ancestors(procs, agent), st.MainPID)
 	})
-	require.NotEqual(t, st.MainPID, ppid(agent))
-	t.Logf("main pid %d, agent %d re-parented to %d", st.MainPID, agent, ppid(agent))
+	require.NotEqual(t, st.MainPID, parent)
+	t.Logf("main pid %d, agent %d re-parented to %d", st.MainPID, agent, parent)
 
 	cg, err = m.ControlGroup(ctx, u)
 	require.NoError(t, err)
@@ -267,43 +273,11 @@ func TestRealControlGroupFindsReparentedAgent(t *testing.T) {
 	assert.Empty(t, cg, "a stopped unit has no cgroup")
 }
 
-// pidOf returns the process running exe, or 0.
-func pidOf(t *testing.T, exe string) int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	require.NoError(t, err)
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if l, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && l == exe {
-			return pid
-		}
-	}
-	return 0
-}
-
-// ppid reads a process's parent from /proc/<pid>/stat ("pid (comm) state
-// ppid ..."), 0 once it is gone.
-func ppid(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 2 {
-		return 0
-	}
-	p, _ := strconv.Atoi(fields[1])
-	return p
-}
-
-// ancestors returns the parent, grandparent, ... of pid up to PID 1.
-func ancestors(pid int) []int {
+// ancestors returns the parent, grandparent, ... of pid in procs, up to
+// PID 1.
+func ancestors(procs map[int]proctree.Process, pid int) []int {
 	var out []int
-	for p := ppid(pid); p > 0 && len(out) < 1000; p = ppid(p) {
+	for p := procs[pid].PPID; p > 0 && len(out) < 1000; p = procs[p].PPID {
 		out = append(out, p)
 	}
 	return out
