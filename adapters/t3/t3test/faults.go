@@ -25,14 +25,22 @@ type Faults struct {
 	Wedged bool
 	// SlowStart delays the listener: connections are refused until then.
 	SlowStart time.Duration
+	// DeafStart binds the port at once, before the migrations run, and
+	// attaches the request handler only this long after they are done, as
+	// t3's serve does (it listens while its server layer is still being
+	// built; t3code #12215). A connection accepted before the attach is
+	// never answered, not even after it (Node does not replay the request
+	// event); one made after it is served. It excludes SlowStart.
+	DeafStart time.Duration
 }
 
 // FaultsEnv is the environment variable the fake CLI reads its faults from.
 const FaultsEnv = "T3FAKE_FAULTS"
 
 // ParseFaults reads a comma list such as
-// "nosetcookie,migration,pairingbroken,wedged,slowstart=2s" (the
-// T3FAKE_FAULTS syntax). Empty means no faults.
+// "nosetcookie,migration,pairingbroken,wedged,slowstart=2s,deafstart=1s"
+// (the T3FAKE_FAULTS syntax; a bare slowstart is 2s, a bare deafstart 1s).
+// Empty means no faults.
 func ParseFaults(s string) (Faults, error) {
 	var f Faults
 	for _, item := range strings.Split(s, ",") {
@@ -48,14 +56,21 @@ func ParseFaults(s string) (Faults, error) {
 			f.PairingBroken = true
 		case "wedged":
 			f.Wedged = true
-		case "slowstart":
-			f.SlowStart = 2 * time.Second
+		case "slowstart", "deafstart":
+			d := 2 * time.Second
+			if name == "deafstart" {
+				d = time.Second
+			}
 			if hasVal {
-				d, err := time.ParseDuration(val)
-				if err != nil || d < 0 {
-					return Faults{}, fmt.Errorf("faults: bad slowstart %q", val)
+				var err error
+				if d, err = time.ParseDuration(val); err != nil || d < 0 {
+					return Faults{}, fmt.Errorf("faults: bad %s %q", name, val)
 				}
+			}
+			if name == "slowstart" {
 				f.SlowStart = d
+			} else {
+				f.DeafStart = d
 			}
 		default:
 			return Faults{}, fmt.Errorf("faults: unknown fault %q", name)
@@ -81,6 +96,9 @@ func (f Faults) String() string {
 	}
 	if f.SlowStart > 0 {
 		out = append(out, "slowstart="+f.SlowStart.String())
+	}
+	if f.DeafStart > 0 {
+		out = append(out, "deafstart="+f.DeafStart.String())
 	}
 	return strings.Join(out, ",")
 }

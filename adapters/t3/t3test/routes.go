@@ -37,7 +37,7 @@ func (s *Server) routes() http.Handler {
 			return
 		}
 		defer s.handlers.Done()
-		if s.currentFaults().Wedged {
+		if deafConn(r.Context()) || s.currentFaults().Wedged {
 			select { // accepted, never answered
 			case <-s.closing:
 			case <-r.Context().Done():

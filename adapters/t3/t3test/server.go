@@ -88,6 +88,7 @@ type Server struct {
 	wsMu     sync.Mutex
 	ws       map[*websocket.Conn]struct{}
 	closed   sync.Once
+	attached atomic.Bool // the handler answers connections accepted from now on
 
 	exchanges     atomic.Int64
 	sessionChecks atomic.Int64
@@ -140,7 +141,7 @@ func Start(ctx context.Context, baseDir string, opts Options) (*Server, error) {
 		s.now = time.Now
 	}
 	if err := s.setup(ctx); err != nil {
-		s.release()
+		s.abort()
 		return nil, err
 	}
 	return s, nil
@@ -162,6 +163,17 @@ func (s *Server) setup(ctx context.Context) error {
 	s.log = slog.New(h)
 	s.log.Info(fmt.Sprintf("Starting t3 v%s", s.Version), "era", string(s.Era), "baseDir", s.BaseDir)
 
+	addr := net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port))
+	var ln net.Listener
+	if s.opts.Faults.DeafStart > 0 {
+		if s.opts.Faults.SlowStart > 0 {
+			return fmt.Errorf("serve %s: faults: deafstart and slowstart exclude each other", s.BaseDir)
+		}
+		if ln, err = s.listenDeaf(addr); err != nil {
+			return fmt.Errorf("serve %s: %w", s.BaseDir, err)
+		}
+		addr = ln.Addr().String()
+	}
 	if _, err := migrate(ctx, s.BaseDir, s.Era, migrateOptions{fail: s.opts.Faults.MigrationFails, logger: s.log}); err != nil {
 		s.log.Error("Server failed to start", "error", err.Error())
 		return fmt.Errorf("serve %s: %w", s.BaseDir, err)
@@ -176,18 +188,19 @@ func (s *Server) setup(ctx context.Context) error {
 		return fmt.Errorf("serve %s: %w", s.BaseDir, err)
 	}
 
-	addr := net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port))
-	var ln net.Listener
-	if s.opts.Faults.SlowStart > 0 {
+	switch {
+	case ln != nil: // bound before the migrations (DeafStart)
+	case s.opts.Faults.SlowStart > 0:
 		if s.opts.Port == 0 {
 			// Reserve a port now so URL is known; nobody listens until later.
 			if addr, err = freeAddr(s.opts.Host); err != nil {
 				return fmt.Errorf("serve %s: %w", s.BaseDir, err)
 			}
 		}
-	} else if ln, err = net.Listen("tcp", addr); err != nil {
-		return fmt.Errorf("serve %s: %w", s.BaseDir, err)
-	} else {
+	default:
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("serve %s: %w", s.BaseDir, err)
+		}
 		addr = ln.Addr().String()
 	}
 	s.Addr = addr
@@ -206,7 +219,11 @@ func (s *Server) setup(ctx context.Context) error {
 		s.OwnerPairingURL = s.URL + "/pair#token=" + link.Credential
 	}
 
-	s.httpSrv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	if s.httpSrv != nil { // DeafStart: serving already, deaf until the attach
+		go s.attachAfter(s.opts.Faults.DeafStart)
+		return nil
+	}
+	s.httpSrv = s.newHTTPServer()
 	if ln != nil {
 		s.serve(ln)
 		return nil
@@ -232,14 +249,21 @@ func (s *Server) setup(ctx context.Context) error {
 }
 
 func (s *Server) serve(ln net.Listener) {
+	s.attached.Store(true)
 	s.log.Info("Listening on " + s.URL)
 	close(s.ready)
-	go func() {
-		defer close(s.served)
-		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("Server stopped", "error", err.Error())
-		}
-	}()
+	go s.runHTTP(ln)
+}
+
+func (s *Server) newHTTPServer() *http.Server {
+	return &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, ConnContext: s.connContext}
+}
+
+func (s *Server) runHTTP(ln net.Listener) {
+	defer close(s.served)
+	if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.log.Error("Server stopped", "error", err.Error())
+	}
 }
 
 func freeAddr(host string) (string, error) {
@@ -264,7 +288,8 @@ func (s *Server) enter() bool {
 	}
 }
 
-// Ready is closed once the listener is up (at once unless Faults.SlowStart).
+// Ready is closed once the listener is up and answering (at once unless
+// Faults.SlowStart or Faults.DeafStart).
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Done is closed when the server has stopped serving.

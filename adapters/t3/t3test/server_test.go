@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +18,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
 
 	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
 )
@@ -328,6 +332,60 @@ func TestFaults(t *testing.T) {
 		}
 		assert.Equal(t, 200, do(t, "GET", srv.URL+"/", "").Status)
 	})
+	// t3 binds its port before it runs migrations and attaches its request
+	// handler, and never answers a request that came in before (t3code
+	// #12215): a connection accepted in that window stays silent for good.
+	t.Run("DeafStart", func(t *testing.T) {
+		srv := newServer(t, t.TempDir(), t3test.Options{Faults: t3test.Faults{DeafStart: 600 * time.Millisecond}})
+		early, err := net.Dial("tcp", srv.Addr)
+		require.NoError(t, err, "the port accepts at once")
+		defer early.Close()
+		_, err = io.WriteString(early, "GET /.well-known/t3/environment HTTP/1.1\r\nHost: x\r\n\r\n")
+		require.NoError(t, err)
+		select {
+		case <-srv.Ready():
+		case <-time.After(10 * time.Second):
+			t.Fatal("never attached")
+		}
+		assert.Equal(t, 200, do(t, "GET", srv.URL+t3test.PathEnvironment, "").Status, "a connection made after the attach is served")
+		require.NoError(t, early.SetReadDeadline(time.Now().Add(300*time.Millisecond)))
+		n, err := early.Read(make([]byte, 1))
+		var ne net.Error
+		assert.True(t, errors.As(err, &ne) && ne.Timeout(), "the early connection is never answered, even after the attach: %d, %v", n, err)
+	})
+	t.Run("DeafStart then a failed migration", func(t *testing.T) {
+		dir := t.TempDir()
+		require.NoError(t, t3test.SeedState(dir, t3test.EraB, t3test.SeedOptions{}))
+		ports, err := t3test.FreePorts(1)
+		require.NoError(t, err)
+		port := ports[0]
+		// A writer holds the database, so the migrations wait (era C sets a
+		// busy timeout) while the port is already bound.
+		conn, err := sqlite.OpenConn(t3test.LiveDB(dir), sqlite.OpenReadWrite|sqlite.OpenWAL)
+		require.NoError(t, err)
+		defer conn.Close()
+		require.NoError(t, sqlitex.ExecuteTransient(conn, "BEGIN IMMEDIATE", nil))
+		errc := make(chan error, 1)
+		go func() {
+			_, err := t3test.Start(context.Background(), dir, t3test.Options{Era: t3test.EraC, Port: port,
+				Faults: t3test.Faults{MigrationFails: true, DeafStart: 300 * time.Millisecond}})
+			errc <- err
+		}()
+		var early net.Conn
+		require.Eventually(t, func() bool {
+			c, err := net.Dial("tcp", net.JoinHostPort(t3test.DefaultHost, strconv.Itoa(port)))
+			early = c
+			return err == nil
+		}, 10*time.Second, 5*time.Millisecond, "the port accepts before the migrations run")
+		defer early.Close()
+		require.NoError(t, sqlitex.ExecuteTransient(conn, "COMMIT", nil))
+		var me *t3test.MigrationError
+		require.ErrorAs(t, <-errc, &me)
+		require.NoError(t, early.SetReadDeadline(time.Now().Add(5*time.Second)))
+		_, err = early.Read(make([]byte, 1))
+		var ne net.Error
+		assert.False(t, errors.As(err, &ne) && ne.Timeout(), "the connection is closed with the process: %v", err)
+	})
 	t.Run("MigrationFails", func(t *testing.T) {
 		dir := t.TempDir()
 		require.NoError(t, t3test.SeedState(dir, t3test.EraB, t3test.SeedOptions{}))
@@ -421,6 +479,9 @@ func TestParseFaults(t *testing.T) {
 		{"migration, pairingbroken", t3test.Faults{MigrationFails: true, PairingBroken: true}, false},
 		{"wedged,slowstart=2s", t3test.Faults{Wedged: true, SlowStart: 2 * time.Second}, false},
 		{"slowstart", t3test.Faults{SlowStart: 2 * time.Second}, false},
+		{"deafstart", t3test.Faults{DeafStart: time.Second}, false},
+		{"deafstart=250ms,nosetcookie", t3test.Faults{DeafStart: 250 * time.Millisecond, NoSetCookie: true}, false},
+		{"deafstart=-1s", t3test.Faults{}, true},
 		{"slowstart=soon", t3test.Faults{}, true},
 		{"bogus", t3test.Faults{}, true},
 	} {

@@ -5,7 +5,7 @@
 //
 //	T3FAKE_VERSION  the version it claims (default: the era's first version)
 //	T3FAKE_ERA      A..E (default: the era of T3FAKE_VERSION, else E)
-//	T3FAKE_FAULTS   comma list: nosetcookie,migration,pairingbroken,wedged,slowstart=2s
+//	T3FAKE_FAULTS   comma list: nosetcookie,migration,pairingbroken,wedged,slowstart=2s,deafstart=1s
 //	T3FAKE_USER     the user shown on its page (serve only)
 //
 // Tests build it with t3test.BuildCLI.

@@ -1,0 +1,63 @@
+package t3test
+
+import (
+	"context"
+	"net"
+	"time"
+)
+
+// deafConnKey marks the context of a connection accepted before the
+// handler attached (Faults.DeafStart).
+type deafConnKey struct{}
+
+// listenDeaf binds addr before the migrations run and serves it at once,
+// every connection accepted until attachAfter deaf for good.
+func (s *Server) listenDeaf(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s.httpSrv = s.newHTTPServer()
+	go s.runHTTP(ln)
+	return ln, nil
+}
+
+// attachAfter attaches the handler d after the setup, unless the server
+// closes first.
+func (s *Server) attachAfter(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.closing:
+		return
+	}
+	s.attached.Store(true)
+	s.log.Info("Listening on " + s.URL)
+	close(s.ready)
+}
+
+func (s *Server) connContext(ctx context.Context, _ net.Conn) context.Context {
+	if !s.attached.Load() {
+		return context.WithValue(ctx, deafConnKey{}, true)
+	}
+	return ctx
+}
+
+// deafConn says whether the request came on a connection accepted before
+// the attach: t3 never answers such a request.
+func deafConn(ctx context.Context) bool { return ctx.Value(deafConnKey{}) != nil }
+
+// abort undoes a failed Start: a DeafStart server was serving its port
+// (deaf) before the setup failed, as t3's process holds it until it exits.
+func (s *Server) abort() {
+	if s.httpSrv != nil {
+		s.lifeMu.Lock()
+		close(s.closing)
+		s.lifeMu.Unlock()
+		_ = s.httpSrv.Close()
+		<-s.served
+		s.handlers.Wait()
+	}
+	s.release()
+}
