@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
@@ -253,6 +254,25 @@ func TestT3Faults(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPairsThroughTheStartWindow: t3 binds its port before it answers and
+// never answers a request accepted meanwhile (t3code #12215). A first visit
+// in that window, as right after the nightly restart, pairs once the
+// instance answers: the exchange does not go out on a connection that will
+// never be answered, to wait out its timeout and fail.
+func TestPairsThroughTheStartWindow(t *testing.T) {
+	srv := t3test.NewServer(t.TempDir(), t3test.Options{Era: t3test.EraE, User: "emil.barzin",
+		Faults: t3test.Faults{DeafStart: 800 * time.Millisecond}})
+	t.Cleanup(srv.Close)
+	d := newT3Dispatch(t, srv)
+	t0 := time.Now()
+	resp, _ := d.get("emil.barzin", "/", pageLoad, nil)
+	took := time.Since(t0)
+	require.Equal(t, http.StatusFound, resp.StatusCode, d.logs.String())
+	require.Len(t, sessionCookies(resp), 1)
+	assert.Less(t, took, 5*time.Second, "paired soon after the instance answered, not after the exchange timed out (%s)", pairing.DefaultExchangeTimeout)
+	assert.Equal(t, 1, srv.Exchanges())
 }
 
 // BenchmarkPairT3 measures the pair path against the fake t3 (a real

@@ -28,7 +28,8 @@ func (e *MintError) Unwrap() error { return e.Err }
 type PairerOptions struct {
 	// Client posts the exchange; nil uses a client over http.DefaultTransport.
 	Client *http.Client
-	// ExchangeTimeout bounds the exchange; zero means DefaultExchangeTimeout.
+	// ExchangeTimeout bounds the exchange, and before it the wait for the
+	// instance to answer at all; zero means DefaultExchangeTimeout.
 	ExchangeTimeout time.Duration
 }
 
@@ -58,13 +59,21 @@ func NewPairer(m Minter, opts PairerOptions) *ExchangePairer {
 	return p
 }
 
-// Pair validates the instance's OS user, mints, then exchanges. Errors are a
-// *MintError (nothing reached the instance) or an *ExchangeError. The
-// returned Session records the mint's duration.
+// Pair validates the instance's OS user, mints, then exchanges. While the
+// minter runs, it makes sure the instance answers at all: a t3 that has
+// just restarted accepts connections before it answers them, and an
+// exchange sent then would wait out its whole timeout (waitAnswering;
+// that wait and the exchange each get ExchangeTimeout). Errors are a
+// *MintError (nothing reached the instance but that check) or an
+// *ExchangeError. The returned Session records the mint's duration.
 func (p *ExchangePairer) Pair(ctx context.Context, in t3fleet.Instance) (*Session, error) {
 	if err := t3fleet.ValidOSUser(in.OSUser); err != nil {
 		return nil, &MintError{User: in.User, Err: err}
 	}
+	wctx, cancelWait := context.WithTimeout(ctx, p.timeout)
+	defer cancelWait()
+	answering := make(chan error, 1)
+	go func() { answering <- waitAnswering(wctx, p.client, in.BaseURL) }()
 	start := time.Now()
 	cred, err := p.minter.Mint(ctx, in)
 	took := time.Since(start)
@@ -72,7 +81,16 @@ func (p *ExchangePairer) Pair(ctx context.Context, in t3fleet.Instance) (*Sessio
 		err = fmt.Errorf("minter returned an empty credential")
 	}
 	if err != nil {
+		cancelWait()
+		<-answering
 		return nil, &MintError{User: in.User, Duration: took, Err: err}
+	}
+	if err := <-answering; err != nil {
+		ep := p.Endpoint(in.BaseURL)
+		if ep == "" {
+			ep = EndpointBrowserSession
+		}
+		return nil, fmt.Errorf("pair %s: %w", in.User, &ExchangeError{Endpoint: ep, Err: err})
 	}
 	xctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()

@@ -21,7 +21,7 @@ import (
 )
 
 // EnvironmentPath is t3's unauthenticated liveness and version probe.
-const EnvironmentPath = "/.well-known/t3/environment"
+const EnvironmentPath = pairing.EndpointEnvironment
 
 // Defaults for the version-matched minter.
 const (

@@ -1,0 +1,69 @@
+package pairing_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/t3fleet/t3fleet"
+	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
+	"github.com/t3fleet/t3fleet/pairing"
+)
+
+// TestPairWaitsForTheInstanceToAnswer: before the exchange, Pair makes sure
+// the instance answers at all, within the exchange timeout, and only a
+// connection that was accepted and stays silent makes it wait.
+func TestPairWaitsForTheInstanceToAnswer(t *testing.T) {
+	const timeout = 1500 * time.Millisecond
+	tests := []struct {
+		name     string
+		faults   t3test.Faults
+		closed   bool // nothing listens on the port
+		wantErr  string
+		minTook  time.Duration
+		maxTook  time.Duration
+		exchange bool
+	}{
+		{name: "answering", maxTook: time.Second, exchange: true},
+		{name: "in its start window", faults: t3test.Faults{DeafStart: 500 * time.Millisecond}, minTook: 500 * time.Millisecond, maxTook: timeout, exchange: true},
+		{name: "wedged: accepts, never answers", faults: t3test.Faults{Wedged: true}, wantErr: "accepted connections but answered none", minTook: timeout, maxTook: 2 * timeout},
+		{name: "down: refused at once, reported by the exchange", closed: true, wantErr: "connection refused", maxTook: time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := t3test.NewServer(t.TempDir(), t3test.Options{Era: t3test.EraE, User: "emil.barzin", Faults: tc.faults})
+			t.Cleanup(srv.Close)
+			cred, err := srv.Mint(0)
+			require.NoError(t, err)
+			base := srv.URL
+			if tc.closed {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				require.NoError(t, err)
+				base = "http://" + ln.Addr().String()
+				require.NoError(t, ln.Close())
+			}
+			p := pairing.NewPairer(staticMinter(cred), pairing.PairerOptions{ExchangeTimeout: timeout})
+			in := t3fleet.Instance{User: "emil.barzin", OSUser: "emil", BaseURL: base, StateDir: srv.BaseDir}
+			t0 := time.Now()
+			s, err := p.Pair(context.Background(), in)
+			took := time.Since(t0)
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				var xe *pairing.ExchangeError
+				assert.True(t, errors.As(err, &xe), "an *ExchangeError: %v", err)
+				assert.Contains(t, err.Error(), tc.wantErr)
+			} else {
+				require.NoError(t, err)
+				require.NotEmpty(t, s.Cookies)
+			}
+			assert.GreaterOrEqual(t, took, tc.minTook)
+			assert.Less(t, took, tc.maxTook)
+			assert.Equal(t, tc.exchange, srv.Exchanges() == 1, "exchanges: %d", srv.Exchanges())
+		})
+	}
+}
