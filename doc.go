@@ -1,6 +1,7 @@
 // Package t3fleet holds the few nouns every part of the module shares: an
-// [Instance] (one user's t3 server) and the validation of the names that
-// identify it.
+// [Instance] (one user's t3 server), the validation of the names that
+// identify it, and [GetAnswered], the one way to ask an instance that may
+// have just started (t3 accepts connections before it answers them).
 //
 // The work is done in the domain packages, which declare the interfaces they
 // consume:

@@ -94,6 +94,19 @@ func TestHealthCheck(t *testing.T) {
 	}
 }
 
+// TestHealthCheckThroughTheStartWindow: t3 accepts connections before it
+// answers them and never answers one accepted in between (t3code #12215).
+// The check's first poll lands there; it must not wait out a whole request
+// timeout (10 s by default) on that connection.
+func TestHealthCheckThroughTheStartWindow(t *testing.T) {
+	b := stageBuild(t, t.TempDir(), "0.0.30", t3test.Faults{DeafStart: 700 * time.Millisecond})
+	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t.TempDir()})
+	rep, err := hc.Check(context.Background(), b, seedSnapshot(t, t3test.EraC))
+	require.NoError(t, err)
+	require.True(t, rep.Passed, rep.Reason)
+	assert.Less(t, rep.Took, 5*time.Second, "answered soon after the attach, not after a request timeout of %s", t3.DefaultRequestTimeout)
+}
+
 func TestHealthCheckInfrastructureErrors(t *testing.T) {
 	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t.TempDir(), ReadyTimeout: time.Second})
 	b := stageBuild(t, t.TempDir(), "0.0.30", t3test.Faults{})

@@ -193,16 +193,13 @@ func runCLI(ctx context.Context, argv, env []string, timeout time.Duration) ([]b
 	return stdout.Bytes(), nil
 }
 
-// serverVersion reads serverVersion from GET <baseURL>/.well-known/t3/environment.
+// serverVersion reads serverVersion from GET <baseURL>/.well-known/t3/environment
+// within timeout; an attempt accepted and left unanswered, as in the window
+// after t3 starts, is sent again (t3fleet.GetAnswered).
 func serverVersion(ctx context.Context, c *http.Client, timeout time.Duration, baseURL string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(baseURL, "/")+EnvironmentPath, nil)
-	if err != nil {
-		return "", fmt.Errorf("version probe: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.Do(req)
+	resp, err := t3fleet.GetAnswered(ctx, c, strings.TrimRight(baseURL, "/")+EnvironmentPath, http.Header{"Accept": {"application/json"}})
 	if err != nil {
 		return "", fmt.Errorf("version probe: %w", err)
 	}

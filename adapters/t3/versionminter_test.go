@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -59,6 +60,24 @@ func TestVersionMinterMintsWithTheInstancesOwnBuild(t *testing.T) {
 	sess, err := pairing.Exchange(context.Background(), nil, srv.URL, cred.Secret, "")
 	require.NoError(t, err)
 	assert.Equal(t, srv.CookieName(), sess.Cookies[0].Name)
+}
+
+// A pairing right after a restart asks the instance its version in the
+// window where t3 accepts connections it never answers (t3code #12215):
+// the minter asks again on a new connection instead of waiting out its
+// request timeout and failing the mint.
+func TestVersionMinterThroughTheStartWindow(t *testing.T) {
+	inst := sideBySide{prefix: t.TempDir()}
+	inst.stage(t, "0.0.27")
+	srv := t3test.NewServer(t.TempDir(), t3test.Options{Version: "0.0.27", Faults: t3test.Faults{DeafStart: 600 * time.Millisecond}})
+	t.Cleanup(srv.Close)
+	m, err := t3.NewVersionMinter(inst.BinFor, t3.VersionMinterOptions{RequestTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	t0 := time.Now()
+	cred, err := m.Mint(context.Background(), t3fleet.Instance{User: "emil.barzin", OSUser: "emil", BaseURL: srv.URL, StateDir: srv.BaseDir})
+	require.NoError(t, err)
+	assert.Len(t, cred.Secret, 12)
+	assert.Less(t, time.Since(t0), 4*time.Second)
 }
 
 func TestVersionMinterRefuses(t *testing.T) {
