@@ -9,9 +9,11 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
+	"github.com/t3fleet/t3fleet"
 	"github.com/t3fleet/t3fleet/adapters/hostfiles"
 	t3a "github.com/t3fleet/t3fleet/adapters/t3"
 	"github.com/t3fleet/t3fleet/rollout"
@@ -87,7 +89,9 @@ func (r rolloutCLI) watchdog(ctx context.Context, args []string, stdout, stderr 
 
 // EnvironmentProbe GETs an instance's environment endpoint and expects a
 // 200 with a JSON object: a listener that accepts and never answers fails
-// by the context's deadline.
+// by the context's deadline. A connection left unanswered is tried again
+// on a new one (t3fleet.GetAnswered): an instance that has just started
+// answers only connections made after its handler attached.
 type EnvironmentProbe struct {
 	// BaseURL finds the instance; an error wrapping rollout.ErrProvisioning
 	// is passed through as a provisioning problem.
@@ -101,15 +105,10 @@ func (p EnvironmentProbe) Probe(ctx context.Context, m rollout.Member) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+t3a.EnvironmentPath, nil)
-	if err != nil {
+	if _, err := url.Parse(base); err != nil {
 		return fmt.Errorf("%w: %v", rollout.ErrProvisioning, err)
 	}
-	cl := p.Client
-	if cl == nil {
-		cl = http.DefaultClient
-	}
-	resp, err := cl.Do(req)
+	resp, err := t3fleet.GetAnswered(ctx, p.Client, base+t3a.EnvironmentPath, nil)
 	if err != nil {
 		return fmt.Errorf("probe %s: %w", m.Unit.User, err)
 	}
