@@ -1,7 +1,9 @@
 // Package hostfiles reads the operator's existing host files so the module
 // drops into a machine that runs the seed's scripts today, starting with the
 // dispatch's routing table, /etc/t3-serve/dispatch.json, as a
-// pairing.Router ([DispatchTable]).
+// pairing.Router ([DispatchTable]), and the per-user env files,
+// /etc/t3-serve/<user>.env, that name each instance's port
+// ([EnvFileBaseURL]).
 //
 // # Example
 //

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/t3fleet/t3fleet"
+	"github.com/t3fleet/t3fleet/rollout"
 )
 
 // DefaultEnvDir holds the seed's per-user environment files,
@@ -92,4 +94,29 @@ func Port(env map[string]string) (int, error) {
 		return 0, fmt.Errorf("env file: %s=%q is not a port", PortKey, s)
 	}
 	return p, nil
+}
+
+// EnvFileBaseURL finds each unit's instance at 127.0.0.1:<the T3_PORT of
+// <dir>/<user>.env>, as the seed's units bind it. A missing or unreadable
+// file, or one without a valid port, wraps rollout.ErrProvisioning: the
+// operator's problem, never counted as a wedged instance.
+func EnvFileBaseURL(dir string) func(u rollout.Unit) (string, error) {
+	return func(u rollout.Unit) (string, error) {
+		path, err := EnvFilePath(dir, u.User)
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", rollout.ErrProvisioning, err)
+		}
+		env, err := ReadEnvFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("%w: %s does not exist", rollout.ErrProvisioning, path)
+		}
+		if env == nil && err != nil {
+			return "", fmt.Errorf("%w: %v", rollout.ErrProvisioning, err)
+		}
+		port, perr := Port(env)
+		if perr != nil {
+			return "", fmt.Errorf("%w: %s: %v", rollout.ErrProvisioning, path, perr)
+		}
+		return "http://127.0.0.1:" + strconv.Itoa(port), nil
+	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/t3fleet/t3fleet"
 	"github.com/t3fleet/t3fleet/adapters/hostfiles"
+	"github.com/t3fleet/t3fleet/rollout"
 )
 
 func TestParseEnvFile(t *testing.T) {
@@ -65,4 +66,19 @@ func TestEnvFilePath(t *testing.T) {
 	p, err = hostfiles.EnvFilePath("", "emil")
 	require.NoError(t, err)
 	assert.Equal(t, "/etc/t3-serve/emil.env", p)
+}
+
+func TestEnvFileBaseURL(t *testing.T) {
+	dir := t.TempDir()
+	m := func(u string) rollout.Unit { return rollout.Unit{User: u} }
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "a.env"), []byte("# port\nT3_PORT='3801'\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "b.env"), []byte("OTHER=1\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "c.env"), []byte("T3_PORT=99999\n"), 0o644))
+	got, err := hostfiles.EnvFileBaseURL(dir)(m("a"))
+	require.NoError(t, err)
+	require.Equal(t, "http://127.0.0.1:3801", got)
+	for _, u := range []string{"b", "c", "missing", "../etc"} {
+		_, err := hostfiles.EnvFileBaseURL(dir)(m(u))
+		require.ErrorIs(t, err, rollout.ErrProvisioning, u)
+	}
 }

@@ -2,8 +2,8 @@
 // [CLIMinter] that mints pairing credentials by running a command (the
 // seed's `sudo -n /usr/local/bin/t3-mint {os_user}` by default), and the
 // health checking, version-matched minting and pairing verification the
-// updater uses, and [ReportingUnits], which asks each instance the build it
-// runs.
+// updater uses, [ReportingUnits], which asks each instance the build it
+// runs, and [EnvironmentProbe], the watchdog's liveness probe.
 //
 // # Example
 //

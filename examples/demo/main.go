@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/t3fleet/t3fleet/adapters/hostfiles"
+	t3a "github.com/t3fleet/t3fleet/adapters/t3"
 	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
 	"github.com/t3fleet/t3fleet/rollout"
 )
@@ -168,7 +170,7 @@ func story(ctx context.Context, dir string, n *narrator, verbose, fakeRegistry b
 		return err
 	}
 	n.say("alice's listener accepts connections and never answers")
-	wd := &rollout.Watchdog{Engine: e, Probe: envProbe{envDir: f.envDir, client: &http.Client{}},
+	wd := &rollout.Watchdog{Engine: e, Probe: t3a.EnvironmentProbe{BaseURL: hostfiles.EnvFileBaseURL(f.envDir), Client: &http.Client{}},
 		WatchdogOptions: rollout.WatchdogOptions{Dir: filepath.Join(dir, "run", "t3-watchdog"),
 			Grace: -1, ProbeTimeout: 300 * time.Millisecond}}
 	n.say("(grace period off for the demo; 3 failures in a row, at most 3 restarts per 30 min; it ignores the freeze)")

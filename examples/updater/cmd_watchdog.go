@@ -2,18 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
-	"github.com/t3fleet/t3fleet"
 	"github.com/t3fleet/t3fleet/adapters/hostfiles"
 	t3a "github.com/t3fleet/t3fleet/adapters/t3"
 	"github.com/t3fleet/t3fleet/rollout"
@@ -75,8 +70,8 @@ func (r rolloutCLI) watchdog(ctx context.Context, args []string, stdout, stderr 
 		return cmdError(stderr, "watchdog", err)
 	}
 	defer closeFn()
-	wd := &rollout.Watchdog{Engine: e, WatchdogOptions: o, Probe: EnvironmentProbe{
-		BaseURL: EnvFileBaseURL(c.EnvDir), Client: &http.Client{}}}
+	wd := &rollout.Watchdog{Engine: e, WatchdogOptions: o, Probe: t3a.EnvironmentProbe{
+		BaseURL: hostfiles.EnvFileBaseURL(c.EnvDir), Client: &http.Client{}}}
 	res, err := wd.Tick(ctx)
 	for _, l := range res.Lines() {
 		fmt.Fprintln(stdout, l)
@@ -85,63 +80,4 @@ func (r rolloutCLI) watchdog(ctx context.Context, args []string, stdout, stderr 
 		return cmdError(stderr, "watchdog", err)
 	}
 	return 0
-}
-
-// EnvironmentProbe GETs an instance's environment endpoint and expects a
-// 200 with a JSON object: a listener that accepts and never answers fails
-// by the context's deadline. A connection left unanswered is tried again
-// on a new one (t3fleet.GetAnswered): an instance that has just started
-// answers only connections made after its handler attached.
-type EnvironmentProbe struct {
-	// BaseURL finds the instance; an error wrapping rollout.ErrProvisioning
-	// is passed through as a provisioning problem.
-	BaseURL func(m rollout.Member) (string, error)
-	Client  *http.Client
-}
-
-// Probe implements rollout.Prober.
-func (p EnvironmentProbe) Probe(ctx context.Context, m rollout.Member) error {
-	base, err := p.BaseURL(m)
-	if err != nil {
-		return err
-	}
-	if _, err := url.Parse(base); err != nil {
-		return fmt.Errorf("%w: %v", rollout.ErrProvisioning, err)
-	}
-	resp, err := t3fleet.GetAnswered(ctx, p.Client, base+t3a.EnvironmentPath, nil)
-	if err != nil {
-		return fmt.Errorf("probe %s: %w", m.Unit.User, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("probe %s: %s answered %d", m.Unit.User, t3a.EnvironmentPath, resp.StatusCode)
-	}
-	var env map[string]any
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&env); err != nil {
-		return fmt.Errorf("probe %s: %s: %w", m.Unit.User, t3a.EnvironmentPath, err)
-	}
-	return nil
-}
-
-// EnvFileBaseURL finds an instance at 127.0.0.1:<T3_PORT of <dir>/<user>.env>;
-// a missing file or port is a provisioning problem, not a wedge.
-func EnvFileBaseURL(dir string) func(m rollout.Member) (string, error) {
-	return func(m rollout.Member) (string, error) {
-		path, err := hostfiles.EnvFilePath(dir, m.Unit.User)
-		if err != nil {
-			return "", fmt.Errorf("%w: %v", rollout.ErrProvisioning, err)
-		}
-		env, err := hostfiles.ReadEnvFile(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("%w: %s does not exist", rollout.ErrProvisioning, path)
-		}
-		if env == nil && err != nil {
-			return "", fmt.Errorf("%w: %v", rollout.ErrProvisioning, err)
-		}
-		port, perr := hostfiles.Port(env)
-		if perr != nil {
-			return "", fmt.Errorf("%w: %s: %v", rollout.ErrProvisioning, path, perr)
-		}
-		return "http://127.0.0.1:" + strconv.Itoa(port), nil
-	}
 }

@@ -17,7 +17,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/t3fleet/t3fleet"
+	"github.com/t3fleet/t3fleet/adapters/hostfiles"
 	"github.com/t3fleet/t3fleet/adapters/supervisor"
+	t3a "github.com/t3fleet/t3fleet/adapters/t3"
 	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
 	"github.com/t3fleet/t3fleet/pairing"
 	"github.com/t3fleet/t3fleet/rollout"
@@ -144,7 +146,7 @@ func TestWatchdogRestartsAWedgedInstanceUnderTheSupervisor(t *testing.T) {
 	var events []rollout.Event
 	f.e.OnEvent = func(ev rollout.Event) { events = append(events, ev) }
 	wd := &rollout.Watchdog{Engine: f.e,
-		Probe: EnvironmentProbe{BaseURL: EnvFileBaseURL(f.envDir), Client: &http.Client{}},
+		Probe: t3a.EnvironmentProbe{BaseURL: hostfiles.EnvFileBaseURL(f.envDir), Client: &http.Client{}},
 		WatchdogOptions: rollout.WatchdogOptions{Dir: filepath.Join(f.dir, "run", "t3-watchdog"),
 			Grace: -1, ProbeTimeout: 300 * time.Millisecond}}
 	actions := func(res rollout.WatchdogResult) map[string]rollout.WatchdogAction {
@@ -195,51 +197,6 @@ func TestWatchdogRestartsAWedgedInstanceUnderTheSupervisor(t *testing.T) {
 	require.Contains(t, kinds, rollout.EventProvisioning)
 	require.Contains(t, kinds, rollout.EventWatchdogRestart)
 	require.Contains(t, kinds, rollout.EventVerified)
-}
-
-// TestEnvironmentProbe: a wedged instance fails by the deadline; one that
-// has just started and accepted the probe's first connection without ever
-// answering it (t3code #12215) passes once it answers, within the same
-// deadline, instead of counting as a failed probe.
-func TestEnvironmentProbe(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		faults t3test.Faults
-		ok     bool
-	}{
-		{"answering", t3test.Faults{}, true},
-		{"in its start window", t3test.Faults{DeafStart: 700 * time.Millisecond}, true},
-		{"wedged", t3test.Faults{Wedged: true}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			srv := t3test.NewServer(t.TempDir(), t3test.Options{Faults: tc.faults})
-			t.Cleanup(srv.Close)
-			p := EnvironmentProbe{BaseURL: func(rollout.Member) (string, error) { return srv.URL, nil }}
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			err := p.Probe(ctx, rollout.Member{Unit: rollout.Unit{User: "ana"}})
-			if tc.ok {
-				require.NoError(t, err)
-			} else {
-				require.ErrorIs(t, err, context.DeadlineExceeded)
-			}
-		})
-	}
-}
-
-func TestEnvFileBaseURL(t *testing.T) {
-	dir := t.TempDir()
-	m := func(u string) rollout.Member { return rollout.Member{Unit: rollout.Unit{User: u}} }
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "a.env"), []byte("# port\nT3_PORT='3801'\n"), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "b.env"), []byte("OTHER=1\n"), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "c.env"), []byte("T3_PORT=99999\n"), 0o644))
-	got, err := EnvFileBaseURL(dir)(m("a"))
-	require.NoError(t, err)
-	require.Equal(t, "http://127.0.0.1:3801", got)
-	for _, u := range []string{"b", "c", "missing", "../etc"} {
-		_, err := EnvFileBaseURL(dir)(m(u))
-		require.ErrorIs(t, err, rollout.ErrProvisioning, u)
-	}
 }
 
 func TestMigrateIdleAndWatchdogCommands(t *testing.T) {

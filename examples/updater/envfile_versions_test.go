@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/t3fleet/t3fleet/adapters/hostfiles"
 	t3a "github.com/t3fleet/t3fleet/adapters/t3"
 	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
 	"github.com/t3fleet/t3fleet/rollout"
@@ -24,10 +25,7 @@ func TestEnvFilesGiveEachInstanceItsVersion(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(envDir, "emil.env"), []byte("T3_PORT=\""+port+"\"\n"), 0o644))
 
-	base := EnvFileBaseURL(envDir)
-	u := t3a.ReportingUnits{UnitManager: &rollouttest.UnitManager{}, BaseURL: func(u rollout.Unit) (string, error) {
-		return base(rollout.Member{Unit: u})
-	}}
+	u := t3a.ReportingUnits{UnitManager: &rollouttest.UnitManager{}, BaseURL: hostfiles.EnvFileBaseURL(envDir)}
 	ctx := context.Background()
 	v, err := u.RunningVersion(ctx, rollout.Unit{User: "emil"})
 	require.NoError(t, err)

@@ -34,10 +34,8 @@ func wireReal(ctx context.Context, c engineConfig) (*rollout.Engine, func(), err
 		return nil, nil, fmt.Errorf("systemd: %w", err)
 	}
 	closeFn := func() { units.Close() }
-	base := EnvFileBaseURL(c.EnvDir)
-	e.Units = t3a.ReportingUnits{UnitManager: units, BaseURL: func(u rollout.Unit) (string, error) {
-		return base(rollout.Member{Unit: u}) // the port its /etc/t3-serve/<user>.env names
-	}}
+	// Each instance at the port its /etc/t3-serve/<user>.env names.
+	e.Units = t3a.ReportingUnits{UnitManager: units, BaseURL: hostfiles.EnvFileBaseURL(c.EnvDir)}
 	e.Registry = npm.NewRegistry(npm.RegistryOptions{Logger: lg})
 	switch c.Installer {
 	case installerGlobal:
