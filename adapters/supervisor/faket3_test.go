@@ -84,6 +84,21 @@ func TestFakeT3StartWaitsForASlowListener(t *testing.T) {
 	assert.Equal(t, "0.0.30", serverVersion(t, base))
 }
 
+// t3 accepts connections before it answers them and never answers one
+// accepted in between (t3code #12215): the HTTP readiness check's first
+// request lands there, and must not hold Start for a whole check timeout.
+func TestFakeT3StartThroughTheSilentWindow(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	prefix := fleetPrefix(t, map[string]t3test.Faults{"0.0.30": {DeafStart: 500 * time.Millisecond}}, "0.0.30")
+	spec, base := serveSpec(t, prefix)
+	s := newSupervisor(t, supervisor.Options{ReadyInterval: 20 * time.Millisecond, ReadyCheckTimeout: 5 * time.Second}, spec)
+	t0 := time.Now()
+	require.NoError(t, s.Start(ctx, rollout.Unit{User: "emil"}))
+	assert.Less(t, time.Since(t0), 4*time.Second, "ready soon after the handler attached")
+	assert.Equal(t, "0.0.30", serverVersion(t, base))
+}
+
 func TestFakeT3WedgedIsNotReady(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -5,22 +5,22 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+
+	"github.com/t3fleet/t3fleet"
 )
 
 // ReadyHTTP returns a readiness check that passes once a GET of url gets
 // any answer below 500 (a 401 or 404 still means the server is up). The
-// check's own context bounds each request.
+// check's own context bounds it; within it, a connection accepted and left
+// unanswered, as t3 does before its handler attaches, is tried again on a
+// new one (t3fleet.GetAnswered).
 func ReadyHTTP(url string) func(ctx context.Context) error {
 	client := &http.Client{
 		// Readiness is about this listener, not where it redirects to.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
+		resp, err := t3fleet.GetAnswered(ctx, client, url, nil)
 		if err != nil {
 			return err
 		}
