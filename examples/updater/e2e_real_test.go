@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -64,6 +65,16 @@ func newRealFleet(t *testing.T, users []string, busy string, publish map[string]
 // starts every user's instance on it.
 func newRealFleetAt(t *testing.T, from, to string, users []string, busy string, publish map[string]t3test.Faults) *realFleet {
 	t.Helper()
+	return newRealFleetWith(t, from, to, users, busy, publish, supervisor.ReadyHTTP)
+}
+
+// newRealFleetWith is newRealFleetAt with each unit's readiness check made
+// by ready from its base URL: supervisor.ReadyHTTP waits for an answer, as
+// a Type=notify unit would; a TCP connect returns as soon as the port is
+// bound, as systemd's Type=simple returns once the process runs.
+func newRealFleetWith(t *testing.T, from, to string, users []string, busy string, publish map[string]t3test.Faults,
+	ready func(baseURL string) func(context.Context) error) *realFleet {
+	t.Helper()
 	ctx := context.Background()
 	reg := npmtest.New(t, npmtest.Options{})
 	cli := t3test.BuildCLI(t)
@@ -110,7 +121,7 @@ func newRealFleetAt(t *testing.T, from, to string, users []string, busy string, 
 				}
 				return argv, nil
 			},
-			Ready: supervisor.ReadyHTTP(baseURL + "/")})
+			Ready: ready(baseURL + "/")})
 	}
 	f.sup, err = supervisor.New(specs, supervisor.Options{})
 	require.NoError(t, err)
@@ -281,6 +292,40 @@ func TestRealFleetRouteFallback(t *testing.T) {
 	require.Equal(t, rollout.OutcomeDone, res.Outcome, res.Line())
 	require.Contains(t, endpoint, "bootstrap")
 	require.ElementsMatch(t, []string{"ana", "ben"}, res.Restarted)
+}
+
+// TestRealFleetThroughTheSilentWindow: the nightly, like t3's serve, binds
+// its port a second before it answers and never answers a connection
+// accepted in between (t3code #12215), and the units come up as systemd
+// starts a Type=simple service: the restart returns while the instance is
+// still silent. The health check, the verification through the dispatch
+// and the dispatch's own pairing each ask again on a new connection, so the
+// bump goes through, and no verification waits out a request timeout.
+func TestRealFleetThroughTheSilentWindow(t *testing.T) {
+	readyTCP := func(baseURL string) func(context.Context) error {
+		u, err := url.Parse(baseURL)
+		require.NoError(t, err)
+		return supervisor.ReadyTCP(u.Host)
+	}
+	users := []string{"ana", "ben"}
+	f := newRealFleetWith(t, realOld, realNew, users, "", map[string]t3test.Faults{realNew: {DeafStart: time.Second}}, readyTCP)
+	var verified []time.Duration
+	e := f.engine(rollout.Options{OnEvent: func(ev rollout.Event) {
+		if ev.Kind == rollout.EventVerified {
+			verified = append(verified, ev.Took)
+		}
+	}})
+	res, err := e.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, rollout.OutcomeDone, res.Outcome, res.Line())
+	require.ElementsMatch(t, users, res.Restarted)
+	require.Len(t, verified, len(users))
+	for i, d := range verified {
+		require.Less(t, d, 5*time.Second, "restart to verified pairing of %s, with a request timeout of %s", res.Restarted[i], t3a.DefaultRequestTimeout)
+	}
+	for _, u := range users {
+		require.Equal(t, 32, f.ledger(u), u)
+	}
 }
 
 // A crash (the process dying) after a step, or the updater told to stop
