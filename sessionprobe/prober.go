@@ -104,15 +104,14 @@ func (p *HTTPProber) Check(ctx context.Context, in t3fleet.Instance, cookies []*
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(in.BaseURL, "/")+SessionPath, nil)
-	if err != nil {
-		return Unknown, fmt.Errorf("probe %s: %w", in.User, err)
-	}
-	req.Header.Set("Accept", "application/json")
+	// The header built as a request would carry it (AddCookie's quoting).
+	hr := &http.Request{Header: http.Header{"Accept": {"application/json"}}}
 	for _, c := range cookies {
-		req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+		hr.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
 	}
-	resp, err := p.client.Do(req)
+	// A t3 that has just started accepts connections before it answers
+	// them: an unanswered attempt is made again on a new connection.
+	resp, err := t3fleet.GetAnswered(ctx, p.client, strings.TrimRight(in.BaseURL, "/")+SessionPath, hr.Header)
 	if err != nil {
 		return Unknown, fmt.Errorf("probe %s: %w", in.User, err)
 	}

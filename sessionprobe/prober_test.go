@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/t3fleet/t3fleet"
+	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
 	"github.com/t3fleet/t3fleet/sessionprobe"
 )
 
@@ -169,4 +170,19 @@ func TestHTTPProberCacheSizeIsBoundedByEntriesNotBytes(t *testing.T) {
 	grew := int64(heap()) - int64(before)
 	runtime.KeepAlive(p) // the cache is what is measured
 	require.Less(t, grew, int64(8<<20), "the cache kept %d KiB for %d entries (%d KiB of cookies went by)", grew>>10, loads, loads*len(junk)>>10)
+}
+
+// A page load right after a restart is probed in the window where t3
+// accepts connections it never answers (t3code #12215): the probe asks
+// again on a new connection within its timeout and gets the instance's
+// real verdict, here that the cookie is dead (as after migration 31), so
+// the page re-pairs instead of failing open onto t3's pairing screen.
+func TestHTTPProberThroughTheStartWindow(t *testing.T) {
+	srv := t3test.NewServer(t.TempDir(), t3test.Options{Faults: t3test.Faults{DeafStart: 500 * time.Millisecond}})
+	t.Cleanup(srv.Close)
+	p := sessionprobe.NewHTTPProber(sessionprobe.Options{})
+	v, err := p.Check(context.Background(), t3fleet.Instance{User: "ana", BaseURL: srv.URL},
+		[]*http.Cookie{{Name: srv.CookieName(), Value: "wiped"}})
+	require.NoError(t, err)
+	assert.Equal(t, sessionprobe.Invalid, v)
 }
