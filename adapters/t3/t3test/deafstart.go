@@ -10,8 +10,8 @@ import (
 // handler attached (Faults.DeafStart).
 type deafConnKey struct{}
 
-// listenDeaf binds addr before the migrations run and serves it at once,
-// every connection accepted until attachAfter deaf for good.
+// listenDeaf binds addr and serves it at once, every connection accepted
+// until attachAfter deaf for good.
 func (s *Server) listenDeaf(addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -48,8 +48,8 @@ func (s *Server) connContext(ctx context.Context, _ net.Conn) context.Context {
 // the attach: t3 never answers such a request.
 func deafConn(ctx context.Context) bool { return ctx.Value(deafConnKey{}) != nil }
 
-// abort undoes a failed Start: a DeafStart server was serving its port
-// (deaf) before the setup failed, as t3's process holds it until it exits.
+// abort undoes a failed Start, closing the port too if a DeafStart server
+// had bound it.
 func (s *Server) abort() {
 	if s.httpSrv != nil {
 		s.lifeMu.Lock()

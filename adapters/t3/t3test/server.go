@@ -163,16 +163,8 @@ func (s *Server) setup(ctx context.Context) error {
 	s.log = slog.New(h)
 	s.log.Info(fmt.Sprintf("Starting t3 v%s", s.Version), "era", string(s.Era), "baseDir", s.BaseDir)
 
-	addr := net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port))
-	var ln net.Listener
-	if s.opts.Faults.DeafStart > 0 {
-		if s.opts.Faults.SlowStart > 0 {
-			return fmt.Errorf("serve %s: faults: deafstart and slowstart exclude each other", s.BaseDir)
-		}
-		if ln, err = s.listenDeaf(addr); err != nil {
-			return fmt.Errorf("serve %s: %w", s.BaseDir, err)
-		}
-		addr = ln.Addr().String()
+	if s.opts.Faults.DeafStart > 0 && s.opts.Faults.SlowStart > 0 {
+		return fmt.Errorf("serve %s: faults: deafstart and slowstart exclude each other", s.BaseDir)
 	}
 	if _, err := migrate(ctx, s.BaseDir, s.Era, migrateOptions{fail: s.opts.Faults.MigrationFails, logger: s.log}); err != nil {
 		s.log.Error("Server failed to start", "error", err.Error())
@@ -188,8 +180,14 @@ func (s *Server) setup(ctx context.Context) error {
 		return fmt.Errorf("serve %s: %w", s.BaseDir, err)
 	}
 
+	addr := net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port))
+	var ln net.Listener
 	switch {
-	case ln != nil: // bound before the migrations (DeafStart)
+	case s.opts.Faults.DeafStart > 0: // bound now, answering only later
+		if ln, err = s.listenDeaf(addr); err != nil {
+			return fmt.Errorf("serve %s: %w", s.BaseDir, err)
+		}
+		addr = ln.Addr().String()
 	case s.opts.Faults.SlowStart > 0:
 		if s.opts.Port == 0 {
 			// Reserve a port now so URL is known; nobody listens until later.
