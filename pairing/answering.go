@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 
 	"github.com/t3fleet/t3fleet"
@@ -15,19 +14,19 @@ import (
 const EndpointEnvironment = "/.well-known/t3/environment"
 
 // waitAnswering returns once the instance at baseURL answers a GET of its
-// environment endpoint, whatever the status: right after a restart, t3
-// accepts connections it will never answer (t3fleet.GetAnswered). It fails
-// only when ctx ends first; any other failure (a refused connection)
-// returns nil at once, for the exchange to meet and report as it always has.
-func waitAnswering(ctx context.Context, client *http.Client, baseURL string) error {
-	resp, err := t3fleet.GetAnswered(ctx, client, strings.TrimRight(baseURL, "/")+EndpointEnvironment, nil)
-	if err == nil {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
-		resp.Body.Close()
-		return nil
+// environment endpoint, whatever the status, within ExchangeTimeout: right
+// after a restart, t3 accepts connections it will never answer
+// (t3fleet.GetAnswered). A refused connection fails at once.
+func (p *ExchangePairer) waitAnswering(ctx context.Context, baseURL string) error {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	resp, err := t3fleet.GetAnswered(ctx, p.client, strings.TrimRight(baseURL, "/")+EndpointEnvironment, nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("the instance accepted connections but answered none: %w", err)
+		}
+		return err
 	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("the instance accepted connections but answered none: %w", ctx.Err())
-	}
-	return nil
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
+	return resp.Body.Close()
 }

@@ -59,21 +59,26 @@ func NewPairer(m Minter, opts PairerOptions) *ExchangePairer {
 	return p
 }
 
-// Pair validates the instance's OS user, mints, then exchanges. While the
-// minter runs, it makes sure the instance answers at all: a t3 that has
-// just restarted accepts connections before it answers them, and an
-// exchange sent then would wait out its whole timeout (waitAnswering;
-// that wait and the exchange each get ExchangeTimeout). Errors are a
-// *MintError (nothing reached the instance but that check) or an
+// Pair validates the instance's OS user, makes sure the instance answers
+// at all, mints, then exchanges. A t3 that has just started accepts
+// connections a moment before it answers them (t3fleet.GetAnswered), and
+// one that is down or still migrating its database refuses them: the mint
+// waits for the answer, so that the CLI never opens a database whose
+// server is not up, and no credential is minted for an instance that
+// cannot take it. The wait and the exchange each get ExchangeTimeout.
+// Errors are a *MintError (the instance answered, the mint failed) or an
 // *ExchangeError. The returned Session records the mint's duration.
 func (p *ExchangePairer) Pair(ctx context.Context, in t3fleet.Instance) (*Session, error) {
 	if err := t3fleet.ValidOSUser(in.OSUser); err != nil {
 		return nil, &MintError{User: in.User, Err: err}
 	}
-	wctx, cancelWait := context.WithTimeout(ctx, p.timeout)
-	defer cancelWait()
-	answering := make(chan error, 1)
-	go func() { answering <- waitAnswering(wctx, p.client, in.BaseURL) }()
+	if err := p.waitAnswering(ctx, in.BaseURL); err != nil {
+		ep := p.Endpoint(in.BaseURL)
+		if ep == "" {
+			ep = EndpointBrowserSession
+		}
+		return nil, fmt.Errorf("pair %s: %w", in.User, &ExchangeError{Endpoint: ep, Err: err})
+	}
 	start := time.Now()
 	cred, err := p.minter.Mint(ctx, in)
 	took := time.Since(start)
@@ -81,16 +86,7 @@ func (p *ExchangePairer) Pair(ctx context.Context, in t3fleet.Instance) (*Sessio
 		err = fmt.Errorf("minter returned an empty credential")
 	}
 	if err != nil {
-		cancelWait()
-		<-answering
 		return nil, &MintError{User: in.User, Duration: took, Err: err}
-	}
-	if err := <-answering; err != nil {
-		ep := p.Endpoint(in.BaseURL)
-		if ep == "" {
-			ep = EndpointBrowserSession
-		}
-		return nil, fmt.Errorf("pair %s: %w", in.User, &ExchangeError{Endpoint: ep, Err: err})
 	}
 	xctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
