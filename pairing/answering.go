@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
+	"time"
 
 	"github.com/t3fleet/t3fleet"
 )
@@ -14,13 +16,13 @@ import (
 const EndpointEnvironment = "/.well-known/t3/environment"
 
 // waitAnswering returns once the instance at baseURL answers a GET of its
-// environment endpoint, whatever the status, within ExchangeTimeout: right
-// after a restart, t3 accepts connections it will never answer
+// environment endpoint, whatever the status, within timeout: right after a
+// restart, t3 accepts connections it will never answer
 // (t3fleet.GetAnswered). A refused connection fails at once.
-func (p *ExchangePairer) waitAnswering(ctx context.Context, baseURL string) error {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+func waitAnswering(ctx context.Context, client *http.Client, baseURL string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	resp, err := t3fleet.GetAnswered(ctx, p.client, strings.TrimRight(baseURL, "/")+EndpointEnvironment, nil)
+	resp, err := t3fleet.GetAnswered(ctx, client, strings.TrimRight(baseURL, "/")+EndpointEnvironment, nil)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("the instance accepted connections but answered none: %w", err)

@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -273,6 +275,42 @@ func TestPairsThroughTheStartWindow(t *testing.T) {
 	require.Len(t, sessionCookies(resp), 1)
 	assert.Less(t, took, 5*time.Second, "paired soon after the instance answered, not after the exchange timed out (%s)", pairing.DefaultExchangeTimeout)
 	assert.Equal(t, 1, srv.Exchanges())
+}
+
+// TestWebSocketThroughTheStartWindow: an open tab reconnects its WebSocket
+// as soon as the instance is back after a restart, in the window where t3
+// accepts connections it never answers (t3code #12215). The upgrade waits
+// for the instance to answer, then goes through, instead of hanging on a
+// connection that will never switch protocols.
+func TestWebSocketThroughTheStartWindow(t *testing.T) {
+	dir := t.TempDir()
+	ports, err := t3test.FreePorts(1)
+	require.NoError(t, err)
+	srv := t3test.NewServer(dir, t3test.Options{Era: t3test.EraE, Port: ports[0], User: "emil.barzin"})
+	d := newT3Dispatch(t, srv)
+	resp, _ := d.get("emil.barzin", "/", pageLoad, nil)
+	require.Equal(t, http.StatusFound, resp.StatusCode)
+	cookies := sessionCookies(resp)
+	require.Len(t, cookies, 1)
+
+	srv.Close() // the restart: same state, same port, silent for its first moment
+	srv = t3test.NewServer(dir, t3test.Options{Era: t3test.EraE, Port: ports[0], User: "emil.barzin",
+		Faults: t3test.Faults{DeafStart: 800 * time.Millisecond}})
+	t.Cleanup(srv.Close)
+	d.minter.set(srv)
+	d.route.set(srv)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hdr := http.Header{pairing.DefaultUserHeader: {"emil.barzin"}, "Cookie": {cookies[0].String()}}
+	c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(d.url, "http")+"/ws", &websocket.DialOptions{HTTPHeader: hdr})
+	require.NoError(t, err, "the upgrade went through once the instance answered")
+	defer c.CloseNow()
+	assert.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	require.NoError(t, c.Write(ctx, websocket.MessageText, []byte("hello")))
+	_, msg, err := c.Read(ctx)
+	require.NoError(t, err)
+	assert.Contains(t, string(msg), "hello")
 }
 
 // BenchmarkPairT3 measures the pair path against the fake t3 (a real

@@ -57,19 +57,20 @@ type HandlerOptions struct {
 // instance is theirs, pairs the browser when it has no live session, and
 // proxies everything else (WebSockets included) to the instance.
 type Handler struct {
-	router      Router
-	pairer      Pairer
-	identity    *IdentityResolver
-	prober      sessionprobe.Prober
-	transport   http.RoundTripper
-	rp          *httputil.ReverseProxy
-	buffers     bufferPool
-	log         *slog.Logger
-	metrics     *metrics
-	guard       *loopGuard
-	co          coalescer
-	pairTimeout time.Duration
-	now         func() time.Time
+	router       Router
+	pairer       Pairer
+	identity     *IdentityResolver
+	prober       sessionprobe.Prober
+	transport    http.RoundTripper
+	answerClient *http.Client // over transport: is an instance answering at all
+	rp           *httputil.ReverseProxy
+	buffers      bufferPool
+	log          *slog.Logger
+	metrics      *metrics
+	guard        *loopGuard
+	co           coalescer
+	pairTimeout  time.Duration
+	now          func() time.Time
 
 	urls sync.Map // base URL -> *url.URL
 }
@@ -105,6 +106,7 @@ func NewHandler(router Router, pairer Pairer, opts HandlerOptions) *Handler {
 	h.metrics = newMetrics(opts.Registerer)
 	h.buffers = newBufferPool()
 	h.rp = newReverseProxy(h.transport, h)
+	h.answerClient = &http.Client{Transport: h.transport}
 	return h
 }
 
@@ -223,6 +225,15 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, user string, tar
 	if !ws && canForward(r, target) {
 		h.forward(w, r, user, target)
 		return
+	}
+	if ws {
+		// An open tab reconnects as soon as its instance is back after a
+		// restart, when t3 accepts connections it never answers: an
+		// upgrade sent then would hang for good.
+		if err := waitAnswering(r.Context(), h.answerClient, target.String(), DefaultExchangeTimeout); err != nil {
+			h.proxyError(w, r, user, err)
+			return
+		}
 	}
 	tg := &proxyTarget{user: user, url: target}
 	h.rp.ServeHTTP(streamOnlyFlusher{w}, r.WithContext(context.WithValue(r.Context(), targetKey, tg)))

@@ -72,7 +72,7 @@ func (p *ExchangePairer) Pair(ctx context.Context, in t3fleet.Instance) (*Sessio
 	if err := t3fleet.ValidOSUser(in.OSUser); err != nil {
 		return nil, &MintError{User: in.User, Err: err}
 	}
-	if err := p.waitAnswering(ctx, in.BaseURL); err != nil {
+	if err := waitAnswering(ctx, p.client, in.BaseURL, p.timeout); err != nil {
 		ep := p.Endpoint(in.BaseURL)
 		if ep == "" {
 			ep = EndpointBrowserSession
