@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
 	"github.com/t3fleet/t3fleet/internal/chromiumtest"
 	"github.com/t3fleet/t3fleet/sessionprobe"
 )
@@ -96,6 +97,67 @@ func TestChromiumPairsProxiesAndRepairs(t *testing.T) {
 	}
 	require.NotZero(t, counterValue(t, reg, "t3fleet_dispatch_proxied_requests_total", "kind", "websocket"),
 		"the dispatch counted proxied WebSockets")
+}
+
+// TestChromiumTabReconnectsAcrossARestart: a paired tab stays open while
+// its instance restarts (the nightly bump), and the instance is silent for
+// its first second, accepting connections it never answers (t3code
+// #12215). The page's socket drops and is opened again, and the dispatch
+// holds that upgrade until the instance answers: the tab is live again
+// without a reload.
+func TestChromiumTabReconnectsAcrossARestart(t *testing.T) {
+	chromiumtest.Find(t)
+	ctx, cancel := context.WithTimeout(context.Background(), chromiumTestBudget)
+	defer cancel()
+	logs := &lockedBuffer{}
+	demo, err := StartDemo(ctx, DemoOptions{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	require.NoError(t, err)
+	t.Cleanup(demo.Close)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("dispatch log:\n%s", logs.String())
+		}
+	})
+	browser := chromiumtest.Start(t, ctx)
+	tab, closeTab := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	defer closeTab()
+
+	const sso = "emil.barzin"
+	require.NoError(t, chromedp.Do(stepCtx(tab), chromedp.Navigate(demo.URL)))
+	require.NoError(t, chromedp.Do(stepCtx(tab), chromedp.Click(loginButton(sso))))
+	waitPage(t, tab, demo.FrontURL+"/", sso)
+
+	srv, err := demo.Restart(ctx, sso, t3test.Faults{DeafStart: time.Second})
+	require.NoError(t, err)
+	p := waitWS(t, tab, "echo: ping (reconnected 1)")
+	require.Equal(t, "authenticated", p.Session, "the same page, never reloaded")
+	require.Equal(t, 1, srv.WebSockets(), "the restarted instance took the reconnect")
+	require.Equal(t, 1, logs.Count("msg=paired"), "no pairing: the session outlived the restart")
+}
+
+// waitWS re-reads the page until its #ws shows want.
+func waitWS(t *testing.T, tab context.Context, want string) page {
+	t.Helper()
+	deadline := time.Now().Add(chromiumStepWait)
+	var last page
+	for time.Now().Before(deadline) {
+		rctx, cancel := context.WithTimeout(tab, 2*time.Second)
+		p, err := chromedp.Run(rctx, chromedp.Evaluate[page](readPage))
+		cancel()
+		if err == nil {
+			last = p
+			if p.WS == want {
+				return p
+			}
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-tab.Done():
+			t.Fatalf("browser tab ended: %v", tab.Err())
+		}
+	}
+	t.Fatalf("page never showed ws %q: last %+v", want, last)
+	return last
 }
 
 // loginButton selects the login page's button for sso. Not chromedp.ID: it

@@ -72,6 +72,7 @@ type Demo struct {
 
 	closeOnce sync.Once
 	closers   []func()
+	minter    *demoMinter
 }
 
 // demoUsers are three users whose instances sit in different eras: before
@@ -109,17 +110,18 @@ func StartDemo(ctx context.Context, opts DemoOptions) (_ *Demo, err error) {
 
 	table := map[string]hostfiles.DispatchEntry{}
 	minter := &demoMinter{servers: map[string]*t3test.Server{}}
+	d.minter = minter
+	d.closers = append(d.closers, minter.closeAll)
 	for _, u := range demoUsers {
 		srv, err := t3test.Start(ctx, filepath.Join(dir, u.os, ".t3"), t3test.Options{Era: u.era, User: u.sso, RemoteReachable: u.remote})
 		if err != nil {
 			return nil, fmt.Errorf("demo instance for %s: %w", u.sso, err)
 		}
-		d.closers = append(d.closers, srv.Close)
+		minter.set(u.os, srv)
 		_, port, _ := net.SplitHostPort(srv.Addr)
 		var p int
 		fmt.Sscan(port, &p)
 		table[u.sso] = hostfiles.DispatchEntry{OSUser: u.os, Port: p, StateDir: srv.BaseDir}
-		minter.servers[u.os] = srv
 		d.Users = append(d.Users, DemoUser{SSO: u.sso, OSUser: u.os, Era: u.era, Server: srv})
 	}
 	d.TablePath = filepath.Join(dir, "dispatch.json")
@@ -176,6 +178,33 @@ func (d *Demo) User(sso string) (DemoUser, bool) {
 	return DemoUser{}, false
 }
 
+// Restart stops sso's instance and starts it again on the same state and
+// port, as a nightly bump's restart does, with faults (a zero value for a
+// healthy start); it returns the new server. Not safe to call concurrently
+// with itself or with User.
+func (d *Demo) Restart(ctx context.Context, sso string, faults t3test.Faults) (*t3test.Server, error) {
+	for i, u := range d.Users {
+		if u.SSO != sso {
+			continue
+		}
+		old := u.Server
+		old.Close()
+		_, port, _ := net.SplitHostPort(old.Addr)
+		var p int
+		fmt.Sscan(port, &p)
+		opts := old.Options()
+		opts.Port, opts.Faults = p, faults
+		srv, err := t3test.Start(ctx, old.BaseDir, opts)
+		if err != nil {
+			return nil, fmt.Errorf("restart %s: %w", sso, err)
+		}
+		d.minter.set(u.OSUser, srv)
+		d.Users[i].Server = srv
+		return srv, nil
+	}
+	return nil, fmt.Errorf("restart: no demo user %q", sso)
+}
+
 // Close stops everything StartDemo started, newest first.
 func (d *Demo) Close() {
 	d.closeOnce.Do(func() {
@@ -196,11 +225,30 @@ func startServer(ln net.Listener, srv server) func() {
 }
 
 // demoMinter mints in-process through the fake instance's own database, as
-// its CLI would.
-type demoMinter struct{ servers map[string]*t3test.Server }
+// its CLI would. It holds the instances, and closes them.
+type demoMinter struct {
+	mu      sync.Mutex
+	servers map[string]*t3test.Server
+}
+
+func (m *demoMinter) set(os string, srv *t3test.Server) {
+	m.mu.Lock()
+	m.servers[os] = srv
+	m.mu.Unlock()
+}
+
+func (m *demoMinter) closeAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, srv := range m.servers {
+		srv.Close()
+	}
+}
 
 func (m *demoMinter) Mint(_ context.Context, in t3fleet.Instance) (pairing.Credential, error) {
+	m.mu.Lock()
 	srv := m.servers[in.OSUser]
+	m.mu.Unlock()
 	if srv == nil {
 		return pairing.Credential{}, errors.New("no demo instance for " + in.OSUser)
 	}

@@ -331,6 +331,11 @@ func (s *Server) release() {
 	}
 }
 
+// Options returns the options the server was started with, its defaults
+// filled in (Era, Version, Host), as a restart on the same state would
+// pass them again.
+func (s *Server) Options() Options { return s.opts }
+
 // CookieName is the session cookie name this instance sets.
 func (s *Server) CookieName() string { return s.cookieName }
 
