@@ -511,3 +511,34 @@ func TestWatchdogDoesNotSwitchBackWhileAUnitIsUnplaced(t *testing.T) {
 	require.Error(t, err)
 	require.Equal(t, drainNew, f.sim.Current(), "the binary stays: alice's database may need it")
 }
+
+// `updater status` shows the units the watchdog stands down for, and until
+// when, and the ones failing their probes; not the ones it has let go of.
+func TestWatchdogStatusLines(t *testing.T) {
+	f := newWD(t)
+	f.down["bob"] = errWedged
+	for range 3*3 + 3 { // restarts at 12:02, 12:05, 12:08; the cap at 12:11
+		f.tick(t)
+		f.clock = f.clock.Add(time.Minute)
+	}
+	require.Equal(t, 1, f.count(rollout.EventWatchdogExhausted))
+	f.down["alice"] = errors.New("connection refused")
+	f.tick(t)
+
+	lines, err := f.wd.StatusLines([]string{"alice", "bob", "carol"})
+	require.NoError(t, err)
+	require.Equal(t, []string{
+		"watchdog alice: 1 failed probe(s) in a row (a restart at 3); last: connection refused",
+		"WATCHDOG-EXHAUSTED bob: 3 restarts in the last 30m0s, standing down until 2026-11-24T12:32:00Z; last: context deadline exceeded",
+	}, lines)
+
+	// The oldest restart leaves the window: the watchdog acts on bob again
+	// at its next tick, though his counters still say the cap was hit.
+	f.clock = f.clock.Add(30 * time.Minute)
+	lines, err = f.wd.StatusLines([]string{"bob"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"watchdog bob: 4 failed probe(s) in a row (a restart at 3); last: context deadline exceeded"}, lines)
+
+	_, err = f.wd.StatusLines([]string{"../etc"})
+	require.Error(t, err, "a hostile name never reaches a path")
+}

@@ -21,33 +21,9 @@ func cmdWatchdog(ctx context.Context, args []string, stdout, stderr io.Writer) i
 }
 
 func (r rolloutCLI) watchdog(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o := rollout.WatchdogOptions{Dir: envOr(r.getenv("T3_WD_STATE_DIR"), rollout.DefaultWatchdogDir),
-		Grace: rollout.DefaultWatchdogGrace, Failures: rollout.DefaultWatchdogFailures,
-		MaxRestarts: rollout.DefaultWatchdogMaxRestarts, Window: rollout.DefaultWatchdogWindow,
-		ProbeTimeout: rollout.DefaultProbeTimeout}
-	for _, d := range []struct {
-		key string
-		dst *time.Duration
-	}{{"T3_WD_GRACE", &o.Grace}, {"T3_WD_WINDOW", &o.Window}, {"T3_WD_TIMEOUT", &o.ProbeTimeout}} {
-		if v := r.getenv(d.key); v != "" {
-			x, err := parseSecondsOrDuration(v)
-			if err != nil {
-				return usageError(stderr, "watchdog", fmt.Errorf("%s=%q: %w", d.key, v, err))
-			}
-			*d.dst = x
-		}
-	}
-	for _, n := range []struct {
-		key string
-		dst *int
-	}{{"T3_WD_FAILURES", &o.Failures}, {"T3_WD_MAX_RESTARTS", &o.MaxRestarts}} {
-		if v := r.getenv(n.key); v != "" {
-			x, err := strconv.Atoi(v)
-			if err != nil || x < 1 {
-				return usageError(stderr, "watchdog", fmt.Errorf("%s=%q: want a positive integer", n.key, v))
-			}
-			*n.dst = x
-		}
+	o, err := r.watchdogOptions()
+	if err != nil {
+		return usageError(stderr, "watchdog", err)
 	}
 	c, err := r.config("watchdog", args, stderr, func(fs *flag.FlagSet, c *engineConfig) {
 		fs.StringVar(&o.Dir, "counters-dir", o.Dir, "counters, on tmpfs so they reset on boot (T3_WD_STATE_DIR)")
@@ -80,4 +56,38 @@ func (r rolloutCLI) watchdog(ctx context.Context, args []string, stdout, stderr 
 		return cmdError(stderr, "watchdog", err)
 	}
 	return 0
+}
+
+// watchdogOptions are the watchdog's settings from the environment
+// (T3_WD_*), its defaults otherwise; the watchdog's flags override them.
+func (r rolloutCLI) watchdogOptions() (rollout.WatchdogOptions, error) {
+	o := rollout.WatchdogOptions{Dir: envOr(r.getenv("T3_WD_STATE_DIR"), rollout.DefaultWatchdogDir),
+		Grace: rollout.DefaultWatchdogGrace, Failures: rollout.DefaultWatchdogFailures,
+		MaxRestarts: rollout.DefaultWatchdogMaxRestarts, Window: rollout.DefaultWatchdogWindow,
+		ProbeTimeout: rollout.DefaultProbeTimeout}
+	for _, d := range []struct {
+		key string
+		dst *time.Duration
+	}{{"T3_WD_GRACE", &o.Grace}, {"T3_WD_WINDOW", &o.Window}, {"T3_WD_TIMEOUT", &o.ProbeTimeout}} {
+		if v := r.getenv(d.key); v != "" {
+			x, err := parseSecondsOrDuration(v)
+			if err != nil {
+				return o, fmt.Errorf("%s=%q: %w", d.key, v, err)
+			}
+			*d.dst = x
+		}
+	}
+	for _, n := range []struct {
+		key string
+		dst *int
+	}{{"T3_WD_FAILURES", &o.Failures}, {"T3_WD_MAX_RESTARTS", &o.MaxRestarts}} {
+		if v := r.getenv(n.key); v != "" {
+			x, err := strconv.Atoi(v)
+			if err != nil || x < 1 {
+				return o, fmt.Errorf("%s=%q: want a positive integer", n.key, v)
+			}
+			*n.dst = x
+		}
+	}
+	return o, nil
 }

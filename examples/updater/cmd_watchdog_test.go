@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -240,4 +241,29 @@ func TestMigrateIdleAndWatchdogCommands(t *testing.T) {
 	code = f.cli().watchdog(context.Background(), nil, &out, &errb)
 	require.Equal(t, 2, code)
 	require.Contains(t, errb.String(), "T3_WD_FAILURES")
+}
+
+// `updater status` names the units the watchdog stands down for, with the
+// watchdog's own settings from the environment.
+func TestStatusShowsWhatTheWatchdogHolds(t *testing.T) {
+	f := newCLIFixture(t)
+	dir := filepath.Join(t.TempDir(), "wd")
+	f.env["T3_WD_STATE_DIR"] = dir
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	now := time.Now().UTC()
+	c := rollout.UnitCounters{Failures: 4, Exhausted: true, LastError: "context deadline exceeded",
+		Restarts: []time.Time{now.Add(-3 * time.Minute), now.Add(-2 * time.Minute), now.Add(-time.Minute)}}
+	b, err := json.Marshal(c)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "alice.json"), b, 0o644))
+
+	code, stdout, stderr := call(f, "status")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "WATCHDOG-EXHAUSTED alice: 3 restarts in the last 30m0s, standing down until ")
+	require.NotContains(t, stdout, "watchdog bob")
+
+	f.env["T3_WD_MAX_RESTARTS"] = "5" // the cap the watchdog runs with: alice is not at it
+	code, stdout, stderr = call(f, "status")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "watchdog alice: 4 failed probe(s) in a row (a restart at 3); last: context deadline exceeded")
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/t3fleet/t3fleet/rollout"
 )
 
 // cmdStatus is `updater status`.
@@ -29,5 +31,27 @@ func (r rolloutCLI) status(ctx context.Context, args []string, stdout, stderr io
 		fmt.Fprintln(stdout, l)
 	}
 	printDrainWatchdogStatus(e, stdout, stderr)
+	r.printWatchdogUnits(e, s, stdout, stderr)
 	return 0
+}
+
+// printWatchdogUnits adds the units the watchdog stands down for, or whose
+// probes are failing, read from its counters (T3_WD_STATE_DIR).
+func (r rolloutCLI) printWatchdogUnits(e *rollout.Engine, s rollout.Status, stdout, stderr io.Writer) {
+	o, err := r.watchdogOptions()
+	if err != nil {
+		fmt.Fprintf(stderr, "updater status: watchdog: %v\n", err)
+		return
+	}
+	users := make([]string, 0, len(s.Instances))
+	for _, is := range s.Instances {
+		users = append(users, is.User)
+	}
+	lines, err := (&rollout.Watchdog{Engine: e, WatchdogOptions: o}).StatusLines(users)
+	for _, l := range lines {
+		fmt.Fprintln(stdout, l)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "updater status: watchdog: %v\n", err)
+	}
 }

@@ -1,0 +1,38 @@
+package rollout
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// StatusLines says, for each of users, what the watchdog holds against its
+// unit: a cap of restarts it stands down for (WATCHDOG-EXHAUSTED, until the
+// oldest restart leaves the window), or probes failing in a row. A unit it
+// has nothing against gets no line. For `updater status`; it reads the
+// counters and changes nothing.
+func (w *Watchdog) StatusLines(users []string) ([]string, error) {
+	o := w.withDefaults()
+	now := w.Engine.now()
+	var out []string
+	for _, u := range users {
+		c, err := w.Counters(u)
+		if err != nil {
+			return out, err
+		}
+		recent := slices.DeleteFunc(slices.Clone(c.Restarts), func(t time.Time) bool { return now.Sub(t) >= o.Window })
+		last := ""
+		if c.LastError != "" {
+			last = "; last: " + c.LastError
+		}
+		switch {
+		case len(recent) >= o.MaxRestarts:
+			until := slices.MinFunc(recent, time.Time.Compare).Add(o.Window)
+			out = append(out, fmt.Sprintf("%s %s: %d restarts in the last %s, standing down until %s%s",
+				EventWatchdogExhausted, u, len(recent), o.Window, until.UTC().Format(time.RFC3339), last))
+		case c.Failures > 0:
+			out = append(out, fmt.Sprintf("watchdog %s: %d failed probe(s) in a row (a restart at %d)%s", u, c.Failures, o.Failures, last))
+		}
+	}
+	return out, nil
+}
