@@ -103,6 +103,25 @@ func mustLocate(t *testing.T, sim *rollouttest.Sim, user string) t3fleet.Instanc
 	return in
 }
 
+// A run's journal reads, in status, as what the next run does with it: a
+// prepare-phase one (a run stopped during its backups or health check)
+// changed nothing live, and is started over, not finished.
+func TestStatusJournalLine(t *testing.T) {
+	for _, tc := range []struct {
+		phase rollout.Phase
+		want  string
+	}{
+		{rollout.PhasePrepare, "unfinished run: " + v1 + " -> " + v2 + ", phase prepare, step stage (nothing live changed: the next run starts over)"},
+		{rollout.PhaseCanary, "unfinished run: " + v1 + " -> " + v2 + ", phase canary, step stage (the next run finishes it)"},
+		{rollout.PhaseRollback, "unfinished run: " + v1 + " -> " + v2 + ", phase rollback, step stage (the next run finishes the rollback)"},
+	} {
+		t.Run(string(tc.phase), func(t *testing.T) {
+			s := rollout.Status{Journal: &rollout.Journal{Previous: v1, Target: v2, Phase: tc.phase, Step: "stage"}}
+			require.Contains(t, s.Lines(), tc.want)
+		})
+	}
+}
+
 func TestStatus(t *testing.T) {
 	sim := newSim(t)
 	sim.SetBusy("bob", true)

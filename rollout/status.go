@@ -119,8 +119,15 @@ func (s Status) Lines() []string {
 	default:
 		add("FROZEN: %s", s.Freeze)
 	}
-	if s.Journal != nil {
-		add("unfinished run: %s -> %s, phase %s, step %s (the next run finishes it)", s.Journal.Previous, s.Journal.Target, s.Journal.Phase, s.Journal.Step)
+	if j := s.Journal; j != nil {
+		next := "the next run finishes it"
+		switch j.Phase {
+		case PhasePrepare:
+			next = "nothing live changed: the next run starts over"
+		case PhaseRollback:
+			next = "the next run finishes the rollback"
+		}
+		add("unfinished run: %s -> %s, phase %s, step %s (%s)", j.Previous, j.Target, j.Phase, j.Step, next)
 	}
 	for _, d := range s.DeadEnds {
 		add("dead end %s: %s", d.Version, d.Reason)
