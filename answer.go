@@ -2,62 +2,111 @@ package t3fleet
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"time"
 )
 
-// FirstAnswerWait bounds the first attempt of GetAnswered; each attempt
-// after one that timed out is allowed half as long again.
+// FirstAnswerWait is how long GetAnswered waits for an answer before it
+// sends the request again on a new connection; each later wait is half as
+// long again.
 const FirstAnswerWait = 250 * time.Millisecond
+
+// MaxAnswerAttempts bounds how many copies of one request GetAnswered has
+// in flight.
+const MaxAnswerAttempts = 6
 
 // GetAnswered GETs url with header and returns the first response, whatever
 // its status. t3's serve accepts connections before it attaches its request
 // handler and never answers a request accepted in between (t3code #12215):
 // right after a start, a connection can be accepted and stay silent for
-// good. So an attempt that gets no response in time is abandoned (which
-// closes its connection) and sent again on a new one, each allowed half as
-// long again as the last, from FirstAnswerWait, until ctx ends; the error
-// then wraps ctx's. Any other failure, such as a refused connection,
+// good. So while no answer has come, the request is sent again on a new
+// connection after FirstAnswerWait, then after waits half as long again
+// each, up to MaxAnswerAttempts copies. None is abandoned, so a live but
+// slow instance still answers the first; the first answer wins and the
+// other copies are cancelled (which closes their connections). Everything,
+// reading the body included, is bounded by ctx alone; when it ends first,
+// the error wraps ctx's. Any other failure, such as a refused connection,
 // returns at once. The caller closes the body.
 func GetAnswered(ctx context.Context, client *http.Client, url string, header http.Header) (*http.Response, error) {
 	if client == nil {
 		client = http.DefaultClient
 	}
-	for attempt := FirstAnswerWait; ; attempt += attempt / 2 {
-		actx, cancel := context.WithTimeout(ctx, attempt)
+	type result struct {
+		i    int
+		resp *http.Response
+		err  error
+	}
+	results := make(chan result)
+	done := make(chan struct{})
+	defer close(done)
+	var cancels []context.CancelFunc
+	defer func() {
+		for _, c := range cancels {
+			if c != nil {
+				c() // the copies that lost; the winner's goes with its body
+			}
+		}
+	}()
+	send := func() error {
+		actx, cancel := context.WithCancel(ctx)
 		req, err := http.NewRequestWithContext(actx, http.MethodGet, url, nil)
 		if err != nil {
 			cancel()
-			return nil, err
+			return err
 		}
 		for k, vs := range header {
 			req.Header[k] = vs
 		}
-		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
-			return resp, nil
-		}
-		cancel()
-		if ctx.Err() != nil {
+		i := len(cancels)
+		cancels = append(cancels, cancel)
+		go func() {
+			resp, err := client.Do(req)
+			select {
+			case results <- result{i, resp, err}:
+			case <-done: // another copy won, or the caller gave up
+				if resp != nil {
+					resp.Body.Close()
+				}
+			}
+		}()
+		return nil
+	}
+	if err := send(); err != nil {
+		return nil, err
+	}
+	wait := FirstAnswerWait
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		select {
+		case r := <-results:
+			if r.err != nil {
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("GET %s: no answer: %w", url, ctx.Err())
+				}
+				return nil, r.err
+			}
+			r.resp.Body = &cancelOnClose{ReadCloser: r.resp.Body, cancel: cancels[r.i]}
+			cancels[r.i] = nil
+			return r.resp, nil
+		case <-timer.C:
+			if len(cancels) < MaxAnswerAttempts {
+				if err := send(); err != nil {
+					return nil, err
+				}
+				wait += wait / 2
+				timer.Reset(wait)
+			}
+		case <-ctx.Done():
 			return nil, fmt.Errorf("GET %s: no answer: %w", url, ctx.Err())
-		}
-		if !timedOut(err) {
-			return nil, err
 		}
 	}
 }
 
-func timedOut(err error) bool {
-	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
-}
-
-// cancelOnClose keeps an attempt's context alive while its body is read.
+// cancelOnClose keeps the winning copy's context alive while its body is
+// read, and releases it on Close.
 type cancelOnClose struct {
 	io.ReadCloser
 	cancel context.CancelFunc

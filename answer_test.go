@@ -3,9 +3,11 @@ package t3fleet_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,4 +75,34 @@ func TestGetAnsweredTakesAnyStatus(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+}
+
+// A live instance that is only slow gets its answer within the caller's
+// deadline, however long after the first hedge that comes: the first
+// request is never abandoned for a later one. And the body of a response
+// is read within the caller's deadline, not an attempt's.
+func TestGetAnsweredWaitsForASlowInstance(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		select {
+		case <-time.After(900 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		time.Sleep(400 * time.Millisecond) // the body comes later than the head
+		io.WriteString(w, `{"authenticated":false}`)
+	}))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	resp, err := t3fleet.GetAnswered(ctx, srv.Client(), srv.URL, nil)
+	require.NoError(t, err, "after %d requests", hits.Load())
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Equal(t, `{"authenticated":false}`, string(b))
+	assert.LessOrEqual(t, hits.Load(), int32(4), "a few hedges at most")
 }

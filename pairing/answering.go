@@ -20,12 +20,12 @@ const EndpointEnvironment = "/.well-known/t3/environment"
 // restart, t3 accepts connections it will never answer
 // (t3fleet.GetAnswered). A refused connection fails at once.
 func waitAnswering(ctx context.Context, client *http.Client, baseURL string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	resp, err := t3fleet.GetAnswered(ctx, client, strings.TrimRight(baseURL, "/")+EndpointEnvironment, nil)
+	resp, err := t3fleet.GetAnswered(wctx, client, strings.TrimRight(baseURL, "/")+EndpointEnvironment, nil)
 	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("the instance accepted connections but answered none: %w", err)
+		if wctx.Err() != nil && ctx.Err() == nil {
+			return fmt.Errorf("no answer from the instance within %s (still starting, or wedged): %w", timeout, err)
 		}
 		return err
 	}

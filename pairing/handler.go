@@ -106,7 +106,9 @@ func NewHandler(router Router, pairer Pairer, opts HandlerOptions) *Handler {
 	h.metrics = newMetrics(opts.Registerer)
 	h.buffers = newBufferPool()
 	h.rp = newReverseProxy(h.transport, h)
-	h.answerClient = &http.Client{Transport: h.transport}
+	h.answerClient = &http.Client{Transport: h.transport,
+		// Any answer will do, a redirect too: it is not followed.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return h
 }
 

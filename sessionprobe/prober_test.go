@@ -186,3 +186,24 @@ func TestHTTPProberThroughTheStartWindow(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, sessionprobe.Invalid, v)
 }
+
+// A busy instance whose session check takes 900 ms, its body 300 ms more,
+// still gives its verdict within the probe's 2 s: the probe's resends for
+// the start window never give up on the first request, nor cut a body short.
+func TestHTTPProberWaitsForASlowInstance(t *testing.T) {
+	srv, calls := sessionServer(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(900 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		time.Sleep(300 * time.Millisecond)
+		fmt.Fprint(w, `{"authenticated":false,"auth":{}}`)
+	})
+	v, err := sessionprobe.NewHTTPProber(sessionprobe.Options{}).Check(context.Background(),
+		t3fleet.Instance{User: "ana", BaseURL: srv.URL}, []*http.Cookie{{Name: "t3_session", Value: "dead"}})
+	require.NoError(t, err, "after %d requests", calls.Load())
+	assert.Equal(t, sessionprobe.Invalid, v)
+}
