@@ -68,7 +68,10 @@ type Demo struct {
 	DispatchURL string
 	// TablePath is the dispatch.json the demo wrote.
 	TablePath string
-	Users     []DemoUser
+	// Users are the demo's users, as started; User returns one as it is
+	// now (Restart gives it a new Server).
+	Users []DemoUser
+	mu    sync.Mutex // Users, once started
 
 	closeOnce sync.Once
 	closers   []func()
@@ -170,6 +173,8 @@ func StartDemo(ctx context.Context, opts DemoOptions) (_ *Demo, err error) {
 
 // User returns the demo user with SSO name sso.
 func (d *Demo) User(sso string) (DemoUser, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for _, u := range d.Users {
 		if u.SSO == sso {
 			return u, true
@@ -180,29 +185,34 @@ func (d *Demo) User(sso string) (DemoUser, bool) {
 
 // Restart stops sso's instance and starts it again on the same state and
 // port, as a nightly bump's restart does, with faults (a zero value for a
-// healthy start); it returns the new server. Not safe to call concurrently
-// with itself or with User.
+// healthy start); it returns the new server. One Restart at a time.
 func (d *Demo) Restart(ctx context.Context, sso string, faults t3test.Faults) (*t3test.Server, error) {
-	for i, u := range d.Users {
-		if u.SSO != sso {
-			continue
-		}
-		old := u.Server
-		old.Close()
-		_, port, _ := net.SplitHostPort(old.Addr)
-		var p int
-		fmt.Sscan(port, &p)
-		opts := old.Options()
-		opts.Port, opts.Faults = p, faults
-		srv, err := t3test.Start(ctx, old.BaseDir, opts)
-		if err != nil {
-			return nil, fmt.Errorf("restart %s: %w", sso, err)
-		}
-		d.minter.set(u.OSUser, srv)
-		d.Users[i].Server = srv
-		return srv, nil
+	d.mu.Lock()
+	i := slices.IndexFunc(d.Users, func(u DemoUser) bool { return u.SSO == sso })
+	var u DemoUser
+	if i >= 0 {
+		u = d.Users[i]
 	}
-	return nil, fmt.Errorf("restart: no demo user %q", sso)
+	d.mu.Unlock()
+	if i < 0 {
+		return nil, fmt.Errorf("restart: no demo user %q", sso)
+	}
+	old := u.Server
+	old.Close()
+	_, port, _ := net.SplitHostPort(old.Addr)
+	var p int
+	fmt.Sscan(port, &p)
+	opts := old.Options()
+	opts.Port, opts.Faults = p, faults
+	srv, err := t3test.Start(ctx, old.BaseDir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("restart %s: %w", sso, err)
+	}
+	d.minter.set(u.OSUser, srv)
+	d.mu.Lock()
+	d.Users[i].Server = srv
+	d.mu.Unlock()
+	return srv, nil
 }
 
 // Close stops everything StartDemo started, newest first.

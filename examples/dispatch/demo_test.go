@@ -7,12 +7,15 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
 )
 
 // browser is an http.Client with a cookie jar that sends navigation headers,
@@ -132,4 +135,45 @@ func TestDemoServesOps(t *testing.T) {
 			assert.True(t, strings.Contains(string(b), want), "%s lacks %q", base+path, want)
 		}
 	}
+}
+
+// Restart swaps a user's instance while the front serves that user (the
+// reconnecting page asks every 250 ms): User then returns the new server,
+// and under -race nothing reads the old one unguarded.
+func TestDemoRestartWhileTheFrontServes(t *testing.T) {
+	ctx := context.Background()
+	demo, err := StartDemo(ctx, DemoOptions{Dir: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(demo.Close)
+	var served atomic.Int32
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			req, _ := http.NewRequest(http.MethodGet, demo.FrontURL+"/api/x", nil)
+			req.AddCookie(&http.Cookie{Name: demoCookie, Value: "emil.barzin"})
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				served.Add(1)
+			}
+		}
+	}()
+	require.Eventually(t, func() bool { return served.Load() >= 5 }, 10*time.Second, 5*time.Millisecond)
+	srv, err := demo.Restart(ctx, "emil.barzin", t3test.Faults{})
+	require.NoError(t, err)
+	before := served.Load()
+	require.Eventually(t, func() bool { return served.Load() >= before+5 }, 10*time.Second, 5*time.Millisecond)
+	close(stop)
+	wg.Wait()
+	u, ok := demo.User("emil.barzin")
+	require.True(t, ok)
+	require.Same(t, srv, u.Server)
 }
