@@ -542,3 +542,40 @@ func TestWatchdogStatusLines(t *testing.T) {
 	_, err = f.wd.StatusLines([]string{"../etc"})
 	require.Error(t, err, "a hostile name never reaches a path")
 }
+
+// Restarts alone are not a stand-down: a unit whose third restart fixed it
+// answers, and status says so. With more restarts in the window than the
+// cap (the cap was lowered), the stand-down lasts until enough of them
+// have left the window, not only the oldest.
+func TestWatchdogStatusLinesAfterRestarts(t *testing.T) {
+	f := newWD(t)
+	f.down["bob"] = errWedged
+	for range 3 * 3 { // three restarts, at 12:02, 12:05, 12:08
+		f.tick(t)
+		f.clock = f.clock.Add(time.Minute)
+	}
+	delete(f.down, "bob")
+	f.tick(t)
+	lines, err := f.wd.StatusLines([]string{"bob"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"watchdog bob: answering; 3 restart(s) in the last 30m0s"}, lines)
+
+	write := func(c rollout.UnitCounters) {
+		b, err := json.Marshal(c)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(f.wd.Dir, "bob.json"), b, 0o644))
+	}
+	at := func(min int) time.Time { return f.clock.Add(time.Duration(min) * time.Minute) }
+	write(rollout.UnitCounters{Failures: 5, Exhausted: true, LastError: "x",
+		Restarts: []time.Time{at(-9), at(-7), at(-5), at(-3)}})
+	lines, err = f.wd.StatusLines([]string{"bob"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"WATCHDOG-EXHAUSTED bob: 4 restarts in the last 30m0s, standing down until " +
+		at(-7).Add(30*time.Minute).UTC().Format(time.RFC3339) + "; last: x"}, lines)
+
+	// The stand-down ends when it says: one restart fewer than the cap left.
+	f.clock = at(-7).Add(30 * time.Minute)
+	f.down["bob"] = errWedged
+	res := f.tick(t)
+	require.Equal(t, rollout.WatchdogRestarted, f.action(res, "bob"), res.Lines())
+}
