@@ -32,6 +32,15 @@ func (s *Server) attachAfter(d time.Duration) {
 	case <-s.closing:
 		return
 	}
+	// Under lifeMu, as Close marks closing: nothing is logged to a log
+	// file Close has released.
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
+	select {
+	case <-s.closing:
+		return
+	default:
+	}
 	s.attached.Store(true)
 	s.log.Info("Listening on " + s.URL)
 	close(s.ready)
