@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -62,7 +63,8 @@ type DBOptions struct {
 // DBOracle judges idleness from the instance's live state database, opened
 // read-only (mode=ro: it never takes a write lock): no turn in flight
 // (projection_thread_sessions.active_turn_id; statev2: runs in an active
-// status) and no activity for QuietThreshold (the newest updated_at).
+// status) and no activity for QuietThreshold (the newest updated_at; in
+// statev2 the newest timestamp its runs carry).
 type DBOracle struct {
 	opts DBOptions
 }
@@ -226,7 +228,10 @@ func (o *DBOracle) read(ctx context.Context, path string) (acts []activity, err 
 	}
 	defer sqlitex.ExecuteTransient(c, "ROLLBACK", nil)
 
-	if tables["projection_thread_sessions"] {
+	// statev2 is a one-time copy of state.sqlite (T3-CONTRACT.md §3): its
+	// thread sessions stopped at the move, and a turn left running in that
+	// copy would hold the user back for good. Its runs say what is active.
+	if tables["projection_thread_sessions"] && !isV2 {
 		start := "s.updated_at"
 		if tables["projection_turns"] {
 			start = `coalesce((SELECT t.started_at FROM projection_turns t
@@ -241,15 +246,80 @@ func (o *DBOracle) read(ctx context.Context, path string) (acts []activity, err 
 		acts = append(acts, a)
 	}
 	if tables["orchestration_v2_projection_runs"] {
-		in := `status NOT IN ('` + strings.Join(endRunStatuses, `','`) + `')`
-		a, err := scan(c, `SELECT count(*), coalesce(sum(`+in+`), 0), max(updated_at),
-			min(CASE WHEN `+in+` THEN started_at END) FROM orchestration_v2_projection_runs`)
+		a, err := readRuns(c, path)
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", path, err)
 		}
 		acts = append(acts, a)
 	}
 	return acts, nil
+}
+
+// The timestamps a statev2 run may carry, newest activity first among
+// them; which ones a build writes is inferred (t3 has been seen writing
+// requested_at and completed_at), so the query takes what the table has.
+var (
+	runStamps = []string{"updated_at", "completed_at", "requested_at", "started_at"}
+	runStarts = []string{"started_at", "requested_at", "updated_at"}
+)
+
+// readRuns reads orchestration_v2_projection_runs: how many runs, how many
+// in an active status, the newest timestamp of any kind it has, and the
+// oldest start of an active run. A table with none of the timestamps is
+// judged by the database file's own modification time.
+func readRuns(c *sqlite.Conn, path string) (activity, error) {
+	cols := map[string]bool{}
+	err := sqlitex.ExecuteTransient(c, `SELECT name FROM pragma_table_info('orchestration_v2_projection_runs')`,
+		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error { cols[s.ColumnText(0)] = true; return nil }})
+	if err != nil {
+		return activity{}, err
+	}
+	if !cols["status"] {
+		return activity{}, fmt.Errorf("%w: orchestration_v2_projection_runs has no status column", ErrNoState)
+	}
+	in := `status NOT IN ('` + strings.Join(endRunStatuses, `','`) + `')`
+	var stamps, starts []string
+	for _, c := range runStamps {
+		if cols[c] {
+			stamps = append(stamps, "SELECT "+c+" AS x FROM orchestration_v2_projection_runs")
+		}
+	}
+	for _, c := range runStarts {
+		if cols[c] {
+			starts = append(starts, c)
+		}
+	}
+	last, oldest := "NULL", "NULL"
+	if len(stamps) > 0 {
+		last = "(SELECT max(x) FROM (" + strings.Join(stamps, " UNION ALL ") + "))"
+	}
+	switch len(starts) {
+	case 0:
+	case 1:
+		oldest = "min(CASE WHEN " + in + " THEN " + starts[0] + " END)"
+	default:
+		oldest = "min(CASE WHEN " + in + " THEN coalesce(" + strings.Join(starts, ", ") + ") END)"
+	}
+	a, err := scan(c, `SELECT count(*), coalesce(sum(`+in+`), 0), `+last+`, `+oldest+` FROM orchestration_v2_projection_runs`)
+	if err != nil {
+		return a, err
+	}
+	if len(stamps) == 0 && a.rows > 0 {
+		a.last = fileModTime(path).UTC().Format(time.RFC3339Nano)
+	}
+	return a, nil
+}
+
+// fileModTime is the newest modification time of a database and its WAL:
+// when it was last written.
+func fileModTime(path string) time.Time {
+	var t time.Time
+	for _, p := range []string{path, path + "-wal"} {
+		if st, err := os.Stat(p); err == nil && st.ModTime().After(t) {
+			t = st.ModTime()
+		}
+	}
+	return t
 }
 
 func scan(c *sqlite.Conn, q string) (activity, error) {

@@ -76,6 +76,28 @@ func TestDBOracle(t *testing.T) {
 			seed(t3test.EraE, 1)(t, base)
 			exec(t, t3test.StateV2DB(base), `PRAGMA ignore_check_constraints = ON; UPDATE orchestration_v2_projection_runs SET status = 'cancelled' WHERE status = 'running'; UPDATE projection_thread_sessions SET active_turn_id = NULL`)
 		}, at: time.Hour, idle: true, quiet: time.Hour},
+		// statev2 is a one-time copy of state.sqlite: its thread sessions are
+		// frozen at the move, and a turn left running there is no turn.
+		{name: "statev2 with a turn left running in its frozen copy", era: t3test.EraE, setup: func(t *testing.T, base string) {
+			seed(t3test.EraE, 0)(t, base)
+			exec(t, t3test.StateV2DB(base), `UPDATE projection_thread_sessions SET active_turn_id = 'turn-stuck', updated_at = '2026-09-06T12:59:00.000Z'`)
+		}, at: time.Hour, idle: true, quiet: time.Hour},
+		// The runs' columns are inferred: t3 writes requested_at and
+		// completed_at; no updated_at, no started_at.
+		{name: "statev2 runs with requested_at and completed_at only", era: t3test.EraE, setup: func(t *testing.T, base string) {
+			seed(t3test.EraE, 0)(t, base)
+			exec(t, t3test.StateV2DB(base), `DROP TABLE orchestration_v2_projection_runs;
+				CREATE TABLE orchestration_v2_projection_runs (run_id TEXT PRIMARY KEY, thread_id TEXT, ordinal INTEGER, provider TEXT,
+					provider_thread_id TEXT, status TEXT, requested_at TEXT, completed_at TEXT, payload_json TEXT, provider_instance_id TEXT);
+				INSERT INTO orchestration_v2_projection_runs VALUES ('r1', 'thread-0000', 1, 'codex', NULL, 'completed', '2026-09-06T11:00:00.000Z', '2026-09-06T11:50:00.000Z', '{}', NULL);
+				INSERT INTO orchestration_v2_projection_runs VALUES ('r2', 'thread-0001', 1, 'codex', NULL, 'running', '2026-09-06T05:00:00.000Z', NULL, '{}', NULL)`)
+		}, at: 0, active: 1, suspicious: true, quiet: 10 * time.Minute},
+		{name: "statev2 runs with requested_at and completed_at only, quiet", era: t3test.EraE, setup: func(t *testing.T, base string) {
+			seed(t3test.EraE, 0)(t, base)
+			exec(t, t3test.StateV2DB(base), `DROP TABLE orchestration_v2_projection_runs;
+				CREATE TABLE orchestration_v2_projection_runs (run_id TEXT PRIMARY KEY, thread_id TEXT, status TEXT, requested_at TEXT, completed_at TEXT);
+				INSERT INTO orchestration_v2_projection_runs VALUES ('r1', 'thread-0000', 'completed', '2026-09-06T11:00:00.000Z', '2026-09-06T11:40:00.000Z')`)
+		}, at: 0, idle: true, quiet: 20 * time.Minute},
 		{name: "missing database", era: t3test.EraC, setup: func(t *testing.T, base string) {}, wantErr: idlegate.ErrNoState},
 		{name: "missing table", era: t3test.EraC, setup: func(t *testing.T, base string) {
 			require.NoError(t, os.MkdirAll(t3test.UserDataDir(base), 0o755))
@@ -161,4 +183,25 @@ func TestDBOracleNeverTakesAWriteLock(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, v.Idle, v.Reason)
 	require.NoError(t, sqlitex.ExecuteTransient(w, "COMMIT", nil), "the writer commits without waiting")
+}
+
+// A runs table with none of the timestamps the gate knows is judged by when
+// the database file was last written: never as idle on the spot.
+func TestDBOracleRunsWithoutTimestampsUseTheFileTime(t *testing.T) {
+	base := filepath.Join(t.TempDir(), ".t3")
+	seed(t3test.EraE, 0)(t, base)
+	exec(t, t3test.StateV2DB(base), `DROP TABLE orchestration_v2_projection_runs;
+		CREATE TABLE orchestration_v2_projection_runs (run_id TEXT PRIMARY KEY, thread_id TEXT, status TEXT);
+		INSERT INTO orchestration_v2_projection_runs VALUES ('r1', 'thread-0000', 'completed')`)
+	written := time.Now()
+	for _, tc := range []struct {
+		after time.Duration
+		idle  bool
+	}{{time.Minute, false}, {time.Hour, true}} {
+		o := idlegate.NewDBOracle(idlegate.DBOptions{Now: func() time.Time { return written.Add(tc.after) }})
+		v, err := o.Idle(bg, instance(base))
+		require.NoError(t, err)
+		assert.Equal(t, tc.idle, v.Idle, v.Reason)
+		assert.InDelta(t, tc.after.Seconds(), v.QuietFor.Seconds(), 5)
+	}
 }

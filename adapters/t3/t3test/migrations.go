@@ -244,12 +244,16 @@ CREATE TABLE auth_sessions (
 CREATE TABLE orchestration_v2_projection_runs (
   run_id TEXT PRIMARY KEY NOT NULL,
   thread_id TEXT NOT NULL,
-  status TEXT NOT NULL CHECK (status IN ('preparing','starting','running','waiting','completed','failed','interrupted')),
-  started_at TEXT NOT NULL,
-  updated_at TEXT NOT NULL,
-  completed_at TEXT
+  ordinal INTEGER NOT NULL,
+  provider TEXT NOT NULL,
+  provider_thread_id TEXT,
+  status TEXT NOT NULL,
+  requested_at TEXT NOT NULL,
+  completed_at TEXT,
+  payload_json TEXT NOT NULL,
+  provider_instance_id TEXT
 );`},
-	{34, "OrchestrationV2ProjectionRunsStatusIndex", `CREATE INDEX idx_orchestration_v2_projection_runs_status ON orchestration_v2_projection_runs(status, updated_at);`},
+	{34, "OrchestrationV2ProjectionRunsStatusIndex", `CREATE INDEX idx_orchestration_v2_projection_runs_status ON orchestration_v2_projection_runs(status, thread_id);`},
 }
 
 // migrationsFor is the prefix of schema an era's build knows.

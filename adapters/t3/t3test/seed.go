@@ -23,7 +23,8 @@ type SeedOptions struct {
 	// turn and two messages each) to create; 0 means DefaultSeedThreads.
 	Threads int
 	// ActiveTurns is how many of those threads (the first ones) have a turn
-	// running: active_turn_id set (and, in era E, a 'running' v2 run).
+	// running: active_turn_id set, or in era E a 'running' v2 run (each
+	// thread there also has a completed one).
 	ActiveTurns int
 	// BulkRows adds that many orchestration_events rows of BulkRowBytes
 	// payload each, to make a database of a chosen size.
@@ -76,6 +77,10 @@ func seed(conn *sqlite.Conn, era Era, o SeedOptions) (err error) {
 	exec := func(q string, args ...any) error {
 		return sqlitex.Execute(conn, q, &sqlitex.ExecOptions{Args: args})
 	}
+	v2, err := hasTable(conn, "orchestration_v2_projection_runs")
+	if err != nil {
+		return err
+	}
 	if err := exec(`INSERT OR REPLACE INTO projection_projects (project_id, title, workspace_root, created_at, updated_at)
 		VALUES ('project-0001', 'workspace', '/srv/workspace', ?, ?)`, now, now); err != nil {
 		return err
@@ -100,6 +105,12 @@ func seed(conn *sqlite.Conn, era Era, o SeedOptions) (err error) {
 		if err := exec(`INSERT OR REPLACE INTO projection_thread_sessions (thread_id, status, provider_name, provider_session_id, provider_thread_id, updated_at)
 			VALUES (?, 'ready', 'codex', ?, ?, ?)`, id, "psess-"+id, "pthread-"+id, now); err != nil {
 			return err
+		}
+		if v2 {
+			if err := exec(`INSERT OR REPLACE INTO orchestration_v2_projection_runs (run_id, thread_id, ordinal, provider, provider_thread_id, status, requested_at, completed_at, payload_json)
+				VALUES (?, ?, 1, 'codex', ?, 'completed', ?, ?, '{}')`, "run-"+done, id, "pthread-"+id, now, now); err != nil {
+				return err
+			}
 		}
 		if i < o.ActiveTurns {
 			if err := setActive(conn, id, true, o.Now); err != nil {
@@ -135,8 +146,11 @@ func seed(conn *sqlite.Conn, era Era, o SeedOptions) (err error) {
 }
 
 // SetActiveTurn marks a thread's turn as running (active) or finished in
-// baseDir's live database, stamping updated_at, for idle-gate tests. In era E
-// databases it also starts or completes an orchestration_v2_projection_runs row.
+// baseDir's live database, for idle-gate tests: projection_thread_sessions
+// and projection_turns before era E, stamping updated_at; in era E, where
+// those tables are the frozen copy the move made, an
+// orchestration_v2_projection_runs row started (requested_at) or completed
+// (completed_at) instead.
 func SetActiveTurn(baseDir, threadID string, active bool, updatedAt time.Time) (err error) {
 	conn, err := sqlite.OpenConn(LiveDB(baseDir), sqlite.OpenReadWrite|sqlite.OpenWAL)
 	if err != nil {
@@ -164,6 +178,15 @@ func setActive(conn *sqlite.Conn, threadID string, active bool, at time.Time) er
 	if err != nil {
 		return err
 	}
+	if v2 {
+		if active {
+			return exec(`INSERT OR REPLACE INTO orchestration_v2_projection_runs (run_id, thread_id, ordinal, provider, provider_thread_id, status, requested_at, payload_json)
+				VALUES (?, ?, (SELECT coalesce(max(ordinal), 0) + 1 FROM orchestration_v2_projection_runs WHERE thread_id = ?), 'codex', ?, 'running', ?, '{}')`,
+				fmt.Sprintf("run-%s-%d", threadID, at.UnixMilli()), threadID, threadID, "pthread-"+threadID, ts)
+		}
+		return exec(`UPDATE orchestration_v2_projection_runs SET status = 'completed', completed_at = ?
+			WHERE thread_id = ? AND status IN ('preparing','starting','running','waiting')`, ts, threadID)
+	}
 	if active {
 		turn := fmt.Sprintf("turn-%s-%d", threadID, at.UnixMilli())
 		if err := exec(`INSERT INTO projection_thread_sessions (thread_id, status, provider_name, active_turn_id, updated_at)
@@ -172,15 +195,8 @@ func setActive(conn *sqlite.Conn, threadID string, active bool, at time.Time) er
 			threadID, turn, ts); err != nil {
 			return err
 		}
-		if err := exec(`INSERT OR REPLACE INTO projection_turns (thread_id, turn_id, state, requested_at, started_at)
-			VALUES (?, ?, 'running', ?, ?)`, threadID, turn, ts, ts); err != nil {
-			return err
-		}
-		if v2 {
-			return exec(`INSERT OR REPLACE INTO orchestration_v2_projection_runs (run_id, thread_id, status, started_at, updated_at)
-				VALUES (?, ?, 'running', ?, ?)`, "run-"+turn, threadID, ts, ts)
-		}
-		return nil
+		return exec(`INSERT OR REPLACE INTO projection_turns (thread_id, turn_id, state, requested_at, started_at)
+			VALUES (?, ?, 'running', ?, ?)`, threadID, turn, ts, ts)
 	}
 	if err := exec(`INSERT INTO projection_thread_sessions (thread_id, status, provider_name, active_turn_id, updated_at)
 		VALUES (?, 'ready', 'codex', NULL, ?)
@@ -188,14 +204,7 @@ func setActive(conn *sqlite.Conn, threadID string, active bool, at time.Time) er
 		threadID, ts); err != nil {
 		return err
 	}
-	if err := exec(`UPDATE projection_turns SET state = 'completed', completed_at = ? WHERE thread_id = ? AND state = 'running'`, ts, threadID); err != nil {
-		return err
-	}
-	if v2 {
-		return exec(`UPDATE orchestration_v2_projection_runs SET status = 'completed', updated_at = ?, completed_at = ?
-			WHERE thread_id = ? AND status IN ('preparing','starting','running','waiting')`, ts, ts, threadID)
-	}
-	return nil
+	return exec(`UPDATE projection_turns SET state = 'completed', completed_at = ? WHERE thread_id = ? AND state = 'running'`, ts, threadID)
 }
 
 func hasTable(conn *sqlite.Conn, name string) (bool, error) {

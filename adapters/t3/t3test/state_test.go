@@ -161,11 +161,16 @@ func TestSeedState(t *testing.T) {
 			require.NoError(t, t3test.SeedState(dir, era, t3test.SeedOptions{Threads: 5, ActiveTurns: 2, Now: now}))
 			db := t3test.LiveDB(dir)
 			assert.Equal(t, []string{"5"}, query(t, db, "SELECT COUNT(*) FROM projection_threads"))
-			assert.Equal(t, []string{"2"}, query(t, db, "SELECT COUNT(*) FROM projection_thread_sessions WHERE active_turn_id IS NOT NULL"))
 			assert.Equal(t, []string{"2026-09-06T00:00:00.000Z"}, query(t, db, "SELECT DISTINCT updated_at FROM projection_threads"))
-			if era.UsesStateV2() {
-				assert.Equal(t, []string{"2"}, query(t, db, "SELECT COUNT(*) FROM orchestration_v2_projection_runs WHERE status = 'running'"))
+			if !era.UsesStateV2() {
+				assert.Equal(t, []string{"2"}, query(t, db, "SELECT COUNT(*) FROM projection_thread_sessions WHERE active_turn_id IS NOT NULL"))
+				return
 			}
+			// statev2: the runs say what is active; the thread sessions are
+			// the copy the move made, and stay as they were.
+			assert.Equal(t, []string{"0"}, query(t, db, "SELECT COUNT(*) FROM projection_thread_sessions WHERE active_turn_id IS NOT NULL"))
+			assert.Equal(t, []string{"2"}, query(t, db, "SELECT COUNT(*) FROM orchestration_v2_projection_runs WHERE status = 'running'"))
+			assert.Equal(t, []string{"5"}, query(t, db, "SELECT COUNT(*) FROM orchestration_v2_projection_runs WHERE status = 'completed' AND completed_at = '2026-09-06T00:00:00.000Z'"))
 		})
 	}
 }
@@ -198,6 +203,15 @@ func TestSetActiveTurn(t *testing.T) {
 			at := time.Date(2026, 9, 6, 12, 30, 1, 234_000_000, time.FixedZone("x", 3600))
 
 			require.NoError(t, t3test.SetActiveTurn(dir, id, true, at))
+			if era.UsesStateV2() {
+				assert.Equal(t, []string{"2026-09-06T11:30:01.234Z|2"}, query(t, db,
+					"SELECT requested_at || '|' || ordinal FROM orchestration_v2_projection_runs WHERE thread_id = ? AND status = 'running'", id))
+				require.NoError(t, t3test.SetActiveTurn(dir, id, false, at.Add(time.Second)))
+				assert.Equal(t, []string{"0"}, query(t, db, "SELECT COUNT(*) FROM orchestration_v2_projection_runs WHERE status IN ('preparing','starting','running','waiting')"))
+				assert.Equal(t, []string{"2026-09-06T11:30:02.234Z"}, query(t, db, "SELECT completed_at FROM orchestration_v2_projection_runs WHERE thread_id = ? AND ordinal = 2", id))
+				assert.Equal(t, []string{"0"}, query(t, db, "SELECT COUNT(*) FROM projection_thread_sessions WHERE active_turn_id IS NOT NULL"), "the frozen copy is untouched")
+				return
+			}
 			got := query(t, db, "SELECT active_turn_id IS NOT NULL, updated_at FROM projection_thread_sessions WHERE thread_id = ?", id)
 			assert.Equal(t, []string{"1"}, got)
 			assert.Equal(t, []string{"2026-09-06T11:30:01.234Z"}, query(t, db, "SELECT updated_at FROM projection_thread_sessions WHERE thread_id = ?", id))
@@ -206,10 +220,6 @@ func TestSetActiveTurn(t *testing.T) {
 			assert.Equal(t, []string{"0"}, query(t, db, "SELECT COUNT(*) FROM projection_thread_sessions WHERE active_turn_id IS NOT NULL"))
 			for _, u := range query(t, db, "SELECT updated_at FROM projection_thread_sessions") {
 				assert.Regexp(t, ts, u)
-			}
-			if era.UsesStateV2() {
-				assert.Equal(t, []string{"0"}, query(t, db, "SELECT COUNT(*) FROM orchestration_v2_projection_runs WHERE status IN ('preparing','starting','running','waiting')"))
-				assert.Equal(t, []string{"1"}, query(t, db, "SELECT COUNT(*) FROM orchestration_v2_projection_runs WHERE status = 'completed'"))
 			}
 		})
 	}
