@@ -153,6 +153,9 @@ func (h *HealthChecker) check(ctx context.Context, b rollout.Build, seed string)
 	if err := copySeed(seed, filepath.Join(base, "userdata", "state.sqlite")); err != nil {
 		return rollout.HealthReport{}, err
 	}
+	if err := quiesceCopy(filepath.Join(base, "userdata")); err != nil {
+		return rollout.HealthReport{}, err
+	}
 	// 1. It answers, without migration errors and without exiting, on a
 	// port of its own (another try on another if one is taken meanwhile).
 	sp, rep, err := h.startReady(ctx, b, base)
@@ -324,34 +327,3 @@ func readLedgerMax(path string) (int, error) {
 }
 
 // copySeed copies the snapshot (and a -wal beside it, if any) to dst.
-func copySeed(seed, dst string) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return fmt.Errorf("scratch: %w", err)
-	}
-	if err := copyFile(seed, dst); err != nil {
-		return fmt.Errorf("copy seed: %w", err)
-	}
-	if _, err := os.Stat(seed + "-wal"); err == nil {
-		if err := copyFile(seed+"-wal", dst+"-wal"); err != nil {
-			return fmt.Errorf("copy seed: %w", err)
-		}
-	}
-	return nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}

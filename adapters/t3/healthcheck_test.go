@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
 
 	"github.com/t3fleet/t3fleet/adapters/t3"
 	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
@@ -105,6 +107,40 @@ func TestHealthCheckThroughTheStartWindow(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, rep.Passed, rep.Reason)
 	assert.Less(t, rep.Took, 5*time.Second, "answered soon after the attach, not after a request timeout of %s", t3.DefaultRequestTimeout)
+}
+
+// The seed snapshot is taken whatever the user was doing: a turn in flight
+// in it is one t3 would continue at start, its provider started in the
+// user's real workspace (on by default). The health check's serve must
+// never do that: it runs the candidate on a copy, as the updater's user.
+func TestHealthCheckNeverContinuesTheSeedsThreads(t *testing.T) {
+	for _, tc := range []struct {
+		era     t3test.Era
+		version string
+	}{{t3test.EraC, "0.0.30"}, {t3test.EraE, "0.0.46-nightly.20260901.900"}} {
+		t.Run(string(tc.era), func(t *testing.T) {
+			dir, ws := t.TempDir(), t.TempDir()
+			require.NoError(t, t3test.SeedState(dir, tc.era, t3test.SeedOptions{Threads: 2, ActiveTurns: 2}))
+			db, err := sqlite.OpenConn(t3test.LiveDB(dir), sqlite.OpenReadWrite)
+			require.NoError(t, err)
+			require.NoError(t, sqlitex.Execute(db, `UPDATE projection_projects SET workspace_root = ?`, &sqlitex.ExecOptions{Args: []any{ws}}))
+			require.NoError(t, db.Close())
+			seed := t3test.LiveDB(dir)
+			before, err := os.ReadFile(seed)
+			require.NoError(t, err)
+
+			b := stageBuild(t, t.TempDir(), tc.version, t3test.Faults{})
+			rep, err := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t.TempDir()}).Check(context.Background(), b, seed)
+			require.NoError(t, err)
+			require.True(t, rep.Passed, rep.Reason)
+			left, err := os.ReadDir(ws)
+			require.NoError(t, err)
+			assert.Empty(t, left, "no thread of the seed was continued in its workspace")
+			after, err := os.ReadFile(seed)
+			require.NoError(t, err)
+			assert.Equal(t, before, after, "the seed itself is untouched")
+		})
+	}
 }
 
 func TestHealthCheckInfrastructureErrors(t *testing.T) {

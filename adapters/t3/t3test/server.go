@@ -179,6 +179,7 @@ func (s *Server) setup(ctx context.Context) error {
 	if s.db, err = openDB(liveDBFor(s.BaseDir, s.Era), s.Era); err != nil {
 		return fmt.Errorf("serve %s: %w", s.BaseDir, err)
 	}
+	s.continueThreads()
 
 	addr := net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port))
 	var ln net.Listener
