@@ -305,17 +305,31 @@ func readRuns(c *sqlite.Conn, path string) (activity, error) {
 		q += ", " + strings.Join(stamps, ", ")
 	}
 	var a activity
+	var newest []string
 	err = sqlitex.ExecuteTransient(c, q+` FROM orchestration_v2_projection_runs`, &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
 		a = activity{rows: s.ColumnInt(0), active: s.ColumnInt(1), oldest: s.ColumnText(2)}
 		for i := range stamps {
-			// One format throughout (T3-CONTRACT.md §3): the greatest string
-			// is the newest time.
-			a.last = max(a.last, s.ColumnText(3+i))
+			newest = append(newest, s.ColumnText(3+i))
 		}
 		return nil
 	}})
 	if err != nil {
 		return a, err
+	}
+	// The newest of the columns' newest, compared as times: two columns
+	// need not be written in one format.
+	var lastT time.Time
+	for _, n := range newest {
+		if n == "" {
+			continue
+		}
+		t, err := parseTime(n)
+		if err != nil {
+			return a, err
+		}
+		if t.After(lastT) {
+			lastT, a.last = t, n
+		}
 	}
 	if len(stamps) == 0 && a.rows > 0 {
 		a.last = fileModTime(path).UTC().Format(time.RFC3339Nano)
