@@ -14,8 +14,10 @@ import (
 const FirstAnswerWait = 250 * time.Millisecond
 
 // MaxAnswerAttempts bounds how many copies of one request GetAnswered has
-// in flight.
-const MaxAnswerAttempts = 6
+// in flight: with waits growing by half, 16 copies span more than ten
+// minutes, so in practice the caller's deadline ends it first (8 copies
+// in 10 s).
+const MaxAnswerAttempts = 16
 
 // GetAnswered GETs url with header and returns the first response, whatever
 // its status. t3's serve accepts connections before it attaches its request
@@ -23,7 +25,8 @@ const MaxAnswerAttempts = 6
 // right after a start, a connection can be accepted and stay silent for
 // good. So while no answer has come, the request is sent again on a new
 // connection after FirstAnswerWait, then after waits half as long again
-// each, up to MaxAnswerAttempts copies. None is abandoned, so a live but
+// each (up to MaxAnswerAttempts copies), however long the window lasts.
+// None is abandoned, so a live but
 // slow instance still answers the first; the first answer wins and the
 // other copies are cancelled (which closes their connections). Everything,
 // reading the body included, is bounded by ctx alone; when it ends first,

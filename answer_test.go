@@ -29,10 +29,13 @@ func TestGetAnswered(t *testing.T) {
 		wantCtxErr bool // gave up when ctx ended
 		minTook    time.Duration
 		maxTook    time.Duration
+		limit      time.Duration // the caller's deadline; zero: limit
 	}{
 		{name: "answering", path: t3test.PathEnvironment, wantStatus: 200, maxTook: limit / 2},
 		{name: "accepted in the start window, answered after it on a new connection", faults: t3test.Faults{DeafStart: 400 * time.Millisecond},
 			path: t3test.PathEnvironment, wantStatus: 200, minTook: 400 * time.Millisecond, maxTook: limit},
+		{name: "a start window longer than the first copies span", faults: t3test.Faults{DeafStart: 4 * time.Second},
+			path: t3test.PathEnvironment, wantStatus: 200, minTook: 4 * time.Second, maxTook: 9 * time.Second, limit: 10 * time.Second},
 		{name: "wedged: gives up when ctx ends", faults: t3test.Faults{Wedged: true}, path: t3test.PathEnvironment, wantCtxErr: true, minTook: limit, maxTook: 2 * limit},
 		{name: "refused: at once", closed: true, path: t3test.PathEnvironment, maxTook: limit / 2},
 	}
@@ -47,7 +50,11 @@ func TestGetAnswered(t *testing.T) {
 				base = "http://" + ln.Addr().String()
 				require.NoError(t, ln.Close())
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), limit)
+			d := limit
+			if tc.limit > 0 {
+				d = tc.limit
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), d)
 			defer cancel()
 			t0 := time.Now()
 			resp, err := t3fleet.GetAnswered(ctx, nil, base+tc.path, http.Header{"Accept": {"application/json"}})
