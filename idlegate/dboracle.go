@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -264,9 +265,14 @@ var (
 )
 
 // readRuns reads orchestration_v2_projection_runs in one pass: how many
-// runs, how many in an active status, the newest timestamp of any kind it
-// has, and the oldest start of an active run. A table with none of the
-// timestamps is judged by the database file's own modification time.
+// runs, how many in an active status, the newest time any of its timestamp
+// columns holds, and the oldest start of an active run. Which columns a
+// build writes, and how, is inferred, so times are compared as times: in
+// t3's own form (24 characters, UTC, "Z") a column's greatest string is its
+// newest time, a cheap scan; any other value sends the read to SQLite's
+// julianday (ISO 8601 with Z or an offset, or SQLite's own format), and a
+// value that is not a time fails the verdict closed. Runs with no time at
+// all to go by are judged by the database file's last write.
 func readRuns(c *sqlite.Conn, path string) (activity, error) {
 	cols := map[string]bool{}
 	err := sqlitex.ExecuteTransient(c, `SELECT name FROM pragma_table_info('orchestration_v2_projection_runs')`,
@@ -277,14 +283,10 @@ func readRuns(c *sqlite.Conn, path string) (activity, error) {
 	if !cols["status"] {
 		return activity{}, fmt.Errorf("%w: orchestration_v2_projection_runs has no status column", ErrNoState)
 	}
-	// A CASE, not NOT IN: most rows are 'completed', the first WHEN, where
-	// an IN list costs a b-tree lookup per row (75 ms against 25 on 100k
-	// runs, twice per row).
-	in := "CASE status WHEN '" + strings.Join(endRunStatuses, "' THEN 0 WHEN '") + "' THEN 0 ELSE 1 END"
 	var stamps, starts []string
 	for _, c := range runStamps {
 		if cols[c] {
-			stamps = append(stamps, "max("+c+")")
+			stamps = append(stamps, c)
 		}
 	}
 	for _, c := range runStarts {
@@ -292,49 +294,95 @@ func readRuns(c *sqlite.Conn, path string) (activity, error) {
 			starts = append(starts, c)
 		}
 	}
+	a, last, ok, err := scanRuns(c, stamps, starts, false)
+	if err == nil && !ok {
+		a, last, _, err = scanRuns(c, stamps, starts, true)
+	}
+	if err != nil {
+		return a, err
+	}
+	switch {
+	case !last.IsZero():
+		a.last = last.Format(time.RFC3339Nano)
+	case a.rows > 0:
+		a.last = fileModTime(path).UTC().Format(time.RFC3339Nano)
+	}
+	return a, nil
+}
+
+// scanRuns is readRuns' one pass: with julian false, comparing t3's
+// canonical strings (ok is false when a value is in any other form); with
+// julian true, comparing julianday values (an error when one is no time).
+func scanRuns(c *sqlite.Conn, stamps, starts []string, julian bool) (a activity, last time.Time, ok bool, err error) {
+	// A CASE, not NOT IN: most rows are 'completed', the first WHEN, where
+	// an IN list costs a b-tree lookup per row (75 ms against 25 on 100k
+	// runs, twice per row).
+	in := "CASE status WHEN '" + strings.Join(endRunStatuses, "' THEN 0 WHEN '") + "' THEN 0 ELSE 1 END"
+	conv := func(e string) string { return e }
+	if julian {
+		conv = func(e string) string { return "julianday(" + e + ")" }
+	}
+	var sel []string
+	for _, c := range stamps {
+		if julian { // the newest, and how many values are no time
+			sel = append(sel, "max("+conv(c)+")", "count("+c+") - count("+conv(c)+")")
+		} else { // the newest, and how many values are not in t3's form
+			sel = append(sel, "max("+c+")", "count("+c+") - count(CASE WHEN length("+c+") = 24 AND substr("+c+", 24) = 'Z' THEN 1 END)")
+		}
+	}
 	oldest := "NULL"
 	switch len(starts) {
 	case 0:
 	case 1:
-		oldest = "min(CASE WHEN " + in + " = 1 THEN " + starts[0] + " END)"
+		oldest = "min(CASE WHEN " + in + " = 1 THEN " + conv(starts[0]) + " END)"
 	default:
-		oldest = "min(CASE WHEN " + in + " = 1 THEN coalesce(" + strings.Join(starts, ", ") + ") END)"
+		oldest = "min(CASE WHEN " + in + " = 1 THEN " + conv("coalesce("+strings.Join(starts, ", ")+")") + " END)"
 	}
 	q := `SELECT count(*), coalesce(sum(` + in + `), 0), ` + oldest
-	if len(stamps) > 0 {
-		q += ", " + strings.Join(stamps, ", ")
+	if len(sel) > 0 {
+		q += ", " + strings.Join(sel, ", ")
 	}
-	var a activity
-	var newest []string
+	ok = true
 	err = sqlitex.ExecuteTransient(c, q+` FROM orchestration_v2_projection_runs`, &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-		a = activity{rows: s.ColumnInt(0), active: s.ColumnInt(1), oldest: s.ColumnText(2)}
-		for i := range stamps {
-			newest = append(newest, s.ColumnText(3+i))
+		a = activity{rows: s.ColumnInt(0), active: s.ColumnInt(1)}
+		at := func(i int) (time.Time, bool) {
+			switch {
+			case s.ColumnType(i) == sqlite.TypeNull:
+				return time.Time{}, false
+			case julian:
+				return julianTime(s.ColumnFloat(i)), true
+			}
+			t, err := time.Parse(time.RFC3339Nano, s.ColumnText(i))
+			if err != nil {
+				ok = false
+			}
+			return t, err == nil
+		}
+		if t, has := at(2); has {
+			a.oldest = t.Format(time.RFC3339Nano)
+		}
+		for i := 3; i < 3+len(sel); i += 2 {
+			if n := s.ColumnInt(i + 1); n > 0 {
+				if julian {
+					return fmt.Errorf("%w: %d value(s) of orchestration_v2_projection_runs are not times", ErrBadTimestamp, n)
+				}
+				ok = false
+			}
+			if t, has := at(i); has && t.After(last) {
+				last = t
+			}
 		}
 		return nil
 	}})
-	if err != nil {
-		return a, err
-	}
-	// The newest of the columns' newest, compared as times: two columns
-	// need not be written in one format.
-	var lastT time.Time
-	for _, n := range newest {
-		if n == "" {
-			continue
-		}
-		t, err := parseTime(n)
-		if err != nil {
-			return a, err
-		}
-		if t.After(lastT) {
-			lastT, a.last = t, n
-		}
-	}
-	if len(stamps) == 0 && a.rows > 0 {
-		a.last = fileModTime(path).UTC().Format(time.RFC3339Nano)
-	}
-	return a, nil
+	return a, last, ok, err
+}
+
+// julianTime converts a Julian day number (SQLite's julianday) to a UTC
+// time, to the millisecond.
+func julianTime(jd float64) time.Time {
+	const unixEpochJD = 2440587.5
+	ms := math.Round((jd - unixEpochJD) * 86400e3)
+	return time.UnixMilli(int64(ms)).UTC()
 }
 
 // fileModTime is the newest modification time of a database and its WAL:

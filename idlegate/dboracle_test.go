@@ -104,6 +104,13 @@ func TestDBOracle(t *testing.T) {
 				CREATE TABLE orchestration_v2_projection_runs (run_id TEXT PRIMARY KEY, status TEXT, requested_at TEXT, completed_at TEXT);
 				INSERT INTO orchestration_v2_projection_runs VALUES ('r1', 'completed', '2026-09-06T11:30:00+01:00', '2026-09-06T11:00:00.000Z')`)
 		}, at: 0, quiet: time.Hour, idle: true},
+		{name: "statev2 runs: a newer time in SQLite's own format is still the newest", era: t3test.EraE, setup: runsTable(
+			`('r1', 'completed', '2026-09-06T10:00:00.000Z', '2026-09-06 12:59:30')`), at: time.Hour, quiet: 30 * time.Second},
+		{name: "statev2 runs: a newer time with an offset is still the newest", era: t3test.EraE, setup: runsTable(
+			`('r1', 'completed', '2026-09-06T12:00:00.000Z', '2026-09-06T08:59:30-04:00')`), at: time.Hour, quiet: 30 * time.Second},
+		{name: "statev2 runs: a value that is not a time fails closed, wherever it sorts", era: t3test.EraE, setup: runsTable(
+			`('r1', 'completed', '2026-09-06T10:00:00.000Z', '2026-09-06T10:30:00.000Z')`,
+			`('r2', 'completed', '2026-09-06T10:40:00.000Z', '1757160000000')`), at: time.Hour, wantErr: idlegate.ErrBadTimestamp},
 		{name: "missing database", era: t3test.EraC, setup: func(t *testing.T, base string) {}, wantErr: idlegate.ErrNoState},
 		{name: "missing table", era: t3test.EraC, setup: func(t *testing.T, base string) {
 			require.NoError(t, os.MkdirAll(t3test.UserDataDir(base), 0o755))
@@ -210,4 +217,28 @@ func TestDBOracleRunsWithoutTimestampsUseTheFileTime(t *testing.T) {
 		assert.Equal(t, tc.idle, v.Idle, v.Reason)
 		assert.InDelta(t, tc.after.Seconds(), v.QuietFor.Seconds(), 5)
 	}
+}
+
+// runsTable replaces a seeded statev2's runs with rows (run_id, status,
+// requested_at, completed_at).
+func runsTable(rows ...string) func(t *testing.T, base string) {
+	return func(t *testing.T, base string) {
+		seed(t3test.EraE, 0)(t, base)
+		exec(t, t3test.StateV2DB(base), `DROP TABLE orchestration_v2_projection_runs;
+			CREATE TABLE orchestration_v2_projection_runs (run_id TEXT PRIMARY KEY, status TEXT, requested_at TEXT, completed_at TEXT);
+			INSERT INTO orchestration_v2_projection_runs VALUES `+strings.Join(rows, ", "))
+	}
+}
+
+// Runs whose timestamp columns exist but hold nothing are judged by the
+// file's last write too, never as idle on the spot.
+func TestDBOracleRunsWithEmptyTimestampsUseTheFileTime(t *testing.T) {
+	base := filepath.Join(t.TempDir(), ".t3")
+	runsTable(`('r1', 'completed', NULL, NULL)`)(t, base)
+	written := time.Now()
+	o := idlegate.NewDBOracle(idlegate.DBOptions{Now: func() time.Time { return written.Add(time.Minute) }})
+	v, err := o.Idle(bg, instance(base))
+	require.NoError(t, err)
+	assert.False(t, v.Idle, v.Reason)
+	assert.InDelta(t, time.Minute.Seconds(), v.QuietFor.Seconds(), 5)
 }
