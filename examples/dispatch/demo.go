@@ -287,7 +287,10 @@ func newFront(d *Demo, dispatch *url.URL) http.Handler {
 	mux.HandleFunc("GET "+DemoLoginPath+"{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		_ = loginPage.Execute(w, d)
+		d.mu.Lock()
+		users := slices.Clone(d.Users) // Restart swaps servers meanwhile
+		d.mu.Unlock()
+		_ = loginPage.Execute(w, struct{ Users []DemoUser }{users})
 	})
 	mux.HandleFunc("POST "+DemoLoginPath+"login", func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := d.User(r.FormValue("user")); !ok {

@@ -157,12 +157,14 @@ func TestDemoRestartWhileTheFrontServes(t *testing.T) {
 				return
 			default:
 			}
-			req, _ := http.NewRequest(http.MethodGet, demo.FrontURL+"/api/x", nil)
-			req.AddCookie(&http.Cookie{Name: demoCookie, Value: "emil.barzin"})
-			if resp, err := http.DefaultClient.Do(req); err == nil {
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				served.Add(1)
+			for _, u := range []string{demo.FrontURL + "/api/x", demo.URL} { // an instance's page, the login page
+				req, _ := http.NewRequest(http.MethodGet, u, nil)
+				req.AddCookie(&http.Cookie{Name: demoCookie, Value: "emil.barzin"})
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					served.Add(1)
+				}
 			}
 		}
 	}()
