@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +26,10 @@ const (
 	DefaultBusyTimeout    = 2 * time.Second
 	DefaultClockSkew      = 2 * time.Second
 )
+
+// EndRunStatuses are the statuses of a statev2 run that has ended; any
+// other counts as a run in flight. A copy.
+func EndRunStatuses() []string { return slices.Clone(endRunStatuses) }
 
 // Sentinels for the ways the DB oracle fails closed. Each comes with a
 // not-idle Verdict whose Reason says the same in words.

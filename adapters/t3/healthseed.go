@@ -5,7 +5,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/t3fleet/t3fleet/idlegate"
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 )
@@ -46,8 +48,10 @@ func copyFile(src, dst string) error {
 // snapshot is taken whatever the user was doing, and t3 continues at start
 // the threads whose turn or run was in flight (on by default), which starts
 // their provider in the user's real workspace, as the updater's user. So
-// the copy gets a settings.json that turns that off, and its turns and runs
-// in flight are marked as ended (a copy: the seed is untouched).
+// the copy gets a settings.json that turns that off, and whatever the idle
+// gate would count as in flight in it is marked ended: thread sessions'
+// active turns, turns and statev2 runs in any state but an end state (a
+// copy: the seed is untouched).
 func quiesceCopy(userdata string) error {
 	settings := []byte(`{"continueThreadsAfterServerUpdate":false}` + "\n")
 	if err := os.WriteFile(filepath.Join(userdata, "settings.json"), settings, 0o600); err != nil {
@@ -58,20 +62,22 @@ func quiesceCopy(userdata string) error {
 		return fmt.Errorf("scratch: %w", err)
 	}
 	defer c.Close()
-	tables := map[string]bool{}
-	err = sqlitex.ExecuteTransient(c, `SELECT name FROM sqlite_master WHERE type = 'table'
-		AND name IN ('projection_thread_sessions', 'orchestration_v2_projection_runs')`,
-		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error { tables[s.ColumnText(0)] = true; return nil }})
+	cols := map[string]bool{} // "table.column" of the ones quiesced
+	err = sqlitex.ExecuteTransient(c, `SELECT m.name || '.' || p.name FROM sqlite_master m, pragma_table_info(m.name) p
+		WHERE m.type = 'table' AND m.name IN ('projection_thread_sessions', 'projection_turns', 'orchestration_v2_projection_runs')`,
+		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error { cols[s.ColumnText(0)] = true; return nil }})
 	if err != nil {
 		return fmt.Errorf("scratch: %w", err)
 	}
-	for table, q := range map[string]string{
-		"projection_thread_sessions":       `UPDATE projection_thread_sessions SET active_turn_id = NULL WHERE active_turn_id IS NOT NULL`,
-		"orchestration_v2_projection_runs": `UPDATE orchestration_v2_projection_runs SET status = 'interrupted' WHERE status IN ('queued','preparing','starting','running','waiting')`,
+	ended := "('" + strings.Join(idlegate.EndRunStatuses(), "','") + "')"
+	for col, q := range map[string]string{
+		"projection_thread_sessions.active_turn_id": `UPDATE projection_thread_sessions SET active_turn_id = NULL WHERE active_turn_id IS NOT NULL`,
+		"projection_turns.state":                    `UPDATE projection_turns SET state = 'interrupted' WHERE state NOT IN ` + ended,
+		"orchestration_v2_projection_runs.status":   `UPDATE orchestration_v2_projection_runs SET status = 'interrupted' WHERE status NOT IN ` + ended,
 	} {
-		if tables[table] {
+		if cols[col] {
 			if err := sqlitex.ExecuteTransient(c, q, nil); err != nil {
-				return fmt.Errorf("scratch: quiesce %s: %w", table, err)
+				return fmt.Errorf("scratch: quiesce %s: %w", col, err)
 			}
 		}
 	}
