@@ -32,26 +32,8 @@ const (
 // and WebSocket go through the dispatch without a redirect; after the
 // instance wipes its sessions, a reload pairs again with a new cookie.
 func TestChromiumPairsProxiesAndRepairs(t *testing.T) {
-	chromiumtest.Find(t) // before the demo starts: skip or fail early
-	ctx, cancel := context.WithTimeout(context.Background(), chromiumTestBudget)
-	defer cancel()
-
-	logs := &lockedBuffer{}
 	reg := prometheus.NewRegistry()
-	demo, err := StartDemo(ctx, DemoOptions{
-		Dir:      t.TempDir(),
-		Logger:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Registry: reg,
-	})
-	require.NoError(t, err)
-	t.Cleanup(demo.Close)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("dispatch log:\n%s", logs.String())
-		}
-	})
-
-	browser := chromiumtest.Start(t, ctx)
+	demo, logs, browser := chromiumDemo(t, reg)
 
 	for _, u := range demo.Users {
 		t.Run(u.SSO, func(t *testing.T) {
@@ -106,19 +88,7 @@ func TestChromiumPairsProxiesAndRepairs(t *testing.T) {
 // holds that upgrade until the instance answers: the tab is live again
 // without a reload.
 func TestChromiumTabReconnectsAcrossARestart(t *testing.T) {
-	chromiumtest.Find(t)
-	ctx, cancel := context.WithTimeout(context.Background(), chromiumTestBudget)
-	defer cancel()
-	logs := &lockedBuffer{}
-	demo, err := StartDemo(ctx, DemoOptions{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	require.NoError(t, err)
-	t.Cleanup(demo.Close)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("dispatch log:\n%s", logs.String())
-		}
-	})
-	browser := chromiumtest.Start(t, ctx)
+	demo, logs, browser := chromiumDemo(t, nil)
 	tab, closeTab := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 	defer closeTab()
 
@@ -127,7 +97,7 @@ func TestChromiumTabReconnectsAcrossARestart(t *testing.T) {
 	require.NoError(t, chromedp.Do(stepCtx(tab), chromedp.Click(loginButton(sso))))
 	waitPage(t, tab, demo.FrontURL+"/", sso)
 
-	srv, err := demo.Restart(ctx, sso, t3test.Faults{DeafStart: time.Second})
+	srv, err := demo.Restart(t.Context(), sso, t3test.Faults{DeafStart: time.Second})
 	require.NoError(t, err)
 	p := waitWS(t, tab, "echo: ping (reconnected 1)")
 	require.Equal(t, "authenticated", p.Session, "the same page, never reloaded")
@@ -158,6 +128,32 @@ func waitWS(t *testing.T, tab context.Context, want string) page {
 	}
 	t.Fatalf("page never showed ws %q: last %+v", want, last)
 	return last
+}
+
+// chromiumDemo starts the demo (its log at debug level, shown if the test
+// fails; reg nil: a registry of its own) and a real headless Chromium, both
+// ended with the test and within chromiumTestBudget. It skips, or fails
+// under T3FLEET_REQUIRE_REAL, before anything starts when Chromium is
+// missing.
+func chromiumDemo(t *testing.T, reg *prometheus.Registry) (*Demo, *lockedBuffer, context.Context) {
+	t.Helper()
+	chromiumtest.Find(t)
+	ctx, cancel := context.WithTimeout(context.Background(), chromiumTestBudget)
+	t.Cleanup(cancel)
+	logs := &lockedBuffer{}
+	demo, err := StartDemo(ctx, DemoOptions{
+		Dir:      t.TempDir(),
+		Logger:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Registry: reg,
+	})
+	require.NoError(t, err)
+	t.Cleanup(demo.Close)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("dispatch log:\n%s", logs.String())
+		}
+	})
+	return demo, logs, chromiumtest.Start(t, ctx)
 }
 
 // loginButton selects the login page's button for sso. Not chromedp.ID: it
