@@ -60,6 +60,15 @@ type Installer interface {
 	Drop(ctx context.Context, version string) error
 }
 
+// ActivationInstaller is implemented by an Installer whose Stage installs
+// nothing and whose Activate downloads and installs the build (npm's
+// global layout): the health check then runs on a scratch stage
+// (Options.CandidateInstaller), and Plan's expected duration counts both
+// installs.
+type ActivationInstaller interface {
+	InstallsAtActivation() bool
+}
+
 // HealthReport is the outcome of a health check; Passed false carries Reason.
 type HealthReport struct {
 	Passed   bool

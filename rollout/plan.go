@@ -19,13 +19,20 @@ const (
 )
 
 // expectedPrepare estimates the backups of n users, BackupConcurrency at
-// a time, with the staging running alongside: the longer of the two.
+// a time, with the staging running alongside: the longer of the two. An
+// installer that installs only at activation stages nothing then; its
+// health check's scratch stage comes after the backups, and its install at
+// activation after the health check.
 func (e *Engine) expectedPrepare(n int) time.Duration {
 	c := e.BackupConcurrency
 	if c <= 0 {
 		c = DefaultBackupConcurrency
 	}
-	return max(time.Duration((n+c-1)/c)*EstimateBackup, EstimateStage)
+	backups := time.Duration((n+c-1)/c) * EstimateBackup
+	if ai, ok := e.Installer.(ActivationInstaller); ok && ai.InstallsAtActivation() {
+		return backups + EstimateStage + EstimateStage
+	}
+	return max(backups, EstimateStage)
 }
 
 // PlanOptions tune Plan.

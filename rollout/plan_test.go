@@ -103,6 +103,22 @@ func mustLocate(t *testing.T, sim *rollouttest.Sim, user string) t3fleet.Instanc
 	return in
 }
 
+// An installer that installs at Activate (npm's global layout) stages
+// nothing beforehand: the plan counts the health check's scratch stage
+// after the backups, and the install at activation.
+func TestPlanExpectsTheGlobalInstallersInstalls(t *testing.T) {
+	sim := newSim(t)
+	e := sim.Engine(rollout.Options{})
+	e.Installer = installsAtActivation{e.Installer}
+	p, err := e.Plan(context.Background(), rollout.PlanOptions{})
+	require.NoError(t, err)
+	require.Equal(t, 2*rollout.EstimateBackup+rollout.EstimateStage+rollout.EstimateHealth+rollout.EstimateStage+4*rollout.EstimateRestart, p.Expected)
+}
+
+type installsAtActivation struct{ rollout.Installer }
+
+func (installsAtActivation) InstallsAtActivation() bool { return true }
+
 // A run's journal reads, in status, as what the next run does with it: a
 // prepare-phase one (a run stopped during its backups or health check)
 // changed nothing live, and is started over, not finished.

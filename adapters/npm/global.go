@@ -42,7 +42,10 @@ type Global struct {
 	run  runner
 }
 
-var _ rollout.Installer = (*Global)(nil)
+var (
+	_ rollout.Installer           = (*Global)(nil)
+	_ rollout.ActivationInstaller = (*Global)(nil)
+)
 
 // NewGlobal returns a Global installer; it runs nothing yet.
 func NewGlobal(opts GlobalOptions) (*Global, error) {
@@ -127,6 +130,10 @@ func (g *Global) Bin(ctx context.Context) (string, error) {
 	}
 	return filepath.Join(prefix, "bin", g.opts.BinName), nil
 }
+
+// InstallsAtActivation implements rollout.ActivationInstaller: Stage
+// installs nothing, Activate runs npm install -g.
+func (g *Global) InstallsAtActivation() bool { return true }
 
 // Stage validates v and returns a Build carrying only the version; it
 // installs nothing (see Global).
