@@ -13,8 +13,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"zombiezen.com/go/sqlite"
-	"zombiezen.com/go/sqlite/sqlitex"
 
 	"github.com/t3fleet/t3fleet/adapters/t3"
 	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
@@ -120,11 +118,7 @@ func TestHealthCheckNeverContinuesTheSeedsThreads(t *testing.T) {
 	}{{t3test.EraC, "0.0.30"}, {t3test.EraE, "0.0.46-nightly.20260901.900"}} {
 		t.Run(string(tc.era), func(t *testing.T) {
 			dir, ws := t.TempDir(), t.TempDir()
-			require.NoError(t, t3test.SeedState(dir, tc.era, t3test.SeedOptions{Threads: 2, ActiveTurns: 2}))
-			db, err := sqlite.OpenConn(t3test.LiveDB(dir), sqlite.OpenReadWrite)
-			require.NoError(t, err)
-			require.NoError(t, sqlitex.Execute(db, `UPDATE projection_projects SET workspace_root = ?`, &sqlitex.ExecOptions{Args: []any{ws}}))
-			require.NoError(t, db.Close())
+			require.NoError(t, t3test.SeedState(dir, tc.era, t3test.SeedOptions{Threads: 2, ActiveTurns: 2, Workspace: ws}))
 			seed := t3test.LiveDB(dir)
 			before, err := os.ReadFile(seed)
 			require.NoError(t, err)

@@ -9,8 +9,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
-	"zombiezen.com/go/sqlite"
-	"zombiezen.com/go/sqlite/sqlitex"
 )
 
 // t3 continues, at start, the threads whose turn was in flight, starting
@@ -20,17 +18,13 @@ func TestContinueThreadsAtStart(t *testing.T) {
 		for _, off := range []bool{false, true} {
 			t.Run(fmt.Sprintf("era %s off=%t", era, off), func(t *testing.T) {
 				dir, ws := t.TempDir(), t.TempDir()
-				require.NoError(t, t3test.SeedState(dir, era, t3test.SeedOptions{Threads: 3, ActiveTurns: 1}))
-				db, err := sqlite.OpenConn(t3test.LiveDB(dir), sqlite.OpenReadWrite)
-				require.NoError(t, err)
-				require.NoError(t, sqlitex.Execute(db, `UPDATE projection_projects SET workspace_root = ?`, &sqlitex.ExecOptions{Args: []any{ws}}))
-				require.NoError(t, db.Close())
+				require.NoError(t, t3test.SeedState(dir, era, t3test.SeedOptions{Threads: 3, ActiveTurns: 1, Workspace: ws}))
 				if off {
 					require.NoError(t, os.WriteFile(filepath.Join(t3test.UserDataDir(dir), t3test.SettingsFile), []byte(`{"continueThreadsAfterServerUpdate":false}`), 0o644))
 				}
 				srv := newServer(t, dir, t3test.Options{Era: era})
 				srv.Close()
-				_, err = os.Stat(t3test.ContinuedMarker(ws, t3test.SeedThreadID(0)))
+				_, err := os.Stat(t3test.ContinuedMarker(ws, t3test.SeedThreadID(0)))
 				assert.Equal(t, !off, err == nil, "thread 0 continued: %v", err)
 				_, err = os.Stat(t3test.ContinuedMarker(ws, t3test.SeedThreadID(1)))
 				assert.Error(t, err, "an idle thread is not")

@@ -1,6 +1,7 @@
 package t3test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -33,6 +34,9 @@ type SeedOptions struct {
 	BulkRowBytes int
 	// Now stamps every row; zero means time.Now().
 	Now time.Time
+	// Workspace is the project's workspace root, where a serve continuing
+	// a thread at start leaves ContinuedMarker; empty means /srv/workspace.
+	Workspace string
 }
 
 // SeedThreadID is the id SeedState gives its i-th thread (0-based).
@@ -82,7 +86,7 @@ func seed(conn *sqlite.Conn, era Era, o SeedOptions) (err error) {
 		return err
 	}
 	if err := exec(`INSERT OR REPLACE INTO projection_projects (project_id, title, workspace_root, created_at, updated_at)
-		VALUES ('project-0001', 'workspace', '/srv/workspace', ?, ?)`, now, now); err != nil {
+		VALUES ('project-0001', 'workspace', ?, ?, ?)`, cmp.Or(o.Workspace, "/srv/workspace"), now, now); err != nil {
 		return err
 	}
 	for i := 0; i < o.Threads; i++ {
