@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -108,26 +109,7 @@ func TestChromiumTabReconnectsAcrossARestart(t *testing.T) {
 // waitWS re-reads the page until its #ws shows want.
 func waitWS(t *testing.T, tab context.Context, want string) page {
 	t.Helper()
-	deadline := time.Now().Add(chromiumStepWait)
-	var last page
-	for time.Now().Before(deadline) {
-		rctx, cancel := context.WithTimeout(tab, 2*time.Second)
-		p, err := chromedp.Run(rctx, chromedp.Evaluate[page](readPage))
-		cancel()
-		if err == nil {
-			last = p
-			if p.WS == want {
-				return p
-			}
-		}
-		select {
-		case <-time.After(50 * time.Millisecond):
-		case <-tab.Done():
-			t.Fatalf("browser tab ended: %v", tab.Err())
-		}
-	}
-	t.Fatalf("page never showed ws %q: last %+v", want, last)
-	return last
+	return pollPage(t, tab, fmt.Sprintf("ws %q", want), func(p page) bool { return p.WS == want })
 }
 
 // chromiumDemo starts the demo (its log at debug level, shown if the test
@@ -184,10 +166,25 @@ const readPage = `(() => {
 })()`
 
 // waitPage re-reads the DOM until the instance page at want shows an
-// authenticated session and a WebSocket echo for user. A navigation
-// (a redirect, the pairing 302, a reload) destroys the page's execution
-// context, so each read is retried until the deadline, never slept on.
+// authenticated session and a WebSocket echo for user.
 func waitPage(t *testing.T, tab context.Context, want, user string) page {
+	t.Helper()
+	return pollPage(t, tab, fmt.Sprintf("%s authenticated with a WebSocket echo at %s", user, want), func(p page) bool {
+		if p.Location == want && p.User == user && p.Session == "authenticated" && strings.HasPrefix(p.WS, "echo: ") {
+			return true
+		}
+		if p.Session != "pending" && p.Session != "authenticated" && p.Session != "" {
+			t.Fatalf("page at %s shows session %q (ws %q)", p.Location, p.Session, p.WS)
+		}
+		return false
+	})
+}
+
+// pollPage re-reads the page until done says it shows what is awaited, or
+// chromiumStepWait passes. A navigation (a redirect, the pairing 302, a
+// reload) destroys the page's execution context, so each read is retried
+// until the deadline, never slept on.
+func pollPage(t *testing.T, tab context.Context, what string, done func(page) bool) page {
 	t.Helper()
 	deadline := time.Now().Add(chromiumStepWait)
 	var last page
@@ -198,11 +195,8 @@ func waitPage(t *testing.T, tab context.Context, want, user string) page {
 		cancel()
 		if err == nil {
 			last = p
-			if p.Location == want && p.User == user && p.Session == "authenticated" && strings.HasPrefix(p.WS, "echo: ") {
+			if done(p) {
 				return p
-			}
-			if p.Session != "pending" && p.Session != "authenticated" && p.Session != "" {
-				t.Fatalf("page at %s shows session %q (ws %q)", p.Location, p.Session, p.WS)
 			}
 		} else {
 			lastErr = err
@@ -215,7 +209,7 @@ func waitPage(t *testing.T, tab context.Context, want, user string) page {
 		case <-tab.Done():
 		}
 	}
-	t.Fatalf("page never showed %s authenticated with a WebSocket echo at %s: last %+v, last error %v", user, want, last, lastErr)
+	t.Fatalf("page never showed %s: last %+v, last error %v", what, last, lastErr)
 	return last
 }
 
