@@ -90,33 +90,29 @@ func (e *Engine) run(ctx context.Context) (Result, error) {
 	bctx, failBackups := context.WithCancelCause(ctx)
 	defer failBackups(nil)
 	stage := e.startStage(ctx, rel.Version, failBackups)
+	defer stage.stop() // a no-op once the health check has waited for it
 	fleet, err := e.Fleet(ctx)
 	if err != nil {
-		stage.stop()
 		return Result{}, err
 	}
 	if e.SkipPathCheck {
 		e.emit(ctx, Event{Kind: EventPathChecked, Version: current, Reason: "skipped (SkipPathCheck)"})
 	} else if err := e.checkPath(ctx, fleet, current,
 		"stopped before any change (if the current build itself broke pairing for everyone, run with --skip-path-check)"); err != nil {
-		stage.stop()
 		return Result{Target: rel.Version, Previous: current, Resumed: resumed}, err
 	}
 	j = &Journal{Target: rel.Version, Previous: current, Phase: PhasePrepare, Step: "journal",
 		Started: started, Snapshots: map[string]statebackup.Snapshot{}}
 	if err := st.WriteJournal(j); err != nil {
-		stage.stop()
 		return Result{}, err
 	}
 	res := Result{Target: j.Target, Previous: current, Resumed: resumed}
 	if err := e.crash("journal"); err != nil {
-		stage.stop()
 		return res, err
 	}
 	if err := e.backupAll(bctx, j, fleet); err != nil {
-		// Nothing changed yet: the staging stops, the journal goes, the run
-		// stops. A build that finished staging stays for the next run.
-		stage.stop()
+		// Nothing changed yet: the journal goes, the run stops, and with it
+		// the staging. A build that finished staging stays for the next run.
 		if rerr := st.RemoveJournal(); rerr != nil {
 			err = errors.Join(err, rerr)
 		}

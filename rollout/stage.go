@@ -55,8 +55,7 @@ func (e *Engine) stageAndCheck(ctx context.Context, j *Journal, stage *staging) 
 	res := Result{Target: j.Target, Previous: j.Previous}
 	j.Step = "stage"
 	if err := st.WriteJournal(j); err != nil {
-		stage.stop()
-		return res, err
+		return res, err // the caller stops the staging
 	}
 	b, took, err := stage.wait()
 	if err != nil {
