@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 )
 
@@ -118,18 +117,4 @@ func (s *Store) Prune(ctx context.Context, t Target, keep int) error {
 		return fmt.Errorf("prune %s: %w", t.User, err)
 	}
 	return nil
-}
-
-// nameSeq is the .N a snapshot's name carries for its second (0 for none).
-func nameSeq(path string) int {
-	base := strings.TrimSuffix(filepath.Base(path), ".sqlite")
-	i := strings.LastIndexByte(base, '.')
-	if i < 0 {
-		return 0
-	}
-	n, err := strconv.Atoi(base[i+1:])
-	if err != nil || n < 0 {
-		return 0
-	}
-	return n
 }

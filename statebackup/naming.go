@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -80,6 +81,17 @@ func ParseSnapshotName(name string) (label string, t time.Time, ok bool) {
 		label = LabelDaily
 	}
 	return label, t, true
+}
+
+// nameSeq is the .N a snapshot's file name carries for its second (0 for
+// none).
+func nameSeq(path string) int {
+	m := nameRE.FindStringSubmatch(filepath.Base(path))
+	if m == nil || m[3] == "" {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[3])
+	return n
 }
 
 // metadata is the JSON file kept beside each snapshot.
