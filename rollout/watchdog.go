@@ -92,8 +92,6 @@ type Watchdog struct {
 	Engine *Engine
 	Probe  Prober
 	WatchdogOptions
-
-	unplaced int // units this tick could not place (they may run any build)
 }
 
 // UnitCounters is what the watchdog remembers of one unit between ticks.
@@ -233,13 +231,12 @@ func (w *Watchdog) Tick(ctx context.Context) (WatchdogResult, error) {
 	if err != nil {
 		return res, err
 	}
-	w.unplaced = len(unplaced)
 	for _, f := range unplaced {
 		e.emit(ctx, Event{Kind: EventProvisioning, User: f.Unit.User, Unit: f.Unit.Name, Reason: f.Err.Error()})
 		res.Units = append(res.Units, WatchdogUnit{User: f.Unit.User, Action: WatchdogProvisioning, Reason: f.Err.Error()})
 	}
 	for _, m := range fleet {
-		u, err := w.tick1(ctx, m, fleet)
+		u, err := w.tick1(ctx, m, fleet, len(unplaced))
 		res.Units = append(res.Units, u)
 		if err != nil {
 			res.Reason = err.Error()
@@ -249,7 +246,9 @@ func (w *Watchdog) Tick(ctx context.Context) (WatchdogResult, error) {
 	return res, nil
 }
 
-func (w *Watchdog) tick1(ctx context.Context, m Member, fleet []Member) (WatchdogUnit, error) {
+// tick1 probes m and acts; unplaced counts the units this tick could not
+// place (they may run any build).
+func (w *Watchdog) tick1(ctx context.Context, m Member, fleet []Member, unplaced int) (WatchdogUnit, error) {
 	e, o := w.Engine, w.withDefaults()
 	user := m.Unit.User
 	out := WatchdogUnit{User: user}
@@ -318,7 +317,7 @@ func (w *Watchdog) tick1(ctx context.Context, m Member, fleet []Member) (Watchdo
 	}
 	e.emit(ctx, Event{Kind: EventWatchdogRestart, User: user, Unit: m.Unit.Name, Version: version,
 		Reason: fmt.Sprintf("%d failed probes: %v", failures, perr)})
-	cyc, moving := w.cycleOptions(ctx, m, fleet, version)
+	cyc, moving := w.cycleOptions(ctx, m, fleet, unplaced, version)
 	others := slices.DeleteFunc(slices.Clone(fleet), func(o Member) bool { return o.Unit.Name == m.Unit.Name })
 	if perr := e.checkPath(ctx, others, version, "the wedged unit "+user+" is restarted unverified, nothing frozen"); errors.Is(perr, ErrInterrupted) {
 		out.Action, out.Reason = WatchdogRestarted, perr.Error()
@@ -377,7 +376,7 @@ func (w *Watchdog) tick1(ctx context.Context, m Member, fleet []Member) (Watchdo
 // a deferral marker runs an older build than the active one, and its
 // restart moves it there (moving): its backup and any failure name the
 // active build, and a failure goes back as a failed drain would.
-func (w *Watchdog) cycleOptions(ctx context.Context, m Member, fleet []Member, version string) (o CycleOptions, moving bool) {
+func (w *Watchdog) cycleOptions(ctx context.Context, m Member, fleet []Member, unplaced int, version string) (o CycleOptions, moving bool) {
 	e := w.Engine
 	o = CycleOptions{Label: WatchdogLabel, Version: version}
 	mk, err := e.State().Marker(m.Unit.User)
@@ -403,7 +402,7 @@ func (w *Watchdog) cycleOptions(ctx context.Context, m Member, fleet []Member, v
 	}
 	lastGood, _ := e.State().LastGood()
 	o.Version = cur
-	o.RollbackTo, o.Note = e.drainRollbackTo(ctx, m, fleet, w.unplaced, lastGood, cur)
+	o.RollbackTo, o.Note = e.drainRollbackTo(ctx, m, fleet, unplaced, lastGood, cur)
 	return o, true
 }
 
