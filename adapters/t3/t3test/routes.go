@@ -98,26 +98,43 @@ func (s *Server) authDescriptor() map[string]any {
 	}
 }
 
-// sessionFromRequest finds a live session among the request's cookies: this
-// build's name, plus the legacy t3_session for per-environment builds.
-func (s *Server) sessionFromRequest(r *http.Request) (ls liveSession, legacy, ok bool) {
-	names := []string{s.cookieName}
-	if s.Era.PerEnvironmentCookie() && s.cookieName != LegacyCookieName {
-		names = append(names, LegacyCookieName)
+// sessionFromRequest checks the one session credential t3 selects from the
+// request's cookies (its selectRequestCredential): the first cookie of this
+// build's name when there is one, even a dead one; only when there is none,
+// for per-environment builds, the first legacy t3_session. legacy says the
+// session came from the legacy cookie. err is a failure to read the
+// database, which t3 answers with a 500, not with "unauthenticated".
+func (s *Server) sessionFromRequest(r *http.Request) (ls liveSession, legacy, ok bool, err error) {
+	c, legacy := firstCookie(r, s.cookieName), false
+	if c == nil && s.Era.PerEnvironmentCookie() && s.cookieName != LegacyCookieName {
+		c, legacy = firstCookie(r, LegacyCookieName), true
 	}
-	for i, name := range names {
-		for _, c := range r.CookiesNamed(name) {
-			got, found, err := s.lookupSession(c.Value)
-			if err != nil {
-				s.log.Error("Session check failed", "error", err.Error())
-				continue
-			}
-			if found {
-				return got, i > 0, true
-			}
-		}
+	if c == nil {
+		return liveSession{}, false, false, nil
 	}
-	return liveSession{}, false, false
+	ls, ok, err = s.lookupSession(c.Value)
+	if err != nil {
+		s.log.Error("Session check failed", "error", err.Error())
+		return liveSession{}, false, false, err
+	}
+	return ls, legacy && ok, ok, nil
+}
+
+// firstCookie is the first cookie of the request named name, or nil: t3
+// reads cookies into a record that keeps a name's first value.
+func firstCookie(r *http.Request, name string) *http.Cookie {
+	if cs := r.CookiesNamed(name); len(cs) > 0 {
+		return cs[0]
+	}
+	return nil
+}
+
+// internalError answers 500 as t3's environment API does when its own
+// store fails (failEnvironmentInternal), with reason naming the step.
+func (s *Server) internalError(w http.ResponseWriter, reason string) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusInternalServerError, map[string]string{"_tag": "EnvironmentAuthInternalError",
+		"code": "auth_internal", "reason": reason, "traceId": newUUID()})
 }
 
 func (s *Server) grantFields(body map[string]any, g grant) {
@@ -131,7 +148,11 @@ func (s *Server) grantFields(body map[string]any, g grant) {
 func (s *Server) session(w http.ResponseWriter, r *http.Request) {
 	s.sessionChecks.Add(1)
 	body := map[string]any{"authenticated": false, "auth": s.authDescriptor()}
-	ls, legacy, ok := s.sessionFromRequest(r)
+	ls, legacy, ok, err := s.sessionFromRequest(r)
+	if err != nil {
+		s.internalError(w, "internal_error")
+		return
+	}
 	if ok {
 		body["authenticated"] = true
 		body["sessionMethod"] = SessionMethod
@@ -207,7 +228,12 @@ func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
-	if _, _, ok := s.sessionFromRequest(r); !ok {
+	_, _, ok, err := s.sessionFromRequest(r)
+	if err != nil {
+		s.internalError(w, "internal_error")
+		return
+	}
+	if !ok {
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}

@@ -262,6 +262,45 @@ func TestPerEnvironmentBuildUpgradesLegacyCookie(t *testing.T) {
 	}
 }
 
+// TestSessionCheckSelectsOneCredential follows t3's selectRequestCredential:
+// a cookie of the build's own name is the credential, alone, even a dead
+// one (the first of that name when the browser sends several); the legacy
+// t3_session counts only when no cookie has the build's name.
+func TestSessionCheckSelectsOneCredential(t *testing.T) {
+	srv := newServer(t, t.TempDir(), t3test.Options{Era: t3test.EraD, RemoteReachable: true})
+	live := pair(t, srv).Value
+	named := func(v string) *http.Cookie { return &http.Cookie{Name: srv.CookieName(), Value: v} }
+	legacy := func(v string) *http.Cookie { return &http.Cookie{Name: t3test.LegacyCookieName, Value: v} }
+	const dead = "not-a-session"
+	tests := []struct {
+		name     string
+		cookies  []*http.Cookie
+		want     bool
+		upgraded bool // the answer sets the build's cookie from the legacy one
+	}{
+		{"own name, live", []*http.Cookie{named(live)}, true, false},
+		{"legacy only, live", []*http.Cookie{legacy(live)}, true, true},
+		{"own name dead beside a live legacy", []*http.Cookie{named(dead), legacy(live)}, false, false},
+		{"own name live beside a dead legacy", []*http.Cookie{legacy(dead), named(live)}, true, false},
+		{"first of two own-name cookies dead", []*http.Cookie{named(dead), named(live)}, false, false},
+		{"first of two own-name cookies live", []*http.Cookie{named(live), named(dead)}, true, false},
+		{"first of two legacy cookies dead", []*http.Cookie{legacy(dead), legacy(live)}, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := do(t, "GET", srv.URL+"/api/auth/session", "", tc.cookies...)
+			require.Equal(t, 200, r.Status)
+			assert.Equal(t, tc.want, r.Body["authenticated"])
+			if tc.upgraded {
+				require.Len(t, r.Cookies, 1)
+				assert.Equal(t, srv.CookieName(), r.Cookies[0].Name)
+			} else {
+				assert.Empty(t, r.Cookies)
+			}
+		})
+	}
+}
+
 func TestWebSocket(t *testing.T) {
 	srv := newServer(t, t.TempDir(), t3test.Options{Era: t3test.EraE})
 	wsURL := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
@@ -431,7 +470,12 @@ func TestNewerCLIMigratesUnderOlderServer(t *testing.T) {
 	// The outage of 2026-06-09: a newer CLI mints for the older server.
 	_, err := t3test.CreatePairing(context.Background(), dir, t3test.EraC, t3test.PairingOptions{})
 	require.NoError(t, err)
-	assert.Equal(t, false, do(t, "GET", srv.URL+"/api/auth/session", "", cookie).Body["authenticated"], "migration 31 wiped the session")
+	// Migration 31 rebuilt the sessions table without the role column the
+	// older server reads: it cannot check any session, and says so with a
+	// 500 (a store failure is an internal error in t3, never "signed out").
+	r := do(t, "GET", srv.URL+"/api/auth/session", "", cookie)
+	assert.Equal(t, 500, r.Status)
+	assert.Equal(t, "EnvironmentAuthInternalError", r.Body["_tag"])
 	_, err = srv.Mint(0)
 	assert.ErrorContains(t, err, "no column named role")
 }
