@@ -258,6 +258,28 @@ func TestT3Faults(t *testing.T) {
 	}
 }
 
+// TestOutageSessionCheckFailsOpen replays the 2026-06-09 outage: a newer
+// CLI migrated the database under the running older server, which can no
+// longer read its sessions and answers its session check with a 500. A page
+// load with a live cookie is in doubt, not signed out: it is proxied, and
+// nothing is minted (a mint would run a CLI against that database again).
+func TestOutageSessionCheckFailsOpen(t *testing.T) {
+	srv := t3test.NewServer(t.TempDir(), t3test.Options{Era: t3test.EraB, User: "emil.barzin"})
+	t.Cleanup(srv.Close)
+	d := newT3Dispatch(t, srv)
+	resp, _ := d.get("emil.barzin", "/", pageLoad, nil)
+	require.Equal(t, http.StatusFound, resp.StatusCode)
+	jar := sessionCookies(resp)
+	_, err := t3test.CreatePairing(context.Background(), srv.BaseDir, t3test.EraC, t3test.PairingOptions{})
+	require.NoError(t, err)
+
+	resp, body := d.get("emil.barzin", "/", pageLoad, jar)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, body, "emil.barzin", "the instance's own page")
+	assert.Equal(t, 1, d.minter.calls, "paired once, before the outage")
+	assert.Equal(t, 1.0, d.metricValue(pairing.MetricProbeVerdicts, map[string]string{"verdict": "unknown"}))
+}
+
 // TestPairsThroughTheStartWindow: t3 binds its port before it answers and
 // never answers a request accepted meanwhile (t3code #12215). A first visit
 // in that window, as right after the nightly restart, pairs once the
