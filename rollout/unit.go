@@ -144,18 +144,31 @@ func (e *Engine) Rollback(ctx context.Context, rb Rollback) error {
 			errs = append(errs, err)
 		}
 	}
-	stopped := make([]bool, len(rb.Restores))
+	// What each unit is after the first pass decides the second: a unit
+	// whose database could not be put back is never started on the build
+	// the rollback goes to, since that build cannot read what the target
+	// migrated (the 2026-06-09 outage). It stays as it is, for a person.
+	const (
+		untouched = iota // its stop failed; it had no snapshot, so a restart is safe
+		stopped          // stopped, and its database back (or it had none to restore)
+		leftAlone        // its stop or restore failed on a migrated database
+	)
+	state := make([]int, len(rb.Restores))
 	for i, r := range rb.Restores {
 		u := r.Member.Unit
 		if err := e.Units.Stop(ctx, u); err != nil {
 			// Never restore under a running server.
 			errs = append(errs, fmt.Errorf("stop %s: %w", u.User, err))
+			if r.Snapshot != nil {
+				state[i] = leftAlone // still on the target's build, which can read its database
+			}
 			continue
 		}
-		stopped[i] = true
+		state[i] = stopped
 		if r.Snapshot != nil {
 			if err := e.Backups.Restore(ctx, r.Member.Target(r.Snapshot.Version), *r.Snapshot); err != nil {
 				errs = append(errs, fmt.Errorf("restore %s: %w", u.User, err))
+				state[i] = leftAlone // stopped on a database the old build cannot read
 				continue
 			}
 			e.emit(ctx, Event{Kind: EventRestored, User: u.User, Unit: u.Name, Reason: r.Snapshot.Path})
@@ -175,9 +188,12 @@ func (e *Engine) Rollback(ctx context.Context, rb Rollback) error {
 	for i, r := range rb.Restores {
 		u := r.Member.Unit
 		var err error
-		if stopped[i] {
+		switch state[i] {
+		case leftAlone:
+			continue
+		case stopped:
 			err = e.Units.Start(ctx, u)
-		} else {
+		default:
 			err = e.Units.Restart(ctx, u)
 		}
 		if err != nil {

@@ -2,8 +2,10 @@ package rollout_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -11,6 +13,7 @@ import (
 	"github.com/t3fleet/t3fleet"
 	"github.com/t3fleet/t3fleet/rollout"
 	"github.com/t3fleet/t3fleet/rollout/rollouttest"
+	"github.com/t3fleet/t3fleet/statebackup"
 )
 
 func member(t *testing.T, e *rollout.Engine, user string) rollout.Member {
@@ -183,4 +186,69 @@ func TestRunStopsTheStagingWhenThePathCheckFails(t *testing.T) {
 	default:
 		t.Fatal("the staging still runs after Run returned")
 	}
+}
+
+// A rollback step that fails for one unit (its stop, or its restore) must
+// not then put that unit on the previous build over the database the
+// target migrated: the runbook says a failed `stop U` leaves U on the new
+// build and a failed `restore U` leaves U stopped, for a person to restore
+// (`updater restore --latest-prebump --stop`). Starting the old build on a
+// migrated database is the 2026-06-09 outage the rollback exists to avoid.
+func TestRollbackNeverStartsTheOldBuildOnAMigratedDatabase(t *testing.T) {
+	errInjected := errors.New("injected")
+	cases := []struct {
+		name    string
+		breakIt func(e *rollout.Engine)
+	}{
+		{"restore fails", func(e *rollout.Engine) {
+			b := e.Backups.(*rollouttest.Backuper)
+			restore := b.RestoreFunc
+			b.RestoreFunc = func(ctx context.Context, tg statebackup.Target, s statebackup.Snapshot) error {
+				if tg.User == "bob" {
+					return errInjected
+				}
+				return restore(ctx, tg, s)
+			}
+		}},
+		{"stop fails", func(e *rollout.Engine) {
+			um := e.Units.(*rollouttest.UnitManager)
+			stop := um.StopFunc
+			um.StopFunc = func(ctx context.Context, u rollout.Unit) error {
+				if u.User == "bob" {
+					return errInjected
+				}
+				return stop(ctx, u)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sim := newSim(t)
+			sim.FailCanary(v2, "bob")
+			e := sim.Engine(rollout.Options{})
+			tc.breakIt(e)
+
+			res, err := e.Run(context.Background())
+			require.ErrorIs(t, err, rollout.ErrRollbackFailed, res.Line())
+
+			bob := sim.User("bob")
+			schema, err := sim.DBSchema("bob")
+			require.NoError(t, err)
+			require.Equal(t, v2, schema, "bob's database was not restored")
+			if bob.Running {
+				require.Equal(t, v2, bob.Version,
+					"bob runs %s on a database migrated to %s; calls: %v", bob.Version, schema, callsFor(sim, "bob"))
+			}
+		})
+	}
+}
+
+func callsFor(sim *rollouttest.Sim, user string) []string {
+	var out []string
+	for _, c := range sim.Calls() {
+		if strings.HasSuffix(c, " "+user) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
