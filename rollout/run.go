@@ -244,7 +244,16 @@ func (e *Engine) sizeFunc(snaps map[string]statebackup.Snapshot) func(Member) in
 
 func (e *Engine) canary(ctx context.Context, j *Journal, fleet []Member, res Result) (Result, error) {
 	st := e.State()
-	for _, m := range CanaryOrder(fleet, e.Order, e.OperatorUser, e.sizeFunc(j.Snapshots)) {
+	// A restart the journal records as under way (the last run stopped
+	// there) is finished first, whatever order this run would pick: the
+	// next restart's step would overwrite the only record that this user
+	// may be on the target already.
+	resumed, _ := strings.CutPrefix(j.Step, "restart:")
+	order := CanaryOrder(fleet, e.Order, e.OperatorUser, e.sizeFunc(j.Snapshots))
+	if i := slices.IndexFunc(order, func(m Member) bool { return m.Unit.User == resumed }); i > 0 {
+		order = slices.Concat(order[i:i+1], order[:i], order[i+1:])
+	}
+	for _, m := range order {
 		user := m.Unit.User
 		if j.verified(user) || j.deferred(user) {
 			continue
@@ -252,11 +261,11 @@ func (e *Engine) canary(ctx context.Context, j *Journal, fleet []Member, res Res
 		if err := e.interrupted(ctx, m.Unit, "canary turn", ctx.Err()); err != nil {
 			return interruptedResult(res, err)
 		}
-		// A restart this journal records as under way (the last run stopped
-		// there) may have moved the user already: it is finished whatever
-		// the idle gate or the unit's state says (the unit was running when
-		// it began), or a rollback would not know to restore this user.
-		underWay := j.Step == "restart:"+user
+		// A restart under way may have moved the user already: it is
+		// finished whatever the idle gate or the unit's state says (the unit
+		// was running when it began), or a rollback would not know to
+		// restore this user.
+		underWay := resumed != "" && user == resumed
 		us, err := e.Units.Status(ctx, m.Unit)
 		if err != nil {
 			return res, fmt.Errorf("status %s: %w", user, err)

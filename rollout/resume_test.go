@@ -1,0 +1,63 @@
+package rollout_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/t3fleet/t3fleet/rollout"
+	"github.com/t3fleet/t3fleet/rollout/rollouttest"
+)
+
+// A run crashed while alice's restart was under way (she may run the
+// target on a migrated database). The run that finishes the journal
+// recomputes the canary order; when another user comes first (the
+// operator finishing it by hand with --order, or a unit added since), that
+// user's restart overwrites the journal's step, alice is no longer known to
+// be under way, is deferred as busy, and a later canary failure's rollback
+// leaves her out: she keeps the target's process and migrated database
+// while the binary goes back, and her marker is cleared.
+func TestResumedCanaryRemembersTheRestartUnderWayWhateverTheOrder(t *testing.T) {
+	cases := []struct {
+		name   string
+		resume func(t *testing.T, sim *rollouttest.Sim, e *rollout.Engine)
+	}{
+		{"finished with --order bob", func(t *testing.T, sim *rollouttest.Sim, e *rollout.Engine) {
+			e.Order = []string{"bob"}
+		}},
+		{"operator alice finishes it", func(t *testing.T, sim *rollouttest.Sim, e *rollout.Engine) {
+			e.OperatorUser = "alice"
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sim := newSim(t)
+			e := sim.Engine(rollout.Options{CrashAfter: func(s string) bool { return s == "restart:alice" }})
+			_, err := e.Run(context.Background())
+			require.ErrorIs(t, err, rollout.ErrCrashed)
+			require.Equal(t, v2, sim.User("alice").Version, "the crash came after alice's restart")
+
+			sim.SetBusy("alice", true) // she started a turn on the new build meanwhile
+			sim.FailCanary(v2, "carol")
+			e.CrashAfter = nil
+			rec := &recorder{}
+			e.OnEvent = rec.on
+			tc.resume(t, sim, e)
+			res, err := e.Run(context.Background())
+			require.ErrorIs(t, err, rollout.ErrRolledBack, res.Line())
+			require.Equal(t, v1, sim.Current())
+
+			var aliceSaw []rollout.EventKind
+			for _, ev := range rec.events {
+				if ev.User == "alice" {
+					aliceSaw = append(aliceSaw, ev.Kind)
+				}
+			}
+			schema, err := sim.DBSchema("alice")
+			require.NoError(t, err)
+			require.Equal(t, v1, schema, "alice's database is back at its prebump snapshot; her events in the resumed run: %v", aliceSaw)
+			require.Equal(t, v1, sim.User("alice").Version, "alice runs the build the fleet went back to")
+		})
+	}
+}
