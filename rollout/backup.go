@@ -90,3 +90,43 @@ func (e *Engine) backupAll(ctx context.Context, j *Journal, fleet []Member) erro
 	}
 	return nil
 }
+
+// backupLate takes, for a resumed canary, the prebump snapshot of each
+// member the crashed run did not back up (a unit added since), before it
+// can be moved: a rollback must be able to put every moved unit back. A
+// member whose snapshot fails is deferred instead; the drain takes its own
+// before it restarts anyone. Each outcome is journalled at once.
+func (e *Engine) backupLate(ctx context.Context, j *Journal, fleet []Member) error {
+	st := e.State()
+	label := PrebumpLabelPrefix + j.Target
+	for _, m := range fleet {
+		user := m.Unit.User
+		if _, ok := j.Snapshots[user]; ok || j.verified(user) || j.deferred(user) {
+			continue
+		}
+		t0 := time.Now()
+		snap, err := e.Backups.Backup(ctx, m.Target(j.Previous), label)
+		switch {
+		case err == nil:
+			if j.Snapshots == nil {
+				j.Snapshots = map[string]statebackup.Snapshot{}
+			}
+			j.Snapshots[user] = snap
+			e.emit(ctx, Event{Kind: EventBackedUp, User: user, Unit: m.Unit.Name, Version: j.Target, Reason: snap.Path, Took: time.Since(t0)})
+		case e.AllowMissingBackup && errors.Is(err, statebackup.ErrNoDatabase):
+			e.emit(ctx, Event{Kind: EventBackupSkipped, User: user, Unit: m.Unit.Name, Reason: "no database yet"})
+			continue
+		default:
+			if derr := st.Defer(user, j.Target); derr != nil {
+				return errors.Join(fmt.Errorf("backup %s: %w", user, err), derr)
+			}
+			j.Deferred = append(j.Deferred, user)
+			e.emit(ctx, Event{Kind: EventDeferred, User: user, Unit: m.Unit.Name, Version: j.Target,
+				Reason: fmt.Sprintf("joined after the run's backups, and its own failed: %v", err)})
+		}
+		if err := st.WriteJournal(j); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -2,12 +2,14 @@ package rollout_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/t3fleet/t3fleet/rollout"
 	"github.com/t3fleet/t3fleet/rollout/rollouttest"
+	"github.com/t3fleet/t3fleet/statebackup"
 )
 
 // A run crashed while alice's restart was under way (she may run the
@@ -60,4 +62,62 @@ func TestResumedCanaryRemembersTheRestartUnderWayWhateverTheOrder(t *testing.T) 
 			require.Equal(t, v1, sim.User("alice").Version, "alice runs the build the fleet went back to")
 		})
 	}
+}
+
+// A unit added between the crash and the run that finishes the journal has
+// no prebump snapshot (the backups were taken by the crashed run), yet the
+// resumed canary restarts it onto the target like the others. When a later
+// canary fails, the rollback has nothing to restore it from: it is put
+// back on the old build over the database the target migrated.
+func TestResumedCanaryNeverMovesAUnitWithoutAPrebumpSnapshot(t *testing.T) {
+	for _, step := range []string{"activate", "restart:alice", "verified:alice"} {
+		t.Run(step, func(t *testing.T) {
+			sim := newSim(t)
+			e := sim.Engine(rollout.Options{CrashAfter: func(s string) bool { return s == step }})
+			_, err := e.Run(context.Background())
+			require.ErrorIs(t, err, rollout.ErrCrashed)
+
+			// A user added the next morning, before the run that finishes it.
+			require.NoError(t, sim.AddUser("aaron", &rollouttest.SimUser{Running: true, Version: v1, DBSize: 250}))
+			sim.FailCanary(v2, "carol")
+			e.CrashAfter = nil
+			res, err := e.Run(context.Background())
+			require.ErrorIs(t, err, rollout.ErrRolledBack, res.Line())
+			require.Equal(t, v1, sim.Current())
+
+			schema, err := sim.DBSchema("aaron")
+			require.NoError(t, err)
+			require.Equal(t, v1, schema, "aaron's database matches the build the fleet went back to; his calls: %v", callsFor(sim, "aaron"))
+		})
+	}
+}
+
+// A unit that joined after the crashed run's backups and whose own backup
+// fails is deferred, never moved: the drain backs it up before it restarts
+// it.
+func TestResumedCanaryDefersAJoinedUnitItCannotBackUp(t *testing.T) {
+	sim := newSim(t)
+	e := sim.Engine(rollout.Options{CrashAfter: func(s string) bool { return s == "activate" }})
+	_, err := e.Run(context.Background())
+	require.ErrorIs(t, err, rollout.ErrCrashed)
+
+	require.NoError(t, sim.AddUser("aaron", &rollouttest.SimUser{Running: true, Version: v1, DBSize: 250}))
+	b := e.Backups.(*rollouttest.Backuper)
+	backup := b.BackupFunc
+	b.BackupFunc = func(ctx context.Context, tg statebackup.Target, label string) (statebackup.Snapshot, error) {
+		if tg.User == "aaron" {
+			return statebackup.Snapshot{}, errors.New("disk full")
+		}
+		return backup(ctx, tg, label)
+	}
+	e.CrashAfter = nil
+	res, err := e.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, rollout.OutcomeDone, res.Outcome, res.Line())
+	require.Contains(t, res.Deferred, "aaron")
+	require.NotContains(t, res.Restarted, "aaron")
+	require.Equal(t, v1, sim.User("aaron").Version, "still the process it had")
+	m, err := e.State().Marker("aaron")
+	require.NoError(t, err)
+	require.NotNil(t, m, "the drain will move it")
 }

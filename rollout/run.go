@@ -421,6 +421,9 @@ func (e *Engine) resume(ctx context.Context, j *Journal) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
+		if err := e.backupLate(ctx, j, fleet); err != nil {
+			return Result{}, err
+		}
 		if err := e.activate(ctx, j.Target); err != nil {
 			return Result{}, err
 		}
