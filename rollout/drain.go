@@ -139,6 +139,13 @@ func (e *Engine) drain(ctx context.Context, o DrainOptions) (DrainResult, error)
 	st := e.State()
 	now := e.now()
 	var res DrainResult
+	// A drain's or the watchdog's restart that a crash or a signal cut
+	// short is finished first, frozen or not (its rollback froze).
+	if user, migrated, err := e.finishCycle(ctx); err != nil {
+		return cycleEnded(res, user, err)
+	} else if migrated {
+		res.Migrated = append(res.Migrated, user)
+	}
 	if j, err := st.Journal(); err != nil {
 		return res, err
 	} else if j != nil {
@@ -216,18 +223,8 @@ func (e *Engine) drain(ctx context.Context, o DrainOptions) (DrainResult, error)
 			pathChecked = true
 		}
 		to, note := e.drainRollbackTo(ctx, m, fleet, 0, lastGood, res.Current) // Fleet placed every unit
-		err = e.Cycle(ctx, m, CycleOptions{Label: DrainLabel, Version: res.Current, RollbackTo: to, Note: note})
-		switch {
-		case err == nil:
-		case errors.Is(err, ErrRollbackFailed): // Line adds the alert prefix
-			res.Outcome, res.Reason = DrainRollbackFailed, reasonOf(err, ErrRollbackFailed)
-			return res, err
-		case errors.Is(err, ErrRolledBack):
-			res.Outcome, res.Reason = DrainRolledBack, reasonOf(err, ErrRolledBack)
-			return res, err
-		default:
-			// A failed backup changed nothing: stop before touching more units.
-			return res, fmt.Errorf("migrate %s: %w", mk.User, err)
+		if err := e.Cycle(ctx, m, CycleOptions{Label: DrainLabel, Version: res.Current, RollbackTo: to, Note: note}); err != nil {
+			return cycleEnded(res, mk.User, err)
 		}
 		if err := st.ClearMarker(mk.User); err != nil {
 			return res, err
@@ -246,6 +243,21 @@ func (e *Engine) drain(ctx context.Context, o DrainOptions) (DrainResult, error)
 	}
 	res.Outcome = DrainDone
 	return res, nil
+}
+
+// cycleEnded is the drain's result after a Cycle of user failed with err: a
+// rollback, or (a failed backup, a signal) nothing changed and the drain
+// stops before touching more units.
+func cycleEnded(res DrainResult, user string, err error) (DrainResult, error) {
+	switch {
+	case errors.Is(err, ErrRollbackFailed): // Line adds the alert prefix
+		res.Outcome, res.Reason = DrainRollbackFailed, reasonOf(err, ErrRollbackFailed)
+		return res, err
+	case errors.Is(err, ErrRolledBack):
+		res.Outcome, res.Reason = DrainRolledBack, reasonOf(err, ErrRolledBack)
+		return res, err
+	}
+	return res, fmt.Errorf("migrate %s: %w", user, err)
 }
 
 // drainRollbackTo is the build a failed drain goes back to: last-good when

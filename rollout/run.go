@@ -40,6 +40,19 @@ func (e *Engine) Run(ctx context.Context) (Result, error) {
 
 func (e *Engine) run(ctx context.Context) (Result, error) {
 	st := e.State()
+	// A drain's or the watchdog's restart cut short is finished first: its
+	// unit may run the active build unverified, or its rollback be half
+	// done under the freeze it wrote.
+	if _, _, err := e.finishCycle(ctx); err != nil {
+		res := Result{Outcome: OutcomeFailed, Reason: err.Error(), Resumed: true}
+		switch {
+		case errors.Is(err, ErrRollbackFailed):
+			res.Outcome, res.Reason = OutcomeRollbackFailed, reasonOf(err, ErrRollbackFailed)
+		case errors.Is(err, ErrRolledBack):
+			res.Outcome, res.Reason = OutcomeRolledBack, reasonOf(err, ErrRolledBack)
+		}
+		return res, err
+	}
 	j, err := st.Journal()
 	if err != nil {
 		return Result{}, err

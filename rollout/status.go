@@ -34,7 +34,16 @@ type Status struct {
 	DeadEnds  []DeadEnd
 	Markers   []Marker
 	Journal   *Journal
+	Cycle     *UnfinishedCycle // a drain's or the watchdog's restart cut short
 	Instances []InstanceStatus
+}
+
+// UnfinishedCycle is a Cycle a crash or a signal cut short (CycleJournalFile).
+type UnfinishedCycle struct {
+	User    string
+	Label   string // DrainLabel or WatchdogLabel
+	Version string // the build the unit was moving to
+	Phase   string // "restart" or "rollback"
 }
 
 // Status reads the state directory, the freeze file and the fleet. It takes
@@ -58,6 +67,11 @@ func (e *Engine) Status(ctx context.Context) (Status, error) {
 	}
 	if s.Journal, err = st.Journal(); err != nil {
 		return s, err
+	}
+	if cj, err := st.cycle(); err != nil {
+		return s, err
+	} else if cj != nil {
+		s.Cycle = &UnfinishedCycle{User: cj.User, Label: cj.Options.Label, Version: cj.Options.Version, Phase: cj.Phase}
 	}
 	if e.Installer != nil {
 		if s.Current, err = e.Installer.Current(ctx); err != nil {
@@ -128,6 +142,9 @@ func (s Status) Lines() []string {
 			next = "the next run finishes the rollback"
 		}
 		add("unfinished run: %s -> %s, phase %s, step %s (%s)", j.Previous, j.Target, j.Phase, j.Step, next)
+	}
+	if c := s.Cycle; c != nil {
+		add("unfinished %s of %s onto %s, phase %s (the next run, drain or watchdog tick finishes it first)", c.Label, c.User, c.Version, c.Phase)
 	}
 	for _, d := range s.DeadEnds {
 		add("dead end %s: %s", d.Version, d.Reason)

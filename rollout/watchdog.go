@@ -222,6 +222,11 @@ func (w *Watchdog) Tick(ctx context.Context) (WatchdogResult, error) {
 	defer lock.Release()
 	defer func() { res.Took = e.now().Sub(start) }()
 
+	// A drain's or a watchdog's restart cut short is finished first.
+	if user, _, err := e.finishCycle(ctx); err != nil {
+		res.Reason = err.Error()
+		return res, fmt.Errorf("watchdog: finish the restart of %s: %w", user, err)
+	}
 	if err := os.MkdirAll(w.withDefaults().Dir, 0o755); err != nil {
 		return res, fmt.Errorf("watchdog dir: %w", err)
 	}
