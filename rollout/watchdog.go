@@ -227,6 +227,16 @@ func (w *Watchdog) Tick(ctx context.Context) (WatchdogResult, error) {
 		res.Reason = err.Error()
 		return res, fmt.Errorf("watchdog: finish the restart of %s: %w", user, err)
 	}
+	// While a run's journal waits, the fleet is half way to its target and
+	// only that run's rollback knows whom to put back: a unit restarted
+	// now would move onto the target behind its back.
+	if j, err := e.State().Journal(); err != nil {
+		return res, err
+	} else if j != nil {
+		res.Reason = fmt.Sprintf("an unfinished run (%s -> %s, phase %s) waits for `updater run`; no unit is restarted until it is finished", j.Previous, j.Target, j.Phase)
+		return res, nil
+	}
+
 	if err := os.MkdirAll(w.withDefaults().Dir, 0o755); err != nil {
 		return res, fmt.Errorf("watchdog dir: %w", err)
 	}
