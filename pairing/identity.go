@@ -100,7 +100,10 @@ func (ir *IdentityResolver) User(r *http.Request) (string, error) {
 
 // name turns the identity header's one value into the validated SSO name.
 func (ir *IdentityResolver) name(value string) (string, error) {
-	name := strings.TrimSpace(value)
+	// Only HTTP's own whitespace (space, tab) surrounds a field value; a
+	// Unicode space is part of the name, which validation then refuses
+	// ("ana\u00a0" is another IdP account than "ana").
+	name := strings.Trim(value, " \t")
 	if local, _, found := strings.Cut(name, "@"); found {
 		if strings.Contains(name[len(local)+1:], "@") {
 			return "", &IdentityError{Status: http.StatusBadRequest, Err: fmt.Errorf("%w: more than one @", ErrBadUserName)}

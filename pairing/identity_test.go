@@ -149,3 +149,34 @@ func TestIdentityHeaderNotForwarded(t *testing.T) {
 	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
 	assert.EqualValues(t, 1, d.minter.calls.Load(), "only the first, valid pairing minted")
 }
+
+// An SSO name is letters, digits and ._- only: a value that carries a
+// Unicode space around the name ("ana\u00a0", an IdP account distinct from
+// "ana") must be refused, never folded into ana's identity. Only ASCII
+// space and tab around a field value are HTTP's own whitespace, and both
+// parsers strip those already.
+func TestIdentityRefusesUnicodeSpaceAroundTheName(t *testing.T) {
+	values := []struct{ name, value string }{
+		{"no-break space after", "ana\u00a0"},
+		{"ideographic space before", "\u3000ana"},
+		{"em space after", "ana\u2003"},
+		{"next line after", "ana\u0085"},
+	}
+	for _, m := range serveModes {
+		for _, v := range values {
+			t.Run(m.name+"/"+v.name, func(t *testing.T) {
+				inst := newScriptedInstance(t, nil)
+				h := pairing.NewHandler(mapRouter{"ana": {User: "ana", OSUser: "ana", BaseURL: inst.URL()}},
+					heldPairer{}, pairing.HandlerOptions{Prober: cookieProber{}})
+				url := startFront(t, h, pairing.FrontOptions{DisableFast: m.disableFast})
+				raw := "GET /api/data HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: " + v.value +
+					"\r\nCookie: t3_session=live\r\nSec-Fetch-Dest: empty\r\n\r\n"
+				resps := rawExchange(t, url, raw, http.MethodGet)
+				require.Len(t, resps, 1)
+				assert.Equal(t, http.StatusBadRequest, resps[0].StatusCode,
+					"%q was taken as user ana: %s", v.value, body(t, resps[0]))
+				assert.Zero(t, inst.conns.Load(), "the request reached ana's instance")
+			})
+		}
+	}
+}
