@@ -363,3 +363,37 @@ func TestPairingLocationKeepsThePathAsSent(t *testing.T) {
 		})
 	}
 }
+
+// A head whose lines (or only its last, blank line) end in a bare LF is
+// one net/http's server reads and answers. The fast path looks for CRLF
+// CRLF alone, so it never sees the end of such a head: it neither carries
+// it nor hands it to net/http ("anything unusual is left to net/http"),
+// and the connection is dropped unanswered after ReadHeaderTimeout.
+func TestBareLFHeadIsAnswered(t *testing.T) {
+	inst := newScriptedInstance(t, nil)
+	heads := []struct{ name, raw string }{
+		{"every line LF", "GET /a HTTP/1.1\nHost: h\nX-Authentik-Username: ana\nCookie: t3_session=live\nSec-Fetch-Dest: script\n\n"},
+		{"blank line LF", "GET /a HTTP/1.1\r\nHost: h\r\nX-Authentik-Username: ana\r\nCookie: t3_session=live\r\nSec-Fetch-Dest: script\r\n\n"},
+	}
+	for _, m := range serveModes {
+		for _, hd := range heads {
+			t.Run(m.name+"/"+hd.name, func(t *testing.T) {
+				h := pairing.NewHandler(mapRouter{"ana": {User: "ana", OSUser: "ana", BaseURL: inst.URL()}}, nil,
+					pairing.HandlerOptions{Prober: cookieProber{}})
+				url := startFront(t, h, pairing.FrontOptions{DisableFast: m.disableFast, ReadHeaderTimeout: time.Second})
+				c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+				require.NoError(t, err)
+				t.Cleanup(func() { c.Close() })
+				require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+				_, err = io.WriteString(c, hd.raw)
+				require.NoError(t, err)
+				start := time.Now()
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if !assert.NoError(t, err, "no answer after %s", time.Since(start).Round(time.Millisecond)) {
+					return
+				}
+				assert.Equal(t, http.StatusOK, resp.StatusCode, body(t, resp))
+			})
+		}
+	}
+}

@@ -28,8 +28,8 @@ func peekHead(br *bufio.Reader) ([]byte, error) {
 	}
 	for {
 		buf, _ := br.Peek(br.Buffered())
-		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
-			return buf[:i+4], nil
+		if n := headEnd(buf); n >= 0 {
+			return buf[:n], nil
 		}
 		if len(buf) >= br.Size() {
 			return nil, errHeadTooLarge
@@ -44,10 +44,31 @@ func peekHead(br *bufio.Reader) ([]byte, error) {
 // already, nil otherwise; it reads nothing.
 func bufferedHead(br *bufio.Reader) []byte {
 	buf, _ := br.Peek(br.Buffered())
-	if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
-		return buf[:i+4]
+	if n := headEnd(buf); n >= 0 {
+		return buf[:n]
 	}
 	return nil
+}
+
+// headEnd is the length of the request head at the start of buf, through
+// its blank line, or -1 while buf holds no blank line. A line may end in a
+// bare LF, as net/http accepts: such a head is found here, and the parser
+// hands it to net/http.
+func headEnd(buf []byte) int {
+	for i := 0; ; {
+		j := bytes.IndexByte(buf[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		k := i + j + 1 // just past this line's LF
+		switch {
+		case k < len(buf) && buf[k] == '\n':
+			return k + 1
+		case k+1 < len(buf) && buf[k] == '\r' && buf[k+1] == '\n':
+			return k + 2
+		}
+		i = k
+	}
 }
 
 // field is one header field, its value trimmed.
