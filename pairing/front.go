@@ -286,7 +286,10 @@ func (fc *fastConn) serve() {
 	fc.peerIP = peerIP(fc.nc.RemoteAddr())
 	fc.br = bufio.NewReaderSize(fc.nc, 16<<10)
 	fc.bw = bufio.NewWriterSize(fc.nc, 16<<10)
-	for {
+	// A new connection's first head must come within ReadHeaderTimeout, as
+	// net/http has it; only a kept-alive one waits IdleTimeout for the next.
+	fc.nc.SetReadDeadline(time.Now().Add(f.opts.ReadHeaderTimeout))
+	for first := true; ; first = false {
 		fc.idle.Store(true)
 		if f.closed.Load() {
 			return
@@ -294,7 +297,7 @@ func (fc *fastConn) serve() {
 		if fc.br.Buffered() == 0 {
 			// Setting a deadline costs a timer update: the idle one is moved
 			// at most once a second (its precision).
-			if now := time.Now(); now.Sub(fc.idleSince) > time.Second {
+			if now := time.Now(); !first && now.Sub(fc.idleSince) > time.Second {
 				fc.nc.SetReadDeadline(now.Add(f.opts.IdleTimeout))
 				fc.idleSince = now
 			}

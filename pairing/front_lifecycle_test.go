@@ -3,10 +3,12 @@ package pairing_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -261,6 +263,64 @@ func TestStreamHeadIsSentBeforeTheFirstEvent(t *testing.T) {
 			require.NoError(t, err, "the head never came")
 			require.Equal(t, http.StatusOK, resp.StatusCode)
 			require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+		})
+	}
+}
+
+// A connection that sends nothing at all gets ReadHeaderTimeout to start
+// its first head, as on net/http's server (which sets the header deadline
+// at accept): IdleTimeout is the wait between two requests of a kept-alive
+// connection. The fast path gives a silent new connection IdleTimeout
+// (two minutes by default), with its two 16 KiB buffers allocated.
+func TestSilentNewConnectionGetsReadHeaderTimeout(t *testing.T) {
+	inst := newScriptedInstance(t, nil)
+	for _, m := range serveModes {
+		t.Run(m.name, func(t *testing.T) {
+			h := pairing.NewHandler(mapRouter{"ana": {User: "ana", OSUser: "ana", BaseURL: inst.URL()}}, nil,
+				pairing.HandlerOptions{Prober: cookieProber{}})
+			url := startFront(t, h, pairing.FrontOptions{DisableFast: m.disableFast,
+				ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: time.Minute})
+			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			require.NoError(t, err)
+			t.Cleanup(func() { c.Close() })
+			start := time.Now()
+			require.NoError(t, c.SetReadDeadline(start.Add(3*time.Second)))
+			_, err = c.Read(make([]byte, 1))
+			assert.False(t, errors.Is(err, os.ErrDeadlineExceeded),
+				"a connection that sent nothing was still open after %s (ReadHeaderTimeout 300ms)", time.Since(start).Round(time.Millisecond))
+			assert.ErrorIs(t, err, io.EOF)
+		})
+	}
+}
+
+// Between two requests of a kept-alive connection the wait is IdleTimeout,
+// the first request's ReadHeaderTimeout included: a connection idle longer
+// than ReadHeaderTimeout after its first answer still carries a second.
+func TestKeptAliveConnectionWaitsIdleTimeoutAfterItsFirstRequest(t *testing.T) {
+	inst := newScriptedInstance(t, nil)
+	for _, m := range serveModes {
+		t.Run(m.name, func(t *testing.T) {
+			h := pairing.NewHandler(mapRouter{"ana": {User: "ana", OSUser: "ana", BaseURL: inst.URL()}}, nil,
+				pairing.HandlerOptions{Prober: cookieProber{}})
+			url := startFront(t, h, pairing.FrontOptions{DisableFast: m.disableFast,
+				ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: time.Minute})
+			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			require.NoError(t, err)
+			t.Cleanup(func() { c.Close() })
+			require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+			br := bufio.NewReader(c)
+			for i := range 2 {
+				if i == 1 {
+					time.Sleep(700 * time.Millisecond) // the input under test: idle past ReadHeaderTimeout
+				}
+				_, err = io.WriteString(c, liveAsset)
+				require.NoError(t, err)
+				resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
+				require.NoError(t, err, "request %d", i+1)
+				_, err = io.Copy(io.Discard, resp.Body)
+				require.NoError(t, err)
+				require.Equal(t, http.StatusOK, resp.StatusCode)
+			}
 		})
 	}
 }
