@@ -1,6 +1,7 @@
 package pairing_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -227,4 +228,50 @@ func newScriptedStream(t *testing.T, hungUp chan struct{}) string {
 		c.Read(buf) // returns when the dispatch closes its side
 		once.Do(func() { close(hungUp) })
 	})
+}
+
+// A response without a length ends where the instance's connection ends.
+// When that end is a reset (the instance crashed, or aborted the
+// response), the body is cut short, and the browser must be able to tell:
+// net/http's path re-chunks such a body and leaves the last chunk out; the
+// fast path relays it as it came, so all it has left is to reset the
+// browser's connection. A clean close there passes a truncated asset off
+// as complete (and it may be cached as such).
+func TestUntilCloseBodyCutByAResetIsNotPassedOffAsComplete(t *testing.T) {
+	const size = 64 << 10 // more than the relay's 16 KiB buffer: part of it is sent before the reset
+	reset := make(chan struct{}, 4)
+	up := rawInstance(t, func(c net.Conn) {
+		defer c.Close()
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/javascript\r\n\r\n"+strings.Repeat("x", size))
+		<-reset
+		c.(*net.TCPConn).SetLinger(0) // Close now sends a reset
+	})
+	for _, m := range serveModes {
+		t.Run(m.name, func(t *testing.T) {
+			h := pairing.NewHandler(mapRouter{"ana": {User: "ana", OSUser: "ana", BaseURL: up}}, nil,
+				pairing.HandlerOptions{Prober: cookieProber{}})
+			url := startFront(t, h, pairing.FrontOptions{DisableFast: m.disableFast})
+			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			require.NoError(t, err)
+			t.Cleanup(func() { c.Close() })
+			require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+			_, err = io.WriteString(c, liveAsset)
+			require.NoError(t, err)
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			// The first bytes of the body have arrived: the instance
+			// has sent all of it; now it resets.
+			_, err = br.Peek(1)
+			require.NoError(t, err)
+			reset <- struct{}{}
+			got, err := io.ReadAll(resp.Body)
+			assert.Error(t, err, "a body cut by the instance's reset read as complete (%d of %d bytes, framing %v)",
+				len(got), size, resp.TransferEncoding)
+		})
+	}
 }

@@ -110,6 +110,14 @@ func (fc *fastConn) fastForward(hd *fastHead, p plan) bool {
 		fc.upc.Store(nil)
 		if err != nil {
 			c.nc.Close()
+			if rh.framing == untilClose {
+				// Such a body ends where its connection does: closing the
+				// browser's would pass what came off as the whole body.
+				// A reset says it was cut short.
+				if tc, ok := fc.nc.(*net.TCPConn); ok {
+					tc.SetLinger(0)
+				}
+			}
 			return false // the head is gone: all that is left is to cut the response short
 		}
 		if rh.reusable {
