@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -278,20 +277,23 @@ func lastLine(s string) string {
 	return s
 }
 
-// readLogs concatenates the files under <base>/logs (and userdata/logs).
+// readLogs concatenates the server's own log files: those directly in
+// <base>/userdata/logs (where t3 keeps server.log) and, for older layouts,
+// <base>/logs. Subdirectories (provider/, terminals/) hold what agents and
+// shells printed, which may quote any error text, so they are not read.
 func readLogs(base string) string {
 	var buf bytes.Buffer
-	for _, dir := range []string{filepath.Join(base, "logs"), filepath.Join(base, "userdata", "logs")} {
-		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return nil
+	for _, dir := range []string{filepath.Join(base, "userdata", "logs"), filepath.Join(base, "logs")} {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if !e.Type().IsRegular() {
+				continue
 			}
-			if b, err := os.ReadFile(p); err == nil && len(b) < maxServeOutput {
+			if b, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil && len(b) < maxServeOutput {
 				buf.Write(b)
 				buf.WriteByte('\n')
 			}
-			return nil
-		})
+		}
 	}
 	return buf.String()
 }

@@ -3,10 +3,12 @@ package t3
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestMatchPattern(t *testing.T) {
@@ -55,4 +57,25 @@ func TestHostShortOf(t *testing.T) {
 			assert.Equal(t, tt.want, hostShortOf(tt.err))
 		})
 	}
+}
+
+// readLogs reads the server's own logs, in t3's place and the older one,
+// and not what agents and shells printed into the subdirectories beside
+// them (any text, error messages quoted included).
+func TestReadLogsReadsTheServersOwnLogsOnly(t *testing.T) {
+	base := t.TempDir()
+	write := func(rel, text string) {
+		p := filepath.Join(base, rel)
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(text), 0o644))
+	}
+	write("userdata/logs/server.log", "Migration \"31_AuthAuthorizationScopes\" failed")
+	write("logs/server.log", "older layout line")
+	write("userdata/logs/provider/events.log", "agent printed: no column named role")
+	write("userdata/logs/terminals/t1.log", "$ grep 'database is locked'")
+	got := readLogs(base)
+	require.Contains(t, got, `Migration "31_AuthAuthorizationScopes" failed`)
+	require.Contains(t, got, "older layout line")
+	require.NotContains(t, got, "no column named role")
+	require.NotContains(t, got, "database is locked")
 }

@@ -61,8 +61,9 @@ func EnvironmentIDFile(baseDir string) string {
 // SecretsDir is <baseDir>/userdata/secrets, which holds the session signing key.
 func SecretsDir(baseDir string) string { return filepath.Join(UserDataDir(baseDir), "secrets") }
 
-// LogPath is <baseDir>/logs/server.log, where the fake serve writes its log.
-func LogPath(baseDir string) string { return filepath.Join(baseDir, "logs", "server.log") }
+// LogPath is <baseDir>/userdata/logs/server.log, where the fake serve
+// writes its log, as t3 does (its logs/ is a sibling of state.sqlite).
+func LogPath(baseDir string) string { return filepath.Join(UserDataDir(baseDir), "logs", "server.log") }
 
 // LiveDB is the database the newest build that touched baseDir uses:
 // statev2.sqlite once an era-E build has copied it, else state.sqlite.
@@ -238,10 +239,10 @@ func openDB(path string, era Era) (*sqlite.Conn, error) {
 	return conn, nil
 }
 
-// ensureLayout creates userdata/, secrets/ with a signing key, logs/ and the
+// ensureLayout creates userdata/, its secrets/ with a signing key, its logs/ and the
 // environment-id file, keeping whatever exists.
 func ensureLayout(baseDir string) error {
-	for _, d := range []string{UserDataDir(baseDir), filepath.Join(baseDir, "logs")} {
+	for _, d := range []string{UserDataDir(baseDir), filepath.Dir(LogPath(baseDir))} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("layout %s: %w", baseDir, err)
 		}
