@@ -75,14 +75,30 @@ func (s *Server) environment(w http.ResponseWriter) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"environmentId": s.EnvironmentID,
 		"label":         label,
-		"platform":      map[string]string{"os": runtime.GOOS, "arch": runtime.GOARCH},
+		"platform":      platform(runtime.GOOS, runtime.GOARCH),
 		"serverVersion": s.Version,
-		"capabilities": map[string]bool{
-			"browserSessionRoute": s.Era != EraA,
-			"authorizationScopes": s.Era.UsesScopes(),
-			"stateV2":             s.Era.UsesStateV2(),
-		},
+		// t3 names no capability for the era's differences: a client learns
+		// the exchange by its 404 and the cookie's name from the session
+		// check. repositoryIdentity is one t3 reports.
+		"capabilities": map[string]bool{"repositoryIdentity": true},
 	})
+}
+
+// platform is the environment's platform in t3's words (its contracts'
+// ExecutionEnvironmentPlatform), not Go's.
+func platform(goos, goarch string) map[string]string {
+	os, arch := "unknown", "other"
+	switch goos {
+	case "linux", "darwin", "windows":
+		os = goos
+	}
+	switch goarch {
+	case "amd64":
+		arch = "x64"
+	case "arm64":
+		arch = "arm64"
+	}
+	return map[string]string{"os": os, "arch": arch}
 }
 
 func (s *Server) authDescriptor() map[string]any {

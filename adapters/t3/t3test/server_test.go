@@ -93,6 +93,9 @@ func TestServerPairsPerEra(t *testing.T) {
 			require.Equal(t, 200, env.Status)
 			assert.Equal(t, t3test.DefaultVersion(era), env.Body["serverVersion"])
 			assert.Equal(t, srv.EnvironmentID, env.Body["environmentId"])
+			platform := env.Body["platform"].(map[string]any)
+			assert.Contains(t, []any{"linux", "darwin", "windows", "unknown"}, platform["os"], "t3's words for the OS")
+			assert.Contains(t, []any{"x64", "arm64", "other"}, platform["arch"], "t3's words for the CPU, not Go's")
 
 			anon := do(t, "GET", srv.URL+"/api/auth/session", "")
 			require.Equal(t, 200, anon.Status)
