@@ -18,9 +18,9 @@ import (
 	"github.com/t3fleet/t3fleet/rollout"
 )
 
-var readyAt = regexp.MustCompile(`ready at (http://127\.0\.0\.1:\d+)`)
+var readyAt = regexp.MustCompile(`Connection string: (http://127\.0\.0\.1:\d+)`)
 
-// lastURL polls an instance's log for its newest "ready at" line after
+// lastURL polls an instance's log for its newest connection string after
 // skip bytes.
 func lastURL(t *testing.T, log string, skip int) string {
 	t.Helper()

@@ -48,7 +48,7 @@ func TestBuiltCLIAsABuild(t *testing.T) {
 	cmd.Stdout = &stdout
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	re := regexp.MustCompile(`ready at (http://\S+)`)
+	re := regexp.MustCompile(`Connection string: (http://\S+)`)
 	var url string
 	require.Eventually(t, func() bool {
 		if m := re.FindStringSubmatch(stdout.String()); m != nil {

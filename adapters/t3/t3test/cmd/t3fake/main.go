@@ -123,9 +123,12 @@ func serve(ctx context.Context, b build, args []string, getenv func(string) stri
 	case <-ctx.Done():
 		return 0
 	}
-	fmt.Fprintf(stdout, "T3 Code v%s ready at %s\n", b.version, srv.URL)
+	// What t3's headless serve prints (formatHeadlessServeOutput), but the
+	// QR code of the pairing URL.
+	fmt.Fprintf(stdout, "T3 Code server is ready.\nConnection string: %s\n", srv.URL)
 	if srv.OwnerPairingURL != "" {
-		fmt.Fprintf(stdout, "Pair a browser: %s\n", srv.OwnerPairingURL)
+		_, token, _ := strings.Cut(srv.OwnerPairingURL, "#token=")
+		fmt.Fprintf(stdout, "Token: %s\nPairing URL: %s\n", token, srv.OwnerPairingURL)
 	}
 	select {
 	case <-ctx.Done():

@@ -125,7 +125,7 @@ func TestServe(t *testing.T) {
 		done <- run(ctx, []string{"serve", "--host", "127.0.0.1", "--port", "0", "--base-dir", dir, "--mode", "web", "--no-browser", "--log-level", "info"},
 			env("T3FAKE_VERSION", "0.0.36", "T3FAKE_USER", "emil"), &out, &errb)
 	}()
-	ready := regexp.MustCompile(`T3 Code v0\.0\.36 ready at (http://127\.0\.0\.1:\d+)\n`)
+	ready := regexp.MustCompile(`T3 Code server is ready\.\nConnection string: (http://127\.0\.0\.1:\d+)\n`)
 	var url string
 	require.Eventually(t, func() bool {
 		m := ready.FindStringSubmatch(out.String())
@@ -134,7 +134,7 @@ func TestServe(t *testing.T) {
 		}
 		return m != nil
 	}, 10*time.Second, 10*time.Millisecond, "ready line; stderr: %s", errb.String())
-	assert.Regexp(t, `Pair a browser: http://127\.0\.0\.1:\d+/pair#token=[2-9A-Z]{12}`, out.String())
+	assert.Regexp(t, `\nToken: ([2-9A-Z]{12})\nPairing URL: http://127\.0\.0\.1:\d+/pair#token=[2-9A-Z]{12}\n`, out.String())
 	assert.Contains(t, out.String(), "Running migration 1_OrchestrationEvents")
 
 	resp, err := http.Get(url + "/.well-known/t3/environment")
