@@ -259,6 +259,9 @@ func (s *SideBySide) install(ctx context.Context, dir, v string) error {
 	if got != v {
 		return fmt.Errorf("%w: npm installed %s", ErrVersionMismatch, got)
 	}
+	if err := s.run.checkEngine(ctx, filepath.Join(dir, "node_modules", s.opts.Package, "package.json")); err != nil {
+		return err
+	}
 	if _, err := os.Stat(s.binIn(dir)); err != nil {
 		return fmt.Errorf("package %s@%s has no bin %q: %w", s.opts.Package, v, s.opts.BinName, err)
 	}

@@ -88,7 +88,8 @@ func TestSideBySideFailedStage(t *testing.T) {
 	ctx := context.Background()
 	reg := npmtest.New(t, npmtest.Options{})
 	require.NoError(t, reg.PublishT3(ctx, "0.0.26", "latest", npmtest.PublishOptions{Postinstall: "exit 1"}))
-	require.NoError(t, reg.PublishT3(ctx, "0.0.27", "latest", npmtest.PublishOptions{}))
+	require.NoError(t, reg.PublishT3(ctx, "0.0.27", "latest", npmtest.PublishOptions{Engines: ">=18 || >=1000"}))
+	require.NoError(t, reg.PublishT3(ctx, "0.0.29", "latest", npmtest.PublishOptions{Engines: "^9999.1 || >=10000"}))
 	require.NoError(t, reg.PublishT3(ctx, "0.0.28", "latest", npmtest.PublishOptions{Postinstall: "sleep 60"}))
 	prefix := t.TempDir()
 	inst, err := npm.NewSideBySide(prefix, npm.SideBySideOptions{Env: reg.Env(), Logger: npmtest.Logger(t)})
@@ -125,6 +126,14 @@ func TestSideBySideFailedStage(t *testing.T) {
 		_, err = inst.BinFor(c.version)
 		require.ErrorIs(t, err, npm.ErrNotStaged, c.name)
 	}
+	// npm installs a package whose engines.node excludes this host's Node
+	// (a warning); the binary would fail when it starts. The host is at
+	// fault: the stage fails saying so, and nothing stays staged.
+	_, err = inst.Stage(ctx, "0.0.29")
+	require.ErrorIs(t, err, npm.ErrEngine)
+	assert.ErrorContains(t, err, "t3@0.0.29 needs Node ^9999.1 || >=10000, and this host runs v")
+	assert.NoDirExists(t, filepath.Join(versions, "0.0.29"))
+
 	staged, err := inst.Staged(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, staged)

@@ -30,6 +30,9 @@ type PublishOptions struct {
 	Faults string
 	// Script, when set, is the whole bin script (it should start with #!).
 	Script string
+	// Engines, when set, is the package's engines.node range, as t3 declares
+	// the Node versions it runs on (e.g. "^22.16 || ^23.11 || >=24.10").
+	Engines string
 	// Postinstall, when set, is the package's postinstall script: e.g.
 	// "exit 1" for a build whose install fails after npm unpacked it.
 	Postinstall string
@@ -66,6 +69,9 @@ func (r *Registry) PublishT3(ctx context.Context, version, tag string, opts Publ
 	}
 	if opts.Postinstall != "" {
 		manifest["scripts"] = map[string]string{"postinstall": opts.Postinstall}
+	}
+	if opts.Engines != "" {
+		manifest["engines"] = map[string]string{"node": opts.Engines}
 	}
 	pkg, _ := json.MarshalIndent(manifest, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, "package.json"), pkg, 0o644); err != nil {
