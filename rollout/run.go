@@ -292,6 +292,9 @@ func (e *Engine) canary(ctx context.Context, j *Journal, fleet []Member, res Res
 				Reason: "its restart was under way when the last run stopped: restarted again, busy or not"})
 		}
 		if idle, why := e.idleUnless(ctx, m, underWay); !idle {
+			if err := e.interrupted(ctx, m.Unit, "idle check", ctx.Err()); err != nil {
+				return interruptedResult(res, err) // a stopped check says nothing of the user
+			}
 			if err := st.Defer(user, j.Target); err != nil {
 				return res, err
 			}
