@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -120,10 +121,17 @@ func (ff FreezeFile) Write(f Freeze) error {
 	return nil
 }
 
-// Remove unfreezes; no freeze is not an error.
+// Remove unfreezes; no freeze is not an error. The directory is synced, so
+// an unfreeze survives a power loss as the freeze's write does.
 func (ff FreezeFile) Remove() error {
 	err := os.Remove(ff.Path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("unfreeze: %w", err)
+	}
+	if err := syncDir(filepath.Dir(ff.Path)); err != nil {
 		return fmt.Errorf("unfreeze: %w", err)
 	}
 	return nil
