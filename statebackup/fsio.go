@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -70,6 +71,11 @@ func safeDir(dir string, o Owner) error {
 	fi, err := os.Lstat(dir)
 	if os.IsNotExist(err) {
 		if err := os.Mkdir(dir, 0o700); err != nil && !os.IsExist(err) {
+			return err
+		}
+		// A snapshot in a directory whose own entry is not on disk can
+		// vanish with it in a power loss, after a journal named it.
+		if err := fsyncPath(filepath.Dir(dir)); err != nil {
 			return err
 		}
 		fi, err = os.Lstat(dir)

@@ -154,8 +154,13 @@ func (s *Store) Backup(ctx context.Context, t Target, label string) (snap Snapsh
 	if err != nil {
 		return Snapshot{}, err
 	}
-	if err := os.MkdirAll(s.Dest, 0o700); err != nil {
-		return Snapshot{}, err
+	if _, err := os.Stat(s.Dest); os.IsNotExist(err) {
+		if err := os.MkdirAll(s.Dest, 0o700); err != nil {
+			return Snapshot{}, err
+		}
+		if err := fsyncPath(filepath.Dir(s.Dest)); err != nil {
+			return Snapshot{}, err
+		}
 	}
 	if err := safeDir(userDir, owner); err != nil {
 		return Snapshot{}, err
