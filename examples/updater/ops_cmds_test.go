@@ -40,6 +40,7 @@ func newOpsFixture(t *testing.T) *opsFixture {
 			"T3_USER_MAP":    filepath.Join(dir, "ttyd-user-map"),
 			"T3_HOME_ROOT":   filepath.Join(dir, "home"),
 			"T3_BACKUP_DEST": filepath.Join(dir, "backups"),
+			"T3_STATE_DIR":   filepath.Join(dir, "state"),
 		},
 	}
 	require.NoError(t, os.WriteFile(f.env["T3_USER_MAP"], []byte("# sso=os\nalice.a=alice\nbob=bob\n"), 0o644))
@@ -206,6 +207,23 @@ func TestRestoreCommand(t *testing.T) {
 		assert.Equal(t, "before", marker(t, live))
 		assert.Equal(t, []string{"status t3-serve@alice.service", "stop t3-serve@alice.service", "start t3-serve@alice.service"}, f.calls)
 		assert.Contains(t, out, "alice: restored ")
+	})
+	t.Run("waits for the lock a run holds, and touches nothing without it", func(t *testing.T) {
+		f, live := setup(t)
+		f.active["alice"] = true
+		require.NoError(t, os.MkdirAll(f.env["T3_STATE_DIR"], 0o755))
+		held, err := rollout.AcquireLock(context.Background(), filepath.Join(f.env["T3_STATE_DIR"], rollout.LockFile), "watchdog", 0)
+		require.NoError(t, err)
+		code, _, errs := f.call("restore", "--user", "alice", "--latest-prebump", "--stop", "--lock-wait", "200ms")
+		assert.Equal(t, 1, code)
+		assert.Contains(t, errs, "watchdog", "the holder is named")
+		assert.Equal(t, "after", marker(t, live))
+		assert.Empty(t, f.calls, "no unit was touched")
+		held.Release()
+
+		code, _, errs = f.call("restore", "--user", "alice", "--latest-prebump", "--stop")
+		require.Equal(t, 0, code, errs)
+		assert.Equal(t, "before", marker(t, live))
 	})
 	t.Run("inactive needs no stop and is not started", func(t *testing.T) {
 		f, live := setup(t)

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
+	"github.com/t3fleet/t3fleet/rollout"
 	"github.com/t3fleet/t3fleet/statebackup"
 )
 
@@ -27,6 +30,7 @@ func (o opsCLI) restore(ctx context.Context, args []string, stdout, stderr io.Wr
 	path := fs.String("snapshot", "", "the snapshot file to restore")
 	latest := fs.Bool("latest-prebump", false, "restore the user's newest prebump snapshot")
 	stop := fs.Bool("stop", false, "stop the unit if it is active, restore, start it again")
+	lockWait := fs.Duration("lock-wait", rollout.DefaultLockWait, "how long to wait for a run, drain or watchdog tick holding the lock")
 	var uf unitChoice
 	uf.register(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -53,6 +57,17 @@ func (o opsCLI) restore(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return cmdError(stderr, "restore", err)
 	}
+
+	// Under the updater's lock: a drain or a watchdog tick must not restart
+	// the unit while its database is put back, nor a run move it.
+	if err := os.MkdirAll(c.StateDir, 0o755); err != nil {
+		return cmdError(stderr, "restore", err)
+	}
+	lock, err := rollout.AcquireLock(ctx, filepath.Join(c.StateDir, rollout.LockFile), "restore", *lockWait)
+	if err != nil {
+		return cmdError(stderr, "restore", err)
+	}
+	defer lock.Release()
 
 	units, closeUnits, err := o.units(ctx, uf)
 	if err != nil {
