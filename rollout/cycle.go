@@ -127,7 +127,14 @@ func (e *Engine) finishCycle(ctx context.Context) (user string, migrated bool, e
 	if err != nil || cj == nil {
 		return "", false, err
 	}
-	fleet, err := e.Fleet(ctx)
+	// Another unit that cannot be placed (a bad line of the user map) does
+	// not stop this one being finished; this one unplaced does.
+	fleet, unplaced, err := e.fleetEach(ctx)
+	if err == nil {
+		if i := slices.IndexFunc(unplaced, func(f UnitError) bool { return f.Unit.User == cj.User }); i >= 0 {
+			err = unplaced[i].Err
+		}
+	}
 	if err != nil {
 		return cj.User, false, fmt.Errorf("finish the %s of %s: %w", cj.Options.Label, cj.User, err)
 	}

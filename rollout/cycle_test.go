@@ -184,3 +184,26 @@ func TestMalformedCycleJournalStopsEverythingAndIsKept(t *testing.T) {
 	require.Contains(t, string(b), "sideways")
 	require.Empty(t, sim.Calls(), "nothing was touched")
 }
+
+// An interrupted drain's restart is finished even while another unit of the
+// host cannot be placed (a bad line of the user map): that one is the
+// provisioning's problem, not a reason to leave bob unverified.
+func TestUnfinishedCycleIsFinishedBesideAnUnplacedUnit(t *testing.T) {
+	sim, e, _ := drainOfBob(t, false)
+	e.CrashAfter = func(s string) bool { return s == "restart:bob" }
+	_, err := e.MigrateIdle(context.Background(), rollout.DrainOptions{})
+	require.ErrorIs(t, err, rollout.ErrCrashed)
+	e.CrashAfter = nil
+
+	um := e.Units.(*rollouttest.UnitManager)
+	units := um.UnitsFunc
+	um.UnitsFunc = func(ctx context.Context) ([]rollout.Unit, error) {
+		us, err := units(ctx)
+		return append(us, rollout.Unit{Name: "t3-serve@Bad User.service", User: "Bad User"}), err
+	}
+	res, err := e.MigrateIdle(context.Background(), rollout.DrainOptions{})
+	require.NoError(t, err, res.Line())
+	require.Equal(t, []string{"bob"}, res.Migrated)
+	require.NoFileExists(t, filepath.Join(e.State().Dir, rollout.CycleJournalFile), "finished")
+	require.Equal(t, drainNew, sim.User("bob").Version)
+}
