@@ -81,7 +81,9 @@ func (e *Engine) Status(ctx context.Context) (Status, error) {
 	if e.Units == nil {
 		return s, nil
 	}
-	fleet, err := e.Fleet(ctx)
+	// A unit that cannot be placed (a bad line of the user map) is shown
+	// with its error; it does not hide the others.
+	fleet, unplaced, err := e.fleetEach(ctx)
 	if err != nil {
 		return s, err
 	}
@@ -116,6 +118,9 @@ func (e *Engine) Status(ctx context.Context) (Status, error) {
 			is.Err = fmt.Sprint(errs)
 		}
 		s.Instances = append(s.Instances, is)
+	}
+	for _, f := range unplaced {
+		s.Instances = append(s.Instances, InstanceStatus{User: f.Unit.User, Unit: f.Unit.Name, Err: f.Err.Error()})
 	}
 	return s, nil
 }
