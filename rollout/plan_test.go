@@ -176,3 +176,21 @@ func TestStatus(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, s.Freeze)
 }
+
+// `updater status` shows a unit it cannot place with its error, beside the
+// others, instead of failing whole on one bad line of the user map.
+func TestStatusShowsAnUnplacedUnitBesideTheOthers(t *testing.T) {
+	_, e, _ := drainOfBob(t, false)
+	um := e.Units.(*rollouttest.UnitManager)
+	units := um.UnitsFunc
+	um.UnitsFunc = func(ctx context.Context) ([]rollout.Unit, error) {
+		us, err := units(ctx)
+		return append(us, rollout.Unit{Name: "t3-serve@Bad User.service", User: "Bad User"}), err
+	}
+	s, err := e.Status(context.Background())
+	require.NoError(t, err)
+	require.Len(t, s.Instances, 2)
+	require.Equal(t, "bob", s.Instances[0].User)
+	require.Empty(t, s.Instances[0].Err)
+	require.Contains(t, s.Instances[1].Err, `OS user "Bad User"`)
+}
