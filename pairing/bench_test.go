@@ -89,3 +89,43 @@ func BenchmarkProxyLiveCookie(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPairFront measures a first visit on a new connection through a
+// Front's fast path, with the owner check off and on (a PeerOwner that
+// answers at once: the check's own cost per connection, without the
+// lookup's; adapters/hostfiles' BenchmarkTCPTablePeerUID is the real one).
+func BenchmarkPairFront(b *testing.B) {
+	for _, mode := range []struct {
+		name  string
+		owner pairing.PeerOwner
+	}{{"owner-check-off", nil}, {"owner-check-on", &fakeOwner{uid: 1000}}} {
+		b.Run(mode.name, func(b *testing.B) {
+			f := newFakeInstance(b, "ana", bs, "t3_session")
+			m := &fakeMinter{instances: map[string]*fakeInstance{"ana": f}}
+			router := mapRouter{"ana": {User: "ana", OSUser: "ana", BaseURL: f.srv.URL}}
+			opts := pairing.HandlerOptions{LoopGuardMax: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			if mode.owner != nil {
+				opts.PeerOwner, opts.TrustedProxyUIDs = mode.owner, []uint32{1000}
+			}
+			url := startFront(b, pairing.NewHandler(router, pairing.NewPairer(m, pairing.PairerOptions{}), opts), pairing.FrontOptions{})
+			client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true},
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				req, _ := http.NewRequest(http.MethodGet, url+"/", nil)
+				req.Header.Set(pairing.DefaultUserHeader, "ana")
+				req.Header.Set("Sec-Fetch-Dest", "document")
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusFound {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+		})
+	}
+}

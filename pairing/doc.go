@@ -8,8 +8,10 @@
 //
 // [Handler] runs DESIGN.md's flow 1 for each request:
 //
-//   - identity ([IdentityResolver]): the TCP peer must be a trusted proxy,
-//     the user header present once under its exact name (look-alike
+//   - identity ([IdentityResolver]): the TCP peer must be a trusted proxy
+//     (and, with HandlerOptions.PeerOwner, a peer on this host must own its
+//     socket as an allowed OS user, once per connection: loopback is open to
+//     every local user), the user header present once under its exact name (look-alike
 //     spellings such as X_authentik_username are refused), "@domain"
 //     stripped, the name valid;
 //   - route ([Router], e.g. adapters/hostfiles.DispatchTable);

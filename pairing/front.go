@@ -93,6 +93,9 @@ func NewFront(h *Handler, opts FrontOptions) *Front {
 	}
 	f.ctx, f.stop = context.WithCancel(context.Background())
 	f.srv = &http.Server{Handler: opts.Fallback, ReadHeaderTimeout: opts.ReadHeaderTimeout, IdleTimeout: opts.IdleTimeout}
+	if h.identity.owners != nil {
+		f.srv.ConnContext = h.ConnContext // the owner check, once per connection
+	}
 	return f
 }
 
@@ -252,6 +255,7 @@ type fastConn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	peerIP string
+	peer   *connPeer                    // the owner check's verdict; nil when it is off
 	idle   atomic.Bool                  // waiting for the next request
 	upc    atomic.Pointer[upstreamConn] // the instance connection in use
 	// waiting: a request is with the instance (sent, its response not yet
@@ -282,6 +286,14 @@ func (fc *fastConn) serve() {
 	if !f.h.identity.trustedPeer(remote) {
 		handed = f.handOff(fc, HandoffUntrustedPeer) // net/http refuses it as the Handler does
 		return
+	}
+	if oc := f.h.identity.owners; oc != nil {
+		// Decided once for the connection, here, and handed on with it.
+		fc.peer = newConnPeer(fc.nc.LocalAddr(), fc.nc.RemoteAddr())
+		if !fc.peer.allowed(oc) {
+			handed = f.handOff(fc, HandoffUntrustedPeer)
+			return
+		}
 	}
 	fc.peerIP = peerIP(fc.nc.RemoteAddr())
 	fc.br = bufio.NewReaderSize(fc.nc, 16<<10)
@@ -376,16 +388,20 @@ func (f *Front) handOff(fc *fastConn, reason string) bool {
 	fc.nc.SetReadDeadline(time.Time{})
 	c := net.Conn(fc.nc)
 	if fc.br != nil && fc.br.Buffered() > 0 {
-		c = &handedConn{Conn: fc.nc, br: fc.br}
+		c = &handedConn{Conn: fc.nc, br: fc.br, peer: fc.peer}
+	} else if fc.peer != nil {
+		c = &handedConn{Conn: fc.nc, peer: fc.peer}
 	}
 	return f.hand.give(c)
 }
 
 // handedConn replays what the fast path read before the rest of the
-// connection.
+// connection, and carries the owner check's verdict to net/http's
+// ConnContext, so it is not taken twice.
 type handedConn struct {
 	net.Conn
-	br *bufio.Reader
+	br   *bufio.Reader
+	peer *connPeer
 }
 
 func (c *handedConn) Read(p []byte) (int, error) {

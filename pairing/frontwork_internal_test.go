@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -23,9 +24,22 @@ func (r oneRouter) Route(string) (t3fleet.Instance, bool) { return r.in, true }
 // code controls (ns/op and allocs/op).
 //
 //	go test -run '^$' -bench FastPathWork -benchmem ./pairing/
-func BenchmarkFastPathWork(b *testing.B) {
+func BenchmarkFastPathWork(b *testing.B) { benchFastPathWork(b, HandlerOptions{}) }
+
+// BenchmarkFastPathWorkOwnerCheck is the same work with the owner check on
+// (HandlerOptions.PeerOwner): it runs once per connection, so a request on
+// a connection already checked costs what it costs without it.
+func BenchmarkFastPathWorkOwnerCheck(b *testing.B) {
+	benchFastPathWork(b, HandlerOptions{PeerOwner: uidOwner(1000), TrustedProxyUIDs: []uint32{1000}})
+}
+
+type uidOwner uint32
+
+func (u uidOwner) PeerUID(netip.AddrPort, netip.AddrPort) (uint32, error) { return uint32(u), nil }
+
+func benchFastPathWork(b *testing.B, opts HandlerOptions) {
 	h := NewHandler(oneRouter{t3fleet.Instance{User: "bench.user", OSUser: "bench", BaseURL: "http://127.0.0.1:9"}},
-		nil, HandlerOptions{})
+		nil, opts)
 	f := NewFront(h, FrontOptions{})
 	b.Cleanup(func() { f.Close() })
 	raw := []byte("GET /assets/app.js HTTP/1.1\r\nHost: 127.0.0.1:3780\r\nAccept: */*\r\nSec-Fetch-Dest: script\r\n" +

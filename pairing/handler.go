@@ -32,6 +32,20 @@ type HandlerOptions struct {
 	// TrustedProxies are the peers allowed to set UserHeader; nil means
 	// DefaultTrustedProxies (loopback). An empty non-nil slice trusts no one.
 	TrustedProxies []netip.Prefix
+	// PeerOwner turns on the owner check: a peer on this host (loopback,
+	// or one of its own addresses) may assert an identity only when its
+	// socket belongs to one of TrustedProxyUIDs, as PeerOwner tells.
+	// Loopback is open to every local user, and any of them can otherwise
+	// claim any identity. The check runs once per connection (see
+	// ConnContext); a lookup that fails refuses the peer, which gets an
+	// untrusted peer's answer, and logs why. Peers on other machines are
+	// honoured on TrustedProxies alone. nil (and no TrustedProxyUIDs): no
+	// check.
+	PeerOwner PeerOwner
+	// TrustedProxyUIDs are the OS users whose local sockets may assert an
+	// identity under the owner check. Set without a PeerOwner, every local
+	// peer is refused; empty with one, too.
+	TrustedProxyUIDs []uint32
 	// Prober checks cookies on page loads; nil means a sessionprobe.HTTPProber
 	// over Transport.
 	Prober sessionprobe.Prober
@@ -89,6 +103,7 @@ func NewHandler(router Router, pairer Pairer, opts HandlerOptions) *Handler {
 	if h.log == nil {
 		h.log = discardLogger()
 	}
+	h.identity.owners = newOwnerCheck(opts, h.log)
 	if h.now == nil {
 		h.now = time.Now
 	}

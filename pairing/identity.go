@@ -50,6 +50,7 @@ type IdentityResolver struct {
 	header  string // canonical form
 	folded  string
 	trusted []netip.Prefix
+	owners  *ownerCheck // nil: loopback peers are honoured on trusted alone
 }
 
 // NewIdentityResolver returns a resolver for header (DefaultUserHeader when
@@ -71,9 +72,11 @@ func (ir *IdentityResolver) Header() string { return ir.header }
 // User returns the validated SSO name of r's user: the peer must be a trusted
 // proxy, the header present exactly once under its exact name (any other
 // spelling that folds to it is refused), one "@domain" suffix is stripped,
-// and the rest must pass t3fleet.ValidSSOName.
+// and the rest must pass t3fleet.ValidSSOName. A Handler's resolver also
+// runs the owner check of HandlerOptions.PeerOwner, whose refusal is an
+// untrusted peer's.
 func (ir *IdentityResolver) User(r *http.Request) (string, error) {
-	if !ir.trustedPeer(r.RemoteAddr) {
+	if !ir.trustedPeer(r.RemoteAddr) || ir.owners != nil && !ir.ownerAllows(r) {
 		return "", &IdentityError{Status: http.StatusForbidden, Err: ErrUntrustedPeer}
 	}
 	for name := range r.Header {

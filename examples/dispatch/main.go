@@ -40,6 +40,7 @@ type config struct {
 	listen, table, userHeader, trustedProxies, mintCommand, upstreamHost, logFormat string
 	mintVersions, mintRunAs, homeRoot                                               string
 	demo, listenSet, fastPath                                                       bool
+	proxyUIDs                                                                       []uint32 // nil: no owner check
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -50,6 +51,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.table, "table", hostfiles.DefaultDispatchTable, "routing table: {\"<sso user>\": {\"os_user\": \"...\", \"port\": N}}")
 	fs.StringVar(&c.userHeader, "user-header", pairing.DefaultUserHeader, "header carrying the SSO user name")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", "127.0.0.0/8,::1/128", "comma-separated CIDRs allowed to set the user header")
+	proxyUsers := fs.String("trusted-proxy-users", "", "comma-separated user names or uids: a loopback peer may set the user header only from their sockets (read in /proc/net/tcp); empty: any local user may")
 	fs.StringVar(&c.mintCommand, "mint-command", t3.DefaultMintCommand, "argv template minting a credential; {os_user} and {state_dir} are whole arguments; no shell")
 	fs.StringVar(&c.mintVersions, "mint-versions", "", "side-by-side prefix of staged t3 builds (the updater's T3_PREFIX): mint with the build each instance runs instead of -mint-command")
 	fs.StringVar(&c.mintRunAs, "mint-run-as", "sudo -n -u {os_user} --", "with -mint-versions: argv prefix the mint runs under")
@@ -68,7 +70,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return c, fmt.Errorf("-log-format must be text or json, not %q", c.logFormat)
 	}
-	return c, nil
+	var err error
+	c.proxyUIDs, err = parseProxyUsers(*proxyUsers)
+	return c, err
 }
 
 func newLogger(format string, w io.Writer) *slog.Logger {
@@ -109,8 +113,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	reg := newRegistry()
 	transport := pairing.NewUpstreamTransport()
-	h := pairing.NewHandler(table, pairing.NewPairer(minter, pairing.PairerOptions{Client: &http.Client{Transport: transport}}),
-		pairing.HandlerOptions{UserHeader: c.userHeader, TrustedProxies: trusted, Transport: transport, Logger: log, Registerer: reg})
+	opts := withOwnerCheck(pairing.HandlerOptions{UserHeader: c.userHeader, TrustedProxies: trusted, Transport: transport, Logger: log, Registerer: reg},
+		c.proxyUIDs, log)
+	h := pairing.NewHandler(table, pairing.NewPairer(minter, pairing.PairerOptions{Client: &http.Client{Transport: transport}}), opts)
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		fmt.Fprintln(stderr, "dispatch:", err)

@@ -64,6 +64,9 @@ func TestRunFlagErrors(t *testing.T) {
 		{[]string{"-log-format", "xml"}, 2},
 		{[]string{"extra"}, 2},
 		{[]string{"-trusted-proxies", "10.0.0.0/99"}, 2},
+		{[]string{"-trusted-proxy-users", "t3fleet-no-such-user"}, 2},
+		{[]string{"-trusted-proxy-users", "4294967296"}, 2},
+		{[]string{"-trusted-proxy-users", "t3fleet-no-such-user", "-demo"}, 2},
 		{[]string{"-mint-command", "t3-mint --user={os_user}"}, 2},
 		{[]string{"-mint-command", "'unterminated"}, 2},
 		{[]string{"-table", "/nonexistent/dispatch.json", "-listen", "127.0.0.1:0"}, 1},
@@ -188,4 +191,6 @@ func TestRunDemo(t *testing.T) {
 	}
 	cancel()
 	assert.Equal(t, 0, <-done)
+	// Neither root nor -trusted-proxy-users, and no warning: no real users.
+	assert.NotContains(t, logs.String(), "trusted-proxy-users")
 }

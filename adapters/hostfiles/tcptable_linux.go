@@ -1,0 +1,4 @@
+package hostfiles
+
+// defaultTCPTableDir is where TCPTable{} reads: Linux has the tables.
+const defaultTCPTableDir = DefaultTCPTableDir
