@@ -270,8 +270,8 @@ func TestStreamHeadIsSentBeforeTheFirstEvent(t *testing.T) {
 // A connection that sends nothing at all gets ReadHeaderTimeout to start
 // its first head, as on net/http's server (which sets the header deadline
 // at accept): IdleTimeout is the wait between two requests of a kept-alive
-// connection. The fast path gives a silent new connection IdleTimeout
-// (two minutes by default), with its two 16 KiB buffers allocated.
+// connection; the fast path's would otherwise hold a silent new
+// connection, and its two 16 KiB buffers, for two minutes by default.
 func TestSilentNewConnectionGetsReadHeaderTimeout(t *testing.T) {
 	inst := newScriptedInstance(t, nil)
 	for _, m := range serveModes {

@@ -234,9 +234,9 @@ func newScriptedStream(t *testing.T, hungUp chan struct{}) string {
 // When that end is a reset (the instance crashed, or aborted the
 // response), the body is cut short, and the browser must be able to tell:
 // net/http's path re-chunks such a body and leaves the last chunk out; the
-// fast path relays it as it came, so all it has left is to reset the
-// browser's connection. A clean close there passes a truncated asset off
-// as complete (and it may be cached as such).
+// fast path relays it as it came, so it resets the browser's connection.
+// A clean close there would pass a truncated asset off as complete (and it
+// may be cached as such).
 func TestUntilCloseBodyCutByAResetIsNotPassedOffAsComplete(t *testing.T) {
 	const size = 64 << 10 // more than the relay's 16 KiB buffer: part of it is sent before the reset
 	reset := make(chan struct{}, 4)

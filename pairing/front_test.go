@@ -365,10 +365,10 @@ func TestPairingLocationKeepsThePathAsSent(t *testing.T) {
 }
 
 // A head whose lines (or only its last, blank line) end in a bare LF is
-// one net/http's server reads and answers. The fast path looks for CRLF
-// CRLF alone, so it never sees the end of such a head: it neither carries
-// it nor hands it to net/http ("anything unusual is left to net/http"),
-// and the connection is dropped unanswered after ReadHeaderTimeout.
+// one net/http's server reads and answers. The fast path finds its end too
+// and hands it to net/http, as it does anything unusual, instead of
+// waiting for a CRLF CRLF that never comes until ReadHeaderTimeout drops
+// the connection unanswered.
 func TestBareLFHeadIsAnswered(t *testing.T) {
 	inst := newScriptedInstance(t, nil)
 	heads := []struct{ name, raw string }{

@@ -62,14 +62,14 @@ func drainOfBob(t *testing.T, activeSince bool) (*rollouttest.Sim, *rollout.Engi
 }
 
 // A drain stopped (crash or signal) after bob's restart onto the active
-// build, before his verification, leaves bob's marker: "the next tick
-// drains the user". But that next drain does not finish what this one
-// began. With a unit manager that reports start times (systemd), the
-// marker is cleared as "restarted after the marker", and bob is never
-// verified; without, bob gets a new pre-migrate-idle backup, of the
-// database his unverified restart already migrated, and a failed
-// verification restores that one and puts him on the old build over it.
-// Without the interruption, bob would be rolled back onto his own data.
+// build, before his verification, leaves bob's marker and its cycle
+// journal, and the next drain finishes what this one began: it verifies
+// bob, and on a failure rolls him back onto the backup taken before that
+// restart. Without the journal, a unit manager that reports start times
+// (systemd) cleared the marker as "restarted after the marker" and bob was
+// never verified; without start times, bob got a new backup, of the
+// database his unverified restart had migrated, and a failed verification
+// put him on the old build over it.
 func TestMigrateIdleFinishesTheRestartAnInterruptedDrainBegan(t *testing.T) {
 	// "none" is the control: an uninterrupted drain rolls bob back.
 	for _, how := range []string{"none", "crash", "signal"} {
@@ -119,12 +119,10 @@ func TestMigrateIdleFinishesTheRestartAnInterruptedDrainBegan(t *testing.T) {
 }
 
 // A crash inside the rollback of a failed drain (Cycle's Rollback, which
-// the watchdog shares) leaves no journal: the freeze it wrote first stops
-// every later drain and run, so nothing finishes it. Bob stays stopped (or
-// on the bad build) and the shared binary is not switched back, while the
-// freeze reads like a clean rollback's ("unfreeze; the next night takes a
-// newer build"). A run's rollback is journalled and finished by the next
-// run; this one is not.
+// the watchdog shares) is finished by the next drain or run, as a run's
+// own rollback is, although the freeze that rollback wrote first stops
+// everything else: bob runs again on the previous build and his own data,
+// and the shared binary is switched back.
 func TestMigrateIdleRollbackConvergesAfterACrash(t *testing.T) {
 	for _, step := range []string{"", "rollback-freeze", "rollback-restore:bob", "rollback-activate"} {
 		name := step

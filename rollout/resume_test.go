@@ -14,12 +14,11 @@ import (
 
 // A run crashed while alice's restart was under way (she may run the
 // target on a migrated database). The run that finishes the journal
-// recomputes the canary order; when another user comes first (the
-// operator finishing it by hand with --order, or a unit added since), that
-// user's restart overwrites the journal's step, alice is no longer known to
-// be under way, is deferred as busy, and a later canary failure's rollback
-// leaves her out: she keeps the target's process and migrated database
-// while the binary goes back, and her marker is cleared.
+// finishes her restart first, whatever order it would pick (the operator
+// finishing it by hand with --order, or another operator): had another
+// user's restart come first, it would have overwritten the journal's step,
+// alice would have been deferred as busy, and a later canary failure's
+// rollback would have left her on the target's migrated database.
 func TestResumedCanaryRemembersTheRestartUnderWayWhateverTheOrder(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -65,10 +64,9 @@ func TestResumedCanaryRemembersTheRestartUnderWayWhateverTheOrder(t *testing.T) 
 }
 
 // A unit added between the crash and the run that finishes the journal has
-// no prebump snapshot (the backups were taken by the crashed run), yet the
-// resumed canary restarts it onto the target like the others. When a later
-// canary fails, the rollback has nothing to restore it from: it is put
-// back on the old build over the database the target migrated.
+// no prebump snapshot (the backups were taken by the crashed run): the
+// resumed canary backs it up before it moves it, so that when a later
+// canary fails the rollback can put it back on its own data.
 func TestResumedCanaryNeverMovesAUnitWithoutAPrebumpSnapshot(t *testing.T) {
 	for _, step := range []string{"activate", "restart:alice", "verified:alice"} {
 		t.Run(step, func(t *testing.T) {

@@ -14,12 +14,11 @@ import (
 
 // A run crashed after activating the target, before anyone's restart: its
 // journal waits for the next run, and the binary is already the target.
-// The drainer stands down while a journal waits (DrainPendingRun); the
-// watchdog does not: it restarts a wedged unit onto the target, which the
-// journal knows nothing of. When the resumed canary then fails on an
-// earlier user, the rollback restores only the users the journal names,
-// and the unit the watchdog moved stays on the target's process and
-// migrated database while the binary goes back.
+// The watchdog stands down while the journal waits, as the drainer does:
+// a wedged unit it restarted would move onto the target behind the
+// journal's back, and when the resumed canary then failed, the rollback
+// (which restores the users the journal names) would leave that unit on
+// the target's migrated database while the binary went back.
 func TestWatchdogLeavesAPendingRunsUnitsAlone(t *testing.T) {
 	sim := newSim(t)
 	e := sim.Engine(rollout.Options{CrashAfter: func(s string) bool { return s == "activate" }})
