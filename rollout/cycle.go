@@ -188,20 +188,7 @@ func (s State) cycle() (*cycleJournal, error) {
 }
 
 func (s State) writeCycle(cj *cycleJournal) error {
-	b, err := json.MarshalIndent(cj, "", "  ")
-	if err != nil {
-		return fmt.Errorf("cycle journal: %w", err)
-	}
-	return WriteFileAtomic(s.path(CycleJournalFile), append(b, '\n'), 0o644)
+	return s.writeJSON(CycleJournalFile, "cycle journal", cj)
 }
 
-func (s State) removeCycle() error {
-	err := os.Remove(s.path(CycleJournalFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("remove cycle journal: %w", err)
-	}
-	return syncDir(s.Dir)
-}
+func (s State) removeCycle() error { return s.removeSynced(CycleJournalFile, "cycle journal") }

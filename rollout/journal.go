@@ -71,22 +71,29 @@ func (s State) Journal() (*Journal, error) {
 }
 
 // WriteJournal records j atomically.
-func (s State) WriteJournal(j *Journal) error {
-	b, err := json.MarshalIndent(j, "", "  ")
-	if err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	return WriteFileAtomic(s.path(JournalFile), append(b, '\n'), 0o644)
-}
+func (s State) WriteJournal(j *Journal) error { return s.writeJSON(JournalFile, "journal", j) }
 
 // RemoveJournal removes the journal; none is not an error.
-func (s State) RemoveJournal() error {
-	err := os.Remove(s.path(JournalFile))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove journal: %w", err)
+func (s State) RemoveJournal() error { return s.removeSynced(JournalFile, "journal") }
+
+// writeJSON writes v, indented, to the state file name atomically.
+func (s State) writeJSON(name, what string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	if err == nil {
-		return syncDir(s.Dir)
+	return WriteFileAtomic(s.path(name), append(b, '\n'), 0o644)
+}
+
+// removeSynced removes the state file name and syncs the directory, so the
+// removal survives a power loss; none is not an error.
+func (s State) removeSynced(name, what string) error {
+	err := os.Remove(s.path(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
-	return nil
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", what, err)
+	}
+	return syncDir(s.Dir)
 }
