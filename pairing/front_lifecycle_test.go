@@ -276,16 +276,10 @@ func TestSilentNewConnectionGetsReadHeaderTimeout(t *testing.T) {
 	inst := newScriptedInstance(t, nil)
 	for _, m := range serveModes {
 		t.Run(m.name, func(t *testing.T) {
-			h := pairing.NewHandler(mapRouter{"ana": {User: "ana", OSUser: "ana", BaseURL: inst.URL()}}, nil,
-				pairing.HandlerOptions{Prober: cookieProber{}})
-			url := startFront(t, h, pairing.FrontOptions{DisableFast: m.disableFast,
-				ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: time.Minute})
-			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-			require.NoError(t, err)
-			t.Cleanup(func() { c.Close() })
+			c := dialTimeoutFront(t, inst, m.disableFast)
 			start := time.Now()
 			require.NoError(t, c.SetReadDeadline(start.Add(3*time.Second)))
-			_, err = c.Read(make([]byte, 1))
+			_, err := c.Read(make([]byte, 1))
 			assert.False(t, errors.Is(err, os.ErrDeadlineExceeded),
 				"a connection that sent nothing was still open after %s (ReadHeaderTimeout 300ms)", time.Since(start).Round(time.Millisecond))
 			assert.ErrorIs(t, err, io.EOF)
@@ -300,20 +294,14 @@ func TestKeptAliveConnectionWaitsIdleTimeoutAfterItsFirstRequest(t *testing.T) {
 	inst := newScriptedInstance(t, nil)
 	for _, m := range serveModes {
 		t.Run(m.name, func(t *testing.T) {
-			h := pairing.NewHandler(mapRouter{"ana": {User: "ana", OSUser: "ana", BaseURL: inst.URL()}}, nil,
-				pairing.HandlerOptions{Prober: cookieProber{}})
-			url := startFront(t, h, pairing.FrontOptions{DisableFast: m.disableFast,
-				ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: time.Minute})
-			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-			require.NoError(t, err)
-			t.Cleanup(func() { c.Close() })
+			c := dialTimeoutFront(t, inst, m.disableFast)
 			require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
 			br := bufio.NewReader(c)
 			for i := range 2 {
 				if i == 1 {
 					time.Sleep(700 * time.Millisecond) // the input under test: idle past ReadHeaderTimeout
 				}
-				_, err = io.WriteString(c, liveAsset)
+				_, err := io.WriteString(c, liveAsset)
 				require.NoError(t, err)
 				resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
 				require.NoError(t, err, "request %d", i+1)
@@ -323,4 +311,18 @@ func TestKeptAliveConnectionWaitsIdleTimeoutAfterItsFirstRequest(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dialTimeoutFront opens a connection to a Front in front of inst whose
+// ReadHeaderTimeout (300 ms) and IdleTimeout (a minute) are far apart.
+func dialTimeoutFront(t *testing.T, inst *scriptedInstance, disableFast bool) net.Conn {
+	t.Helper()
+	h := pairing.NewHandler(mapRouter{"ana": {User: "ana", OSUser: "ana", BaseURL: inst.URL()}}, nil,
+		pairing.HandlerOptions{Prober: cookieProber{}})
+	url := startFront(t, h, pairing.FrontOptions{DisableFast: disableFast,
+		ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: time.Minute})
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
 }
