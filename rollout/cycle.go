@@ -2,11 +2,8 @@ package rollout
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"slices"
 
 	"github.com/t3fleet/t3fleet/statebackup"
@@ -173,16 +170,12 @@ func (e *Engine) finishCycle(ctx context.Context) (user string, migrated bool, e
 
 // cycle returns the journal of a Cycle under way, nil when none.
 func (s State) cycle() (*cycleJournal, error) {
-	b, err := os.ReadFile(s.path(CycleJournalFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read cycle journal: %w", err)
-	}
 	var cj cycleJournal
-	if err := json.Unmarshal(b, &cj); err != nil || cj.User == "" || (cj.Phase != cycleRestart && cj.Phase != cycleRollback) {
-		return nil, fmt.Errorf("cycle journal %s: %w (%v); inspect it, then move it aside", s.path(CycleJournalFile), ErrMalformed, err)
+	if found, err := s.readJSON(CycleJournalFile, "cycle journal", &cj); err != nil || !found {
+		return nil, err
+	}
+	if cj.User == "" || (cj.Phase != cycleRestart && cj.Phase != cycleRollback) {
+		return nil, fmt.Errorf("cycle journal %s: %w: no user, or phase %q; inspect it, then move it aside", s.path(CycleJournalFile), ErrMalformed, cj.Phase)
 	}
 	return &cj, nil
 }

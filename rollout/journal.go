@@ -48,16 +48,9 @@ func (j *Journal) deferred(user string) bool { return slices.Contains(j.Deferred
 
 // Journal returns the journal left by an unfinished run, nil when none.
 func (s State) Journal() (*Journal, error) {
-	b, err := os.ReadFile(s.path(JournalFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read journal: %w", err)
-	}
 	var j Journal
-	if err := json.Unmarshal(b, &j); err != nil {
-		return nil, fmt.Errorf("journal %s: %w (%v); inspect it, then move it aside", s.path(JournalFile), ErrMalformed, err)
+	if found, err := s.readJSON(JournalFile, "journal", &j); err != nil || !found {
+		return nil, err
 	}
 	switch j.Phase {
 	case PhasePrepare, PhaseCanary, PhaseRollback, PhaseDone:
@@ -75,6 +68,23 @@ func (s State) WriteJournal(j *Journal) error { return s.writeJSON(JournalFile, 
 
 // RemoveJournal removes the journal; none is not an error.
 func (s State) RemoveJournal() error { return s.removeSynced(JournalFile, "journal") }
+
+// readJSON reads the state file name into v; found is false when there is
+// none. A file that is not JSON is ErrMalformed, with its path and what to
+// do, and is left as it is.
+func (s State) readJSON(name, what string, v any) (found bool, err error) {
+	b, err := os.ReadFile(s.path(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", what, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("%s %s: %w (%v); inspect it, then move it aside", what, s.path(name), ErrMalformed, err)
+	}
+	return true, nil
+}
 
 // writeJSON writes v, indented, to the state file name atomically.
 func (s State) writeJSON(name, what string, v any) error {
