@@ -103,23 +103,30 @@ func startRun(t *testing.T, args ...string) (string, *lockedBuffer) {
 	}
 }
 
-// TestRunEndToEnd runs the real wiring (dispatch.json, a mint command run
-// without a shell, the CLI JSON) against a fake instance.
-func TestRunEndToEnd(t *testing.T) {
+// oneInstanceRun starts run() in front of one fake instance for
+// emil.barzin, from a dispatch.json and a mint command run without a
+// shell that hands out one credential minted beforehand and records the
+// argv it got in <dir>/argv; args come after -table and -mint-command.
+func oneInstanceRun(t *testing.T, args ...string) (base string, logs *lockedBuffer, dir string) {
+	t.Helper()
 	srv := t3test.NewServer(t.TempDir(), t3test.Options{Era: t3test.EraB, User: "emil.barzin"})
 	t.Cleanup(srv.Close)
 	cred, err := srv.Mint(0)
 	require.NoError(t, err)
-	dir := t.TempDir()
+	dir = t.TempDir()
 	mint := filepath.Join(dir, "t3-mint")
-	// The test's own script: prints one credential minted beforehand, and
-	// records the argv it got.
 	require.NoError(t, os.WriteFile(mint, []byte(fmt.Sprintf("#!/bin/sh\necho \"$@\" > %s/argv\necho '{\"id\":\"p\",\"credential\":\"%s\",\"expiresAt\":\"2030-01-01T00:00:00.000Z\"}'\n", dir, cred)), 0o755))
 	_, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, "http://"), ":")
 	table := filepath.Join(dir, "dispatch.json")
 	require.NoError(t, os.WriteFile(table, []byte(`{"emil.barzin":{"os_user":"emil","port":`+port+`}}`), 0o644))
+	base, logs = startRun(t, append([]string{"-table", table, "-mint-command", mint + " {os_user}"}, args...)...)
+	return base, logs, dir
+}
 
-	base, logs := startRun(t, "-table", table, "-mint-command", mint+" {os_user}", "-user-header", "X-Remote-User", "-log-format", "json")
+// TestRunEndToEnd runs the real wiring (dispatch.json, a mint command run
+// without a shell, the CLI JSON) against a fake instance.
+func TestRunEndToEnd(t *testing.T) {
+	base, logs, dir := oneInstanceRun(t, "-user-header", "X-Remote-User", "-log-format", "json")
 
 	for path, want := range map[string]string{"/healthz": "ok\n", "/metrics": "t3fleet_dispatch_pairs_total"} {
 		resp, err := http.Get(base + path)

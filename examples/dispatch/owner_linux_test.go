@@ -9,33 +9,19 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
 )
 
-// ownerCheckRun starts run() in front of one fake instance for
-// emil.barzin, with a mint command that hands out one credential, and
-// args; it returns the dispatch's URL and log.
+// ownerCheckRun is oneInstanceRun without its directory.
 func ownerCheckRun(t *testing.T, args ...string) (string, *lockedBuffer) {
 	t.Helper()
-	srv := t3test.NewServer(t.TempDir(), t3test.Options{Era: t3test.EraB, User: "emil.barzin"})
-	t.Cleanup(srv.Close)
-	cred, err := srv.Mint(0)
-	require.NoError(t, err)
-	dir := t.TempDir()
-	mint := filepath.Join(dir, "t3-mint")
-	require.NoError(t, os.WriteFile(mint, []byte(fmt.Sprintf("#!/bin/sh\necho '{\"id\":\"p\",\"credential\":\"%s\",\"expiresAt\":\"2030-01-01T00:00:00.000Z\"}'\n", cred)), 0o755))
-	_, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, "http://"), ":")
-	table := filepath.Join(dir, "dispatch.json")
-	require.NoError(t, os.WriteFile(table, []byte(`{"emil.barzin":{"os_user":"emil","port":`+port+`}}`), 0o644))
-	return startRun(t, append([]string{"-table", table, "-mint-command", mint + " {os_user}"}, args...)...)
+	base, logs, _ := oneInstanceRun(t, args...)
+	return base, logs
 }
 
 // visitAs sends a first visit as user from this process.
