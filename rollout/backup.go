@@ -68,22 +68,21 @@ func (e *Engine) backupAll(ctx context.Context, j *Journal, fleet []Member) erro
 	for range fleet {
 		r := <-results
 		user := r.m.Unit.User
-		if r.err != nil && e.AllowMissingBackup && errors.Is(r.err, statebackup.ErrNoDatabase) {
-			e.emit(ctx, Event{Kind: EventBackupSkipped, User: user, Unit: r.m.Unit.Name, Reason: "no database yet"})
-			continue
-		}
-		if r.err != nil {
+		snap, err := e.backedUp(ctx, r.m, j.Target, r.snap, r.err, r.took)
+		if err != nil {
 			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, ctx.Err()) {
 				return cause // the staging failed and stopped this backup
 			}
-			return fmt.Errorf("backup %s: %w", user, r.err)
+			return err
+		}
+		if snap == nil {
+			continue
 		}
 		// Not written to the journal yet: a run that stops in this phase
 		// starts over, so the snapshots are first written with the stage
 		// step, which saves an fsync pair per user.
 		j.Step = "backup:" + user
-		j.Snapshots[user] = r.snap
-		e.emit(ctx, Event{Kind: EventBackedUp, User: user, Unit: r.m.Unit.Name, Version: j.Target, Reason: r.snap.Path, Took: r.took})
+		j.Snapshots[user] = *snap
 		if err := e.crash("backup:" + user); err != nil {
 			return err
 		}
@@ -105,17 +104,16 @@ func (e *Engine) backupLate(ctx context.Context, j *Journal, fleet []Member) err
 			continue
 		}
 		t0 := time.Now()
-		snap, err := e.Backups.Backup(ctx, m.Target(j.Previous), label)
+		s, err := e.Backups.Backup(ctx, m.Target(j.Previous), label)
+		snap, err := e.backedUp(ctx, m, j.Target, s, err, time.Since(t0))
 		switch {
+		case err == nil && snap == nil:
+			continue
 		case err == nil:
 			if j.Snapshots == nil {
 				j.Snapshots = map[string]statebackup.Snapshot{}
 			}
-			j.Snapshots[user] = snap
-			e.emit(ctx, Event{Kind: EventBackedUp, User: user, Unit: m.Unit.Name, Version: j.Target, Reason: snap.Path, Took: time.Since(t0)})
-		case e.AllowMissingBackup && errors.Is(err, statebackup.ErrNoDatabase):
-			e.emit(ctx, Event{Kind: EventBackupSkipped, User: user, Unit: m.Unit.Name, Reason: "no database yet"})
-			continue
+			j.Snapshots[user] = *snap
 		default:
 			if derr := st.Defer(user, j.Target); derr != nil {
 				return errors.Join(fmt.Errorf("backup %s: %w", user, err), derr)
@@ -129,4 +127,19 @@ func (e *Engine) backupLate(ctx context.Context, j *Journal, fleet []Member) err
 		}
 	}
 	return nil
+}
+
+// backedUp reports how m's backup for version ended: the snapshot, or nil
+// when m has no database yet and AllowMissingBackup lets that go, or the
+// error (naming the user) that stops the caller.
+func (e *Engine) backedUp(ctx context.Context, m Member, version string, snap statebackup.Snapshot, err error, took time.Duration) (*statebackup.Snapshot, error) {
+	switch {
+	case err == nil:
+		e.emit(ctx, Event{Kind: EventBackedUp, User: m.Unit.User, Unit: m.Unit.Name, Version: version, Reason: snap.Path, Took: took})
+		return &snap, nil
+	case e.AllowMissingBackup && errors.Is(err, statebackup.ErrNoDatabase):
+		e.emit(ctx, Event{Kind: EventBackupSkipped, User: m.Unit.User, Unit: m.Unit.Name, Reason: "no database yet"})
+		return nil, nil
+	}
+	return nil, fmt.Errorf("backup %s: %w", m.Unit.User, err)
 }

@@ -51,15 +51,10 @@ func (e *Engine) Cycle(ctx context.Context, m Member, o CycleOptions) error {
 		return err
 	}
 	cj := &cycleJournal{User: m.Unit.User, Options: o, Phase: cycleRestart}
+	t0 := e.now()
 	s, err := e.Backups.Backup(ctx, m.Target(o.Version), o.Label)
-	switch {
-	case err == nil:
-		cj.Snapshot = &s
-		e.emit(ctx, Event{Kind: EventBackedUp, User: m.Unit.User, Unit: m.Unit.Name, Version: o.Version, Reason: s.Path})
-	case e.AllowMissingBackup && errors.Is(err, statebackup.ErrNoDatabase):
-		e.emit(ctx, Event{Kind: EventBackupSkipped, User: m.Unit.User, Unit: m.Unit.Name, Reason: "no database yet"})
-	default:
-		return fmt.Errorf("backup %s: %w", m.Unit.User, err)
+	if cj.Snapshot, err = e.backedUp(ctx, m, o.Version, s, err, e.now().Sub(t0)); err != nil {
+		return err
 	}
 	if err := e.State().writeCycle(cj); err != nil {
 		return err
