@@ -70,7 +70,32 @@ func TestBuiltCLIAsABuild(t *testing.T) {
 	assert.NotEmpty(t, resp.Header.Get("Set-Cookie"))
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	assert.NoError(t, cmd.Wait(), "SIGTERM is a clean exit")
+	var ee *exec.ExitError
+	require.ErrorAs(t, cmd.Wait(), &ee)
+	assert.Equal(t, 130, ee.ExitCode(), "t3 exits 130 after a graceful SIGTERM")
+}
+
+// t3's serve runs under Effect 4's NodeRuntime.runMain: SIGTERM and SIGINT
+// both interrupt its main fiber, and the default teardown exits 130 for an
+// interruption, whichever signal it was (not 0, not 143).
+func TestBuiltCLIServeSignalExits130(t *testing.T) {
+	bin, err := t3test.WriteBuild(t.TempDir(), t3test.BuildCLI(t), "0.0.46", t3test.Faults{})
+	require.NoError(t, err)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			var stdout lockedBuffer
+			cmd := exec.Command(bin, "serve", "--host", "127.0.0.1", "--port", "0", "--base-dir", t.TempDir())
+			cmd.Stdout = &stdout
+			require.NoError(t, cmd.Start())
+			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			require.Eventually(t, func() bool { return strings.Contains(stdout.String(), "T3 Code server is ready.") },
+				20*time.Second, 20*time.Millisecond)
+			require.NoError(t, cmd.Process.Signal(sig))
+			var ee *exec.ExitError
+			require.ErrorAs(t, cmd.Wait(), &ee)
+			assert.Equal(t, 130, ee.ExitCode())
+		})
+	}
 }
 
 func TestBuiltCLIMigrationFault(t *testing.T) {

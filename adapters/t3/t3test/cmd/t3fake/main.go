@@ -87,6 +87,13 @@ func defaultBaseDir(getenv func(string) string) string {
 	return filepath.Join(getenv("HOME"), ".t3")
 }
 
+// exitInterrupted is how t3's serve exits after SIGTERM or SIGINT once its
+// graceful shutdown has run: its main fiber (NodeRuntime.runMain) is
+// interrupted, and Effect 4's default teardown maps an interruption to 130,
+// whichever of the two signals it was. Only a shutdown still running after
+// its escalation deadline (or a second signal) ends with 143 for SIGTERM.
+const exitInterrupted = 130
+
 func serve(ctx context.Context, b build, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -121,7 +128,7 @@ func serve(ctx context.Context, b build, args []string, getenv func(string) stri
 		fmt.Fprintln(stderr, "t3: server failed to listen")
 		return 1
 	case <-ctx.Done():
-		return 0
+		return exitInterrupted
 	}
 	// What t3's headless serve prints (formatHeadlessServeOutput), but the
 	// QR code of the pairing URL.
@@ -132,7 +139,7 @@ func serve(ctx context.Context, b build, args []string, getenv func(string) stri
 	}
 	select {
 	case <-ctx.Done():
-		return 0
+		return exitInterrupted
 	case <-srv.Done():
 		fmt.Fprintln(stderr, "t3: server stopped")
 		return 1
