@@ -49,6 +49,8 @@ func envVersion(t *testing.T, base string) string {
 
 // The seed's layout under a real systemd: t3-serve@.service runs
 // <prefix>/current/t3, so a restart after the link moves runs the new build.
+// The unit says SuccessExitStatus as docs/units.md does: t3 exits 130 after
+// a graceful stop, so without it every stop would leave the unit failed.
 func TestRealFakeT3FollowsTheCurrentLink(t *testing.T) {
 	um := systemdtest.Start(t, systemdtest.Options{})
 	cli := t3test.BuildCLI(t)
@@ -56,6 +58,7 @@ func TestRealFakeT3FollowsTheCurrentLink(t *testing.T) {
 	require.NoError(t, t3test.WritePrefix(prefix, cli, map[string]t3test.Faults{"0.0.27": {}, "0.0.30": {}}, "0.0.27"))
 	um.WriteUnit(t, "t3-serve@.service", "[Unit]\nDescription=t3 for %i\n\n[Service]\nType=exec\n"+
 		"ExecStart="+filepath.Join(prefix, "current", "t3")+" serve --host 127.0.0.1 --port 0 --base-dir "+state+"/%i\n"+
+		"SuccessExitStatus=130 143\n"+
 		"StandardOutput=append:"+um.LogDir+"/%i.log\nStandardError=inherit\n")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -87,4 +90,7 @@ func TestRealFakeT3FollowsTheCurrentLink(t *testing.T) {
 	require.NoError(t, m.Stop(ctx, u))
 	_, err = http.Get(second + t3test.PathEnvironment)
 	assert.Error(t, err, "a stopped instance does not answer")
+	st3, err := m.Status(ctx, u)
+	require.NoError(t, err)
+	assert.Equal(t, "inactive", st3.State, "a graceful stop is a clean one, not a failure")
 }
