@@ -42,11 +42,14 @@ var (
 	ErrClockSkew = errors.New("timestamp in the future")
 )
 
-// End states of a statev2 run. T3-CONTRACT.md's list of active statuses
-// (preparing, starting, running, waiting) is inferred, so the gate fails
-// closed: any status but these counts as active, and a status it does not
-// know can only defer a user, never restart one mid-run.
-var endRunStatuses = []string{"completed", "failed", "interrupted", "cancelled", "canceled", "aborted", "errored", "error", "succeeded", "expired", "timed_out"}
+// End states of a statev2 run: those of t3's OrchestrationV2RunStatus
+// (completed, interrupted, failed, cancelled, rolled_back) and spellings a
+// build might use for the same. The gate fails closed: any other status
+// counts as active (preparing, queued, starting, running, waiting, and any
+// a later build adds), so a status it does not know can only defer a user,
+// never restart one mid-run. A queued run counts too: a restart holds the
+// queue until its user resumes it.
+var endRunStatuses = []string{"completed", "failed", "interrupted", "cancelled", "rolled_back", "canceled", "aborted", "errored", "error", "succeeded", "expired", "timed_out"}
 
 // DBOptions tunes a DBOracle. The zero value works.
 type DBOptions struct {

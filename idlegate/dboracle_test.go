@@ -36,6 +36,15 @@ func exec(tb testing.TB, path, q string) {
 	}
 }
 
+// runStatus seeds one statev2 run, then sets its status (and ends the
+// thread session's turn, so the run alone decides).
+func runStatus(status string) func(*testing.T, string) {
+	return func(t *testing.T, base string) {
+		seed(t3test.EraE, 1)(t, base)
+		exec(t, t3test.StateV2DB(base), `UPDATE orchestration_v2_projection_runs SET status = '`+status+`' WHERE status = 'running'; UPDATE projection_thread_sessions SET active_turn_id = NULL`)
+	}
+}
+
 func instance(base string) t3fleet.Instance {
 	return t3fleet.Instance{User: "emil", OSUser: "emil", BaseURL: "http://127.0.0.1:1", StateDir: base}
 }
@@ -66,16 +75,15 @@ func TestDBOracle(t *testing.T) {
 			seed(t3test.EraE, 1)(t, base)
 			exec(t, t3test.StateV2DB(base), `UPDATE projection_thread_sessions SET active_turn_id = NULL`)
 		}, at: time.Hour, active: 1, quiet: time.Hour},
-		// The active statuses are inferred: a status the gate does not know
-		// counts as active (fail closed), a known end state does not.
-		{name: "statev2 run in an unknown status", era: t3test.EraE, setup: func(t *testing.T, base string) {
-			seed(t3test.EraE, 1)(t, base)
-			exec(t, t3test.StateV2DB(base), `PRAGMA ignore_check_constraints = ON; UPDATE orchestration_v2_projection_runs SET status = 'queued' WHERE status = 'running'; UPDATE projection_thread_sessions SET active_turn_id = NULL`)
-		}, at: time.Hour, active: 1, quiet: time.Hour},
-		{name: "statev2 runs in end states", era: t3test.EraE, setup: func(t *testing.T, base string) {
-			seed(t3test.EraE, 1)(t, base)
-			exec(t, t3test.StateV2DB(base), `PRAGMA ignore_check_constraints = ON; UPDATE orchestration_v2_projection_runs SET status = 'cancelled' WHERE status = 'running'; UPDATE projection_thread_sessions SET active_turn_id = NULL`)
-		}, at: time.Hour, idle: true, quiet: time.Hour},
+		// A status the gate does not know counts as active (fail closed); an
+		// end state of t3's OrchestrationV2RunStatus does not.
+		{name: "statev2 run in an unknown status", era: t3test.EraE, setup: runStatus("paused_for_review"), at: time.Hour, active: 1, quiet: time.Hour},
+		{name: "statev2 run cancelled", era: t3test.EraE, setup: runStatus("cancelled"), at: time.Hour, idle: true, quiet: time.Hour},
+		{name: "statev2 run rolled back", era: t3test.EraE, setup: runStatus("rolled_back"), at: time.Hour, idle: true, quiet: time.Hour},
+		{name: "statev2 run interrupted", era: t3test.EraE, setup: runStatus("interrupted"), at: time.Hour, idle: true, quiet: time.Hour},
+		// A queued run waits its turn; a restart holds the queue until the
+		// user resumes it, so it counts as work in flight.
+		{name: "statev2 run queued", era: t3test.EraE, setup: runStatus("queued"), at: time.Hour, active: 1, quiet: time.Hour},
 		// statev2 is a one-time copy of state.sqlite: its thread sessions are
 		// frozen at the move, and a turn left running there is no turn.
 		{name: "statev2 with a turn left running in its frozen copy", era: t3test.EraE, setup: func(t *testing.T, base string) {
