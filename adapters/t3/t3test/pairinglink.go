@@ -37,8 +37,9 @@ func ClientScopes() []string {
 // OwnerScopes is the scope list of an owner link (the serve's pairing URL).
 func OwnerScopes() []string { return []string{"owner"} }
 
-// PairingLink is what `t3 auth pairing create --json` prints: Role before
-// migration 31, Scopes from then on.
+// PairingLink is a link `t3 auth pairing create` minted (its --json output
+// has the same fields, in t3's order): Role before migration 31, Scopes
+// from then on.
 type PairingLink struct {
 	ID         string   `json:"id"`
 	Credential string   `json:"credential"`

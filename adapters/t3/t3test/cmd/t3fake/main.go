@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
 )
@@ -144,36 +141,4 @@ func serve(ctx context.Context, b build, args []string, getenv func(string) stri
 		fmt.Fprintln(stderr, "t3: server stopped")
 		return 1
 	}
-}
-
-func pairingCreate(ctx context.Context, b build, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("auth pairing create", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	baseDir := fs.String("base-dir", defaultBaseDir(getenv), "state directory")
-	ttl := fs.Duration("ttl", t3test.DefaultPairingTTL, "credential lifetime")
-	asJSON := fs.Bool("json", false, "print JSON")
-	label := fs.String("label", "", "label")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	link, err := t3test.CreatePairing(ctx, *baseDir, b.era, t3test.PairingOptions{
-		TTL: *ttl, Label: *label, FailMigration: b.faults.MigrationFails,
-	})
-	if err != nil {
-		var me *t3test.MigrationError
-		if errors.As(err, &me) {
-			fmt.Fprintln(stderr, me.Error())
-		} else {
-			fmt.Fprintln(stderr, "t3:", err)
-		}
-		return 1
-	}
-	if *asJSON {
-		out, _ := json.MarshalIndent(link, "", "  ")
-		fmt.Fprintf(stdout, "%s\n", out)
-		return 0
-	}
-	exp, _ := time.Parse(t3test.TimeLayout, link.ExpiresAt)
-	fmt.Fprintf(stdout, "Pairing credential: %s (expires %s)\n", link.Credential, exp.Format(time.RFC3339))
-	return 0
 }

@@ -164,3 +164,48 @@ func TestServeMigrationFailureExits1(t *testing.T) {
 	assert.Contains(t, out.String(), `Migration \"31_AuthAuthorizationScopes\" failed`)
 	assert.Contains(t, errb.String(), `Migration "31_AuthAuthorizationScopes" failed`)
 }
+
+// t3's `auth pairing create` (apps/server/src/cli/auth.ts, cliAuthFormat.ts):
+// --ttl takes "5m", "1h", "30d" or "15 minutes"; --base-url adds the pair
+// URL; the text is four lines; Console.log ends the output with a blank line.
+func TestPairingCreateOutput(t *testing.T) {
+	cases := []struct {
+		name    string
+		args    []string
+		code    int
+		ttl     time.Duration
+		pattern string // the whole stdout
+	}{
+		{name: "text", args: []string{"--ttl", "30d"}, ttl: 30 * 24 * time.Hour,
+			pattern: `^Issued client pairing token [0-9a-f-]{36}\.\nToken: [2-9A-Z]{12}\nExpires at: \S+Z\n\n$`},
+		{name: "text with a pair URL", args: []string{"--ttl", "15 minutes", "--base-url", "https://t3.example.com/x/"}, ttl: 15 * time.Minute,
+			pattern: `^Issued client pairing token \S+\.\nToken: ([2-9A-Z]{12})\nPair URL: https://t3\.example\.com/pair#token=[2-9A-Z]{12}\nExpires at: \S+\n\n$`},
+		{name: "json", args: []string{"--ttl", "1h", "--json", "--label", "ci"}, ttl: time.Hour,
+			pattern: `^\{\n  "id": "\S+",\n  "credential": "[2-9A-Z]{12}",\n  "label": "ci",\n  "role": "client",\n  "expiresAt": "\S+"\n\}\n\n$`},
+		{name: "json with a pair URL", args: []string{"--json", "--base-url", "http://127.0.0.1:3773"}, ttl: t3test.DefaultPairingTTL,
+			pattern: `(?s)^\{\n.*"role": "client",\n  "expiresAt": "\S+",\n  "pairUrl": "http://127\.0\.0\.1:3773/pair#token=[2-9A-Z]{12}"\n\}\n\n$`},
+		{name: "a ttl in Go's own form", args: []string{"--ttl", "1h30m"}, code: 1},
+		{name: "a ttl with no unit", args: []string{"--ttl", "300"}, code: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var out, errb bytes.Buffer
+			began := time.Now()
+			code := run(context.Background(), append([]string{"auth", "pairing", "create", "--base-dir", dir}, tc.args...),
+				env("T3FAKE_ERA", "B"), &out, &errb)
+			require.Equal(t, tc.code, code, errb.String())
+			if tc.code != 0 {
+				assert.Empty(t, out.String())
+				assert.Contains(t, errb.String(), "--ttl")
+				return
+			}
+			assert.Regexp(t, tc.pattern, out.String())
+			exp := regexp.MustCompile(`(?:Expires at: |"expiresAt": ")([^"\s]+)`).FindStringSubmatch(out.String())
+			require.Len(t, exp, 2)
+			at, err := time.Parse(t3test.TimeLayout, exp[1])
+			require.NoError(t, err)
+			assert.WithinDuration(t, began.Add(tc.ttl), at, time.Minute)
+		})
+	}
+}
