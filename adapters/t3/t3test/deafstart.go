@@ -11,7 +11,7 @@ import (
 type deafConnKey struct{}
 
 // listenDeaf binds addr and serves it at once, every connection accepted
-// until attachAfter deaf for good.
+// until attach deaf for good.
 func (s *Server) listenDeaf(addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -32,6 +32,11 @@ func (s *Server) attachAfter(d time.Duration) {
 	case <-s.closing:
 		return
 	}
+	s.attach()
+}
+
+// attach attaches the request handler, unless the server is closing.
+func (s *Server) attach() {
 	// Under lifeMu, as Close marks closing: nothing is logged to a log
 	// file Close has released.
 	s.lifeMu.Lock()
@@ -57,8 +62,7 @@ func (s *Server) connContext(ctx context.Context, _ net.Conn) context.Context {
 // the attach: t3 never answers such a request.
 func deafConn(ctx context.Context) bool { return ctx.Value(deafConnKey{}) != nil }
 
-// abort undoes a failed Start, closing the port too if a DeafStart server
-// had bound it.
+// abort undoes a failed Start, closing the port too if it was bound.
 func (s *Server) abort() {
 	if s.httpSrv != nil {
 		s.lifeMu.Lock()

@@ -25,13 +25,13 @@ type Faults struct {
 	Wedged bool
 	// SlowStart delays the listener: connections are refused until then.
 	SlowStart time.Duration
-	// DeafStart binds the port once the migrations are done but attaches
-	// the request handler only this long after, as t3's serve does (it
-	// listens while the rest of its server layer is still being built;
-	// t3code #12215, and #11084 for the migrations coming first). A
-	// connection accepted before the attach is never answered, not even
-	// after it (Node does not replay the request event); one made after it
-	// is served. It excludes SlowStart.
+	// DeafStart attaches the request handler this long after the setup is
+	// done. t3's serve binds its port first, then runs the migrations and
+	// builds the rest of its server, and attaches the handler last (t3code
+	// #12215); the fake does the same, and DeafStart stretches the window
+	// to what a real start takes. A connection accepted before the attach is
+	// never answered, not even after it (Node does not replay the request
+	// event); one made after it is served. It excludes SlowStart.
 	DeafStart time.Duration
 }
 

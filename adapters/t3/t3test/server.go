@@ -166,6 +166,30 @@ func (s *Server) setup(ctx context.Context) error {
 	if s.opts.Faults.DeafStart > 0 && s.opts.Faults.SlowStart > 0 {
 		return fmt.Errorf("serve %s: faults: deafstart and slowstart exclude each other", s.BaseDir)
 	}
+	// t3 builds its HTTP server layer first, which binds the port, then
+	// SQLite (the migrations), providers and routes, and attaches its
+	// request handler last: a connection made before that is never
+	// answered (t3code #12215). So the port is bound, deaf, before the
+	// migrations; a taken port fails before the database is touched.
+	addr := net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port))
+	if s.opts.Faults.SlowStart > 0 {
+		if s.opts.Port == 0 {
+			// Reserve a port now so URL is known; nobody listens until later.
+			if addr, err = freeAddr(s.opts.Host); err != nil {
+				return fmt.Errorf("serve %s: %w", s.BaseDir, err)
+			}
+		}
+	} else {
+		ln, err := s.listenDeaf(addr)
+		if err != nil {
+			s.log.Error("Server failed to start", "error", err.Error())
+			return fmt.Errorf("serve %s: %w", s.BaseDir, err)
+		}
+		addr = ln.Addr().String()
+	}
+	s.Addr = addr
+	s.URL = "http://" + addr
+
 	if _, err := migrate(ctx, s.BaseDir, s.Era, migrateOptions{fail: s.opts.Faults.MigrationFails, logger: s.log}); err != nil {
 		s.log.Error("Server failed to start", "error", err.Error())
 		return fmt.Errorf("serve %s: %w", s.BaseDir, err)
@@ -181,29 +205,6 @@ func (s *Server) setup(ctx context.Context) error {
 	}
 	s.continueThreads()
 
-	addr := net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port))
-	var ln net.Listener
-	switch {
-	case s.opts.Faults.DeafStart > 0: // bound now, answering only later
-		if ln, err = s.listenDeaf(addr); err != nil {
-			return fmt.Errorf("serve %s: %w", s.BaseDir, err)
-		}
-		addr = ln.Addr().String()
-	case s.opts.Faults.SlowStart > 0:
-		if s.opts.Port == 0 {
-			// Reserve a port now so URL is known; nobody listens until later.
-			if addr, err = freeAddr(s.opts.Host); err != nil {
-				return fmt.Errorf("serve %s: %w", s.BaseDir, err)
-			}
-		}
-	default:
-		if ln, err = net.Listen("tcp", addr); err != nil {
-			return fmt.Errorf("serve %s: %w", s.BaseDir, err)
-		}
-		addr = ln.Addr().String()
-	}
-	s.Addr = addr
-	s.URL = "http://" + addr
 	_, portStr, _ := net.SplitHostPort(addr)
 	port, _ := strconv.Atoi(portStr)
 	s.remote = s.opts.RemoteReachable || RemoteReachable(s.opts.Host)
@@ -218,15 +219,15 @@ func (s *Server) setup(ctx context.Context) error {
 		s.OwnerPairingURL = s.URL + "/pair#token=" + link.Credential
 	}
 
-	if s.httpSrv != nil { // DeafStart: serving already, deaf until the attach
-		go s.attachAfter(s.opts.Faults.DeafStart)
+	if s.opts.Faults.SlowStart == 0 { // serving already, deaf until the attach
+		if s.opts.Faults.DeafStart > 0 {
+			go s.attachAfter(s.opts.Faults.DeafStart)
+		} else {
+			s.attach()
+		}
 		return nil
 	}
 	s.httpSrv = s.newHTTPServer()
-	if ln != nil {
-		s.serve(ln)
-		return nil
-	}
 	go func() {
 		t := time.NewTimer(s.opts.Faults.SlowStart)
 		defer t.Stop()
