@@ -285,7 +285,7 @@ func writeNew(path string, data []byte, perm os.FileMode) error {
 }
 
 func signingKeyPath(baseDir string) string {
-	return filepath.Join(SecretsDir(baseDir), "session-signing-key")
+	return filepath.Join(SecretsDir(baseDir), "server-signing-key.bin")
 }
 
 // EnvironmentID reads baseDir's environment id.

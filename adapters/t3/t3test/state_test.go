@@ -81,7 +81,7 @@ func TestMigrateFreshPerEra(t *testing.T) {
 			id, err := t3test.EnvironmentID(dir)
 			require.NoError(t, err)
 			assert.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, id)
-			key, err := os.ReadFile(filepath.Join(t3test.SecretsDir(dir), "session-signing-key"))
+			key, err := os.ReadFile(filepath.Join(t3test.SecretsDir(dir), "server-signing-key.bin"))
 			require.NoError(t, err)
 			assert.Len(t, key, 32)
 			assert.DirExists(t, filepath.Dir(t3test.LogPath(dir)))
