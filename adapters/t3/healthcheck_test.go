@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
 
 	"github.com/t3fleet/t3fleet/adapters/t3"
 	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
@@ -256,4 +258,24 @@ func TestHealthCheckEndsDespiteADetachedChild(t *testing.T) {
 	require.False(t, rep.Passed)
 	require.Contains(t, rep.Reason, "not ready")
 	require.Less(t, time.Since(start), 8*time.Second, "the check waited for the detached child's pipe")
+}
+
+// A database some alpha build touched carries ledger rows above t3's linear
+// sequence (100-109, compatibility backfills); t3 deletes them before it
+// migrates, so the ledger's largest id goes down from the seed's. That is
+// not a build that failed to migrate.
+func TestHealthCheckAfterTheLegacyLedgerRowsAreNormalized(t *testing.T) {
+	b := stageBuild(t, t.TempDir(), "0.0.28", t3test.Faults{})
+	seed := seedSnapshot(t, t3test.EraB)
+	conn, err := sqlite.OpenConn(seed, sqlite.OpenReadWrite)
+	require.NoError(t, err)
+	require.NoError(t, sqlitex.ExecuteTransient(conn, `INSERT INTO effect_sql_migrations (migration_id, name) VALUES
+		(100, 'ProjectionThreadsArchivedAtCompatibilityBackfill'), (109, 'ProjectionThreadShellSummaryCompatibilityBackfill')`, nil))
+	require.NoError(t, conn.Close())
+	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t.TempDir(), ReadyTimeout: 30 * time.Second, RequestTimeout: 500 * time.Millisecond})
+
+	rep, err := hc.Check(context.Background(), b, seed)
+	require.NoError(t, err)
+	assert.True(t, rep.Passed, "reason: %s", rep.Reason)
+	assert.Equal(t, 32, rep.Schema)
 }

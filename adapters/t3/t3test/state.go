@@ -141,6 +141,9 @@ func runMigrations(conn *sqlite.Conn, era Era, fail bool, log *slog.Logger) (lev
 )`, nil); err != nil {
 		return 0, fmt.Errorf("create migration ledger: %w", err)
 	}
+	if err := normalizeLegacyLedger(conn, log); err != nil {
+		return 0, err
+	}
 	max, err := ledgerMax(conn)
 	if err != nil {
 		return 0, err

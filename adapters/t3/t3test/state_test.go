@@ -224,3 +224,20 @@ func TestSetActiveTurn(t *testing.T) {
 		})
 	}
 }
+
+// Rows some alpha builds wrote above the linear sequence are deleted, by id
+// and name, before the migrations run; a row of the same id with another
+// name is a real migration and stays.
+func TestMigrateNormalizesObsoleteLegacyRows(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, t3test.Migrate(context.Background(), dir, t3test.EraB))
+	db := t3test.StateDB(dir)
+	query(t, db, `INSERT INTO effect_sql_migrations (migration_id, name) VALUES
+		(100, 'ProjectionThreadsArchivedAtCompatibilityBackfill'), (109, 'ProjectionThreadShellSummaryCompatibilityBackfill')`)
+	require.Equal(t, 109, ledger(t, db))
+
+	require.NoError(t, t3test.Migrate(context.Background(), dir, t3test.EraD))
+	assert.Equal(t, 32, ledger(t, db), "31 and 32 ran once the legacy rows were gone")
+	assert.Contains(t, columns(t, db, "auth_pairing_links"), "scopes")
+	assert.Equal(t, []string{"1"}, query(t, db, `SELECT count(*) FROM effect_sql_migrations WHERE migration_id = 17`), "the real 17 stays")
+}
