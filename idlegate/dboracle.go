@@ -255,6 +255,9 @@ func (o *DBOracle) read(ctx context.Context, path string) (acts []activity, err 
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", path, err)
 		}
+		if a.rows > 0 && a.last == "" { // no time to go by: the file's last write
+			a.last = fileModTime(path).UTC().Format(time.RFC3339Nano)
+		}
 		acts = append(acts, a)
 	}
 	if tables["orchestration_v2_projection_runs"] {

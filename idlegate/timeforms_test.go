@@ -52,3 +52,20 @@ func sessionStamp(era t3test.Era, stamp string) func(t *testing.T, base string) 
 			WHERE rowid = (SELECT min(rowid) FROM projection_thread_sessions)`)
 	}
 }
+
+// A projection_thread_sessions whose rows carry no updated_at (a schema
+// without the contract's NOT NULL) is judged by the database file's last
+// write, as statev2's runs are: never idle on the spot.
+func TestDBOracleSessionsWithoutTimestampsUseTheFileTime(t *testing.T) {
+	base := filepath.Join(t.TempDir(), ".t3")
+	seed(t3test.EraC, 0)(t, base)
+	exec(t, t3test.StateDB(base), `DROP TABLE projection_thread_sessions;
+		CREATE TABLE projection_thread_sessions (thread_id TEXT PRIMARY KEY, status TEXT, active_turn_id TEXT, updated_at TEXT);
+		INSERT INTO projection_thread_sessions VALUES ('thread-0000', 'ready', NULL, NULL)`)
+	written := time.Now()
+	o := idlegate.NewDBOracle(idlegate.DBOptions{Now: func() time.Time { return written.Add(time.Minute) }})
+	v, err := o.Idle(bg, instance(base))
+	require.NoError(t, err)
+	assert.False(t, v.Idle, v.Reason)
+	assert.InDelta(t, time.Minute.Seconds(), v.QuietFor.Seconds(), 5)
+}
