@@ -1,6 +1,7 @@
 package statebackup
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -104,10 +105,14 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 	}
 	removeStaleRestoreTemps(dir, liveName)
 
-	if snap.SHA256 == "" {
+	if snap.SHA256 == "" || snap.User == "" {
 		if m, ok, err := readMetadata(snap.Path); err == nil && ok {
-			snap.SHA256 = m.SHA256
+			snap.SHA256 = cmp.Or(snap.SHA256, m.SHA256)
+			snap.User = cmp.Or(snap.User, m.User)
 		}
+	}
+	if err := s.ownSnapshot(t.User, snap); err != nil {
+		return err
 	}
 	stamp := s.opts.Now().UTC().Format(TimeLayout)
 	tmp := filepath.Join(dir, "."+liveName+restoreTmpInfix+stamp)
@@ -277,4 +282,18 @@ func removeStaleRestoreTemps(dir, liveName string) {
 			os.Remove(m)
 		}
 	}
+}
+
+// ownSnapshot refuses a snapshot of another user: its metadata names
+// someone else, or it lies in another user's directory of this store. A
+// restore of it would hand user someone else's data and delete theirs.
+func (s *Store) ownSnapshot(user string, snap Snapshot) error {
+	owner := snap.User
+	if dir := filepath.Dir(filepath.Clean(snap.Path)); owner == "" && filepath.Dir(dir) == filepath.Clean(s.Dest) {
+		owner = filepath.Base(dir)
+	}
+	if owner != "" && owner != user {
+		return fmt.Errorf("%w: %s is %s's snapshot, not %s's", ErrNoSnapshot, snap.Path, owner, user)
+	}
+	return nil
 }
