@@ -46,7 +46,14 @@ func RestoreSteps() []RestoreStep {
 	return []RestoreStep{StepCopy, StepVerify, StepCheckpoint, StepSetAside, StepSwap, StepCleanup}
 }
 
-const restoreTmpInfix = ".restore-"
+const (
+	restoreTmpInfix = ".restore-"
+	// asideInfix names a database a restore replaced, deleted once it is
+	// done (unless KeepReplaced); retiredInfix a statev2.sqlite it retired,
+	// always kept.
+	asideInfix   = ".replaced-"
+	retiredInfix = ".retired-"
+)
 
 // Restore puts snapshot snap back as t's live database. The caller has
 // stopped the instance. The snapshot is copied beside the live database,
@@ -168,11 +175,8 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 		keepTmp = true
 		return err
 	}
-	aside := freeAside(live + ".replaced-" + stamp)
-	hadLive := false
-	if err := os.Link(live, aside); err == nil {
-		hadLive = true
-	} else if !errors.Is(err, os.ErrNotExist) {
+	aside := freeAside(live + asideInfix + stamp)
+	if err := os.Link(live, aside); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("set aside: %w", err)
 	}
 	for _, sfx := range sidecarSuffixes {
@@ -200,16 +204,16 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 	if err := step(StepCleanup); err != nil {
 		return err
 	}
-	if hadLive && !s.opts.KeepReplaced {
-		os.Remove(aside)
-		removeSidecars(aside)
+	if !s.opts.KeepReplaced {
+		// This restore's, and those of restores killed before this step.
+		removeAside(live)
 	}
 	if liveName == StateDB {
 		// The snapshot predates statev2 (or it was stale): a statev2.sqlite
 		// left behind would otherwise shadow the restored state.sqlite.
 		v2 := filepath.Join(dir, StateV2DB)
 		if _, err := os.Lstat(v2); err == nil {
-			v2aside := freeAside(v2 + ".replaced-" + stamp)
+			v2aside := freeAside(v2 + retiredInfix + stamp)
 			for _, sfx := range append([]string{""}, sidecarSuffixes...) {
 				if err := os.Rename(v2+sfx, v2aside+sfx); err != nil && !errors.Is(err, os.ErrNotExist) {
 					return fmt.Errorf("retire %s: %w", StateV2DB, err)
@@ -262,13 +266,7 @@ func freeAside(base string) string {
 		if n > 0 {
 			p = fmt.Sprintf("%s.%d", base, n)
 		}
-		free := true
-		for _, sfx := range append([]string{""}, sidecarSuffixes...) {
-			if _, err := os.Lstat(p + sfx); !errors.Is(err, os.ErrNotExist) {
-				free = false
-			}
-		}
-		if free {
+		if !anyExists(p, sidecarSuffixes) {
 			return p
 		}
 	}
@@ -296,4 +294,28 @@ func (s *Store) ownSnapshot(user string, snap Snapshot) error {
 		return fmt.Errorf("%w: %s is %s's snapshot, not %s's", ErrNoSnapshot, snap.Path, owner, user)
 	}
 	return nil
+}
+
+// removeAside deletes what restores set aside beside live (regular files
+// named <live>.replaced-*, sidecars included): once a restore has swapped,
+// the old databases of earlier ones, killed before their cleanup, are as
+// replaced as its own.
+func removeAside(live string) {
+	entries, _ := os.ReadDir(filepath.Dir(live))
+	prefix := filepath.Base(live) + asideInfix
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) && e.Type().IsRegular() {
+			os.Remove(filepath.Join(filepath.Dir(live), e.Name()))
+		}
+	}
+}
+
+// anyExists reports whether path or any of path+suffix names a file.
+func anyExists(path string, suffixes []string) bool {
+	for _, sfx := range append([]string{""}, suffixes...) {
+		if _, err := os.Lstat(path + sfx); !errors.Is(err, os.ErrNotExist) {
+			return true
+		}
+	}
+	return false
 }
