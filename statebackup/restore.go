@@ -211,8 +211,11 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 	if liveName == StateDB {
 		// The snapshot predates statev2 (or it was stale): a statev2.sqlite
 		// left behind would otherwise shadow the restored state.sqlite.
+		// A restore killed between the renames below left sidecars
+		// without their database: SQLite would replay that WAL into the
+		// next statev2.sqlite. They go the same way.
 		v2 := filepath.Join(dir, StateV2DB)
-		if _, err := os.Lstat(v2); err == nil {
+		if anyExists(v2, sidecarSuffixes) {
 			v2aside := freeAside(v2 + retiredInfix + stamp)
 			for _, sfx := range append([]string{""}, sidecarSuffixes...) {
 				if err := os.Rename(v2+sfx, v2aside+sfx); err != nil && !errors.Is(err, os.ErrNotExist) {
