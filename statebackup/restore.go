@@ -36,8 +36,9 @@ const (
 	// StepSwap renames the verified copy onto the live name (atomic) and
 	// fsyncs the directory.
 	StepSwap RestoreStep = "swap"
-	// StepCleanup deletes the set-aside database (unless KeepReplaced) and
-	// retires a statev2.sqlite that a restored state.sqlite predates.
+	// StepCleanup deletes the set-aside database, and those restores killed
+	// before this step left (unless KeepReplaced), and retires a
+	// statev2.sqlite that a restored state.sqlite predates.
 	StepCleanup RestoreStep = "cleanup"
 )
 
@@ -60,7 +61,8 @@ const (
 // checked against its recorded sha256 and with the integrity check, given
 // the live file's owner and mode, and renamed onto the live name; the old
 // database is kept aside until then. It restores onto the database the
-// snapshot was taken from (snap.Source; state.sqlite when unknown).
+// snapshot was taken from (snap.Source; state.sqlite when unknown), and
+// refuses another user's snapshot (ErrNoSnapshot).
 func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error) {
 	defer func() {
 		if err != nil {
