@@ -118,6 +118,9 @@ type Rollback struct {
 	To       string // version to activate; "" keeps the active one
 	Reason   string // why; becomes the freeze reason
 	Restores []Restore
+	// unplaced are users moved onto Bad whose unit is no longer listed:
+	// their database cannot be put back, so the rollback fails naming them.
+	unplaced []string
 }
 
 // Rollback freezes with the reason, dead-ends Bad, stops each unit and
@@ -176,6 +179,9 @@ func (e *Engine) Rollback(ctx context.Context, rb Rollback) error {
 		if err := e.crash("rollback-restore:" + u.User); err != nil {
 			return err
 		}
+	}
+	for _, u := range rb.unplaced {
+		errs = append(errs, fmt.Errorf("restore %s: its unit is no longer listed: database not put back", u))
 	}
 	if rb.To != "" {
 		if err := e.activate(ctx, rb.To); err != nil {
@@ -239,9 +245,15 @@ func (e *Engine) rollbackRun(ctx context.Context, j *Journal, fleet []Member) (R
 	}
 	users := append([]string{j.Failed}, j.Verified...)
 	var restores []Restore
+	var unplaced []string
 	for _, u := range users {
 		m, ok := byUser[u]
 		if !ok {
+			// Moved onto the target, and gone from the unit list since (a
+			// stopped unit systemd unloaded): never reported as put back.
+			if _, had := j.Snapshots[u]; had {
+				unplaced = append(unplaced, u)
+			}
 			continue
 		}
 		r := Restore{Member: m}
@@ -255,7 +267,7 @@ func (e *Engine) rollbackRun(ctx context.Context, j *Journal, fleet []Member) (R
 	if j.NoDeadEnd {
 		bad = ""
 	}
-	err := e.Rollback(ctx, Rollback{Bad: bad, To: to, Reason: j.Reason, Restores: restores})
+	err := e.Rollback(ctx, Rollback{Bad: bad, To: to, Reason: j.Reason, Restores: restores, unplaced: unplaced})
 	if errors.Is(err, ErrCrashed) {
 		return res, err
 	}

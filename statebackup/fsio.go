@@ -11,9 +11,10 @@ import (
 )
 
 // openNoFollow opens path for reading, refusing a symlink in the last
-// element.
+// element. O_NONBLOCK: a FIFO planted in a user's directory must not hang
+// the open (it has no effect on a regular file); callers check the type.
 func openNoFollow(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	return os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 }
 
 func fsyncPath(path string) error {

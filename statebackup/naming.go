@@ -126,6 +126,11 @@ func readMetadata(snapshotPath string) (metadata, bool, error) {
 		return metadata{}, false, err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return metadata{}, false, err
+	} else if !fi.Mode().IsRegular() {
+		return metadata{}, false, fmt.Errorf("metadata %s: %w: not a regular file", snapshotPath+MetadataSuffix, ErrUnsafePath)
+	}
 	var m metadata
 	if err := json.NewDecoder(f).Decode(&m); err != nil {
 		return metadata{}, false, fmt.Errorf("metadata %s: %w", snapshotPath+MetadataSuffix, err)

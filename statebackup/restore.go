@@ -1,6 +1,7 @@
 package statebackup
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,8 +36,9 @@ const (
 	// StepSwap renames the verified copy onto the live name (atomic) and
 	// fsyncs the directory.
 	StepSwap RestoreStep = "swap"
-	// StepCleanup deletes the set-aside database (unless KeepReplaced) and
-	// retires a statev2.sqlite that a restored state.sqlite predates.
+	// StepCleanup deletes the set-aside database, and those restores killed
+	// before this step left (unless KeepReplaced), and retires a
+	// statev2.sqlite that a restored state.sqlite predates.
 	StepCleanup RestoreStep = "cleanup"
 )
 
@@ -45,14 +47,22 @@ func RestoreSteps() []RestoreStep {
 	return []RestoreStep{StepCopy, StepVerify, StepCheckpoint, StepSetAside, StepSwap, StepCleanup}
 }
 
-const restoreTmpInfix = ".restore-"
+const (
+	restoreTmpInfix = ".restore-"
+	// asideInfix names a database a restore replaced, deleted once it is
+	// done (unless KeepReplaced); retiredInfix a statev2.sqlite it retired,
+	// always kept.
+	asideInfix   = ".replaced-"
+	retiredInfix = ".retired-"
+)
 
 // Restore puts snapshot snap back as t's live database. The caller has
 // stopped the instance. The snapshot is copied beside the live database,
 // checked against its recorded sha256 and with the integrity check, given
 // the live file's owner and mode, and renamed onto the live name; the old
 // database is kept aside until then. It restores onto the database the
-// snapshot was taken from (snap.Source; state.sqlite when unknown).
+// snapshot was taken from (snap.Source; state.sqlite when unknown), and
+// refuses another user's snapshot (ErrNoSnapshot).
 func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error) {
 	defer func() {
 		if err != nil {
@@ -104,10 +114,14 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 	}
 	removeStaleRestoreTemps(dir, liveName)
 
-	if snap.SHA256 == "" {
+	if snap.SHA256 == "" || snap.User == "" {
 		if m, ok, err := readMetadata(snap.Path); err == nil && ok {
-			snap.SHA256 = m.SHA256
+			snap.SHA256 = cmp.Or(snap.SHA256, m.SHA256)
+			snap.User = cmp.Or(snap.User, m.User)
 		}
+	}
+	if err := s.ownSnapshot(t.User, snap); err != nil {
+		return err
 	}
 	stamp := s.opts.Now().UTC().Format(TimeLayout)
 	tmp := filepath.Join(dir, "."+liveName+restoreTmpInfix+stamp)
@@ -163,11 +177,8 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 		keepTmp = true
 		return err
 	}
-	aside := freeAside(live + ".replaced-" + stamp)
-	hadLive := false
-	if err := os.Link(live, aside); err == nil {
-		hadLive = true
-	} else if !errors.Is(err, os.ErrNotExist) {
+	aside := freeAside(live + asideInfix + stamp)
+	if err := os.Link(live, aside); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("set aside: %w", err)
 	}
 	for _, sfx := range sidecarSuffixes {
@@ -195,16 +206,19 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 	if err := step(StepCleanup); err != nil {
 		return err
 	}
-	if hadLive && !s.opts.KeepReplaced {
-		os.Remove(aside)
-		removeSidecars(aside)
+	if !s.opts.KeepReplaced {
+		// This restore's, and those of restores killed before this step.
+		removeAside(live)
 	}
 	if liveName == StateDB {
 		// The snapshot predates statev2 (or it was stale): a statev2.sqlite
 		// left behind would otherwise shadow the restored state.sqlite.
+		// A restore killed between the renames below left sidecars
+		// without their database: SQLite would replay that WAL into the
+		// next statev2.sqlite. They go the same way.
 		v2 := filepath.Join(dir, StateV2DB)
-		if _, err := os.Lstat(v2); err == nil {
-			v2aside := freeAside(v2 + ".replaced-" + stamp)
+		if anyExists(v2, sidecarSuffixes) {
+			v2aside := freeAside(v2 + retiredInfix + stamp)
 			for _, sfx := range append([]string{""}, sidecarSuffixes...) {
 				if err := os.Rename(v2+sfx, v2aside+sfx); err != nil && !errors.Is(err, os.ErrNotExist) {
 					return fmt.Errorf("retire %s: %w", StateV2DB, err)
@@ -257,13 +271,7 @@ func freeAside(base string) string {
 		if n > 0 {
 			p = fmt.Sprintf("%s.%d", base, n)
 		}
-		free := true
-		for _, sfx := range append([]string{""}, sidecarSuffixes...) {
-			if _, err := os.Lstat(p + sfx); !errors.Is(err, os.ErrNotExist) {
-				free = false
-			}
-		}
-		if free {
+		if !anyExists(p, sidecarSuffixes) {
 			return p
 		}
 	}
@@ -277,4 +285,42 @@ func removeStaleRestoreTemps(dir, liveName string) {
 			os.Remove(m)
 		}
 	}
+}
+
+// ownSnapshot refuses a snapshot of another user: its metadata names
+// someone else, or it lies in another user's directory of this store. A
+// restore of it would hand user someone else's data and delete theirs.
+func (s *Store) ownSnapshot(user string, snap Snapshot) error {
+	owner := snap.User
+	if dir := filepath.Dir(filepath.Clean(snap.Path)); owner == "" && filepath.Dir(dir) == filepath.Clean(s.Dest) {
+		owner = filepath.Base(dir)
+	}
+	if owner != "" && owner != user {
+		return fmt.Errorf("%w: %s is %s's snapshot, not %s's", ErrNoSnapshot, snap.Path, owner, user)
+	}
+	return nil
+}
+
+// removeAside deletes what restores set aside beside live (regular files
+// named <live>.replaced-*, sidecars included): once a restore has swapped,
+// the old databases of earlier ones, killed before their cleanup, are as
+// replaced as its own.
+func removeAside(live string) {
+	entries, _ := os.ReadDir(filepath.Dir(live))
+	prefix := filepath.Base(live) + asideInfix
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) && e.Type().IsRegular() {
+			os.Remove(filepath.Join(filepath.Dir(live), e.Name()))
+		}
+	}
+}
+
+// anyExists reports whether path or any of path+suffix names a file.
+func anyExists(path string, suffixes []string) bool {
+	for _, sfx := range append([]string{""}, suffixes...) {
+		if _, err := os.Lstat(path + sfx); !errors.Is(err, os.ErrNotExist) {
+			return true
+		}
+	}
+	return false
 }
