@@ -231,16 +231,33 @@ func (m *Manager) job(ctx context.Context, op string, u rollout.Unit, call jobFu
 	if op == "stop" {
 		return nil
 	}
-	// A unit whose process could not even be spawned is failed by now;
-	// catching it here saves the caller a verification timeout.
+	// "done" says the unit got there once, not that it runs: a failed
+	// condition leaves it inactive, a process that died at once leaves it
+	// failed, stopping, or waiting for its Restart=; catching it here
+	// saves the caller a verification timeout.
 	props, err := m.c.GetUnitPropertiesContext(ctx, name)
 	if err != nil {
 		return fmt.Errorf("%s %s: reading state after the job: %w", op, name, err)
 	}
-	if st, _ := props["ActiveState"].(string); st == "failed" {
-		return &JobError{Op: op, Unit: name, Result: result, State: st}
+	st, _ := props["ActiveState"].(string)
+	sub, _ := props["SubState"].(string)
+	if !running(st, sub) {
+		return &JobError{Op: op, Unit: name, Result: result, State: st, SubState: sub}
 	}
 	return nil
+}
+
+// running reports whether a unit whose start job is done still runs what
+// it started. "activating" is a new start on its way, unless the unit waits
+// to restart a process that died (auto-restart, auto-restart-queued).
+func running(active, sub string) bool {
+	switch active {
+	case "active", "reloading":
+		return true
+	case "activating":
+		return !strings.HasPrefix(sub, "auto-restart")
+	}
+	return false
 }
 
 // resetFailed clears a failed unit's state and start-rate counter.

@@ -240,6 +240,47 @@ func TestJobs(t *testing.T) {
 	}
 }
 
+// A job "done" says the unit reached its goal once, not that it still runs:
+// a condition that failed leaves it inactive, a process that crashed at once
+// leaves it dead, stopping or waiting to be restarted.
+func TestJobDoneButNotRunning(t *testing.T) {
+	cases := []struct {
+		active, sub string
+		wantErr     bool
+	}{
+		{"active", "running", false},
+		{"reloading", "reload", false},
+		{"inactive", "dead", true},
+		{"deactivating", "stop-post", true},
+		{"activating", "auto-restart", true},
+		{"activating", "auto-restart-queued", true},
+	}
+	for _, c := range cases {
+		for _, op := range []string{"start", "restart"} {
+			t.Run(op+" "+c.active+"/"+c.sub, func(t *testing.T) {
+				const name = "t3-serve@emil.service"
+				f := &fakeClient{props: map[string]map[string]any{
+					name: {"LoadState": "loaded", "ActiveState": c.active, "SubState": c.sub},
+				}}
+				m := newManager(t, f, systemd.Options{})
+				call := m.Start
+				if op == "restart" {
+					call = m.Restart
+				}
+				err := call(context.Background(), rollout.Unit{User: "emil"})
+				if !c.wantErr {
+					require.NoError(t, err)
+					return
+				}
+				require.ErrorIs(t, err, systemd.ErrJobFailed)
+				var je *systemd.JobError
+				require.ErrorAs(t, err, &je)
+				assert.Equal(t, systemd.JobError{Op: op, Unit: name, Result: "done", State: c.active, SubState: c.sub}, *je)
+			})
+		}
+	}
+}
+
 func TestJobHonoursContext(t *testing.T) {
 	f := &fakeClient{noResult: true}
 	m := newManager(t, f, systemd.Options{})

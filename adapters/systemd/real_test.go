@@ -137,6 +137,28 @@ func TestRealFailedStart(t *testing.T) {
 	require.ErrorIs(t, m.Restart(ctx, rollout.Unit{User: "carol"}), systemd.ErrJobFailed)
 }
 
+// A start whose unit condition fails ends "done" with nothing running; so
+// does one whose process exits at once. Neither is a running instance.
+func TestRealStartDoneButNotRunning(t *testing.T) {
+	um, _ := startReal(t)
+	sleep, err := exec.LookPath("sleep")
+	require.NoError(t, err)
+	um.WriteUnit(t, "t3-cond@.service", "[Unit]\nConditionPathExists="+um.Dir+"/no/such/env\n\n[Service]\nType=exec\nExecStart="+sleep+" infinity\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := systemd.DialSocket(ctx, um.Socket, systemd.Options{Template: "t3-cond@.service"})
+	require.NoError(t, err)
+	defer m.Close()
+
+	for _, op := range []func(context.Context, rollout.Unit) error{m.Start, m.Restart} {
+		err = op(ctx, rollout.Unit{User: "dana"})
+		require.ErrorIs(t, err, systemd.ErrJobFailed)
+		var je *systemd.JobError
+		require.ErrorAs(t, err, &je)
+		assert.Equal(t, "inactive", je.State)
+	}
+}
+
 func TestRealRefusesHostileNames(t *testing.T) {
 	_, m := startReal(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
