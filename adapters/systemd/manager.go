@@ -22,6 +22,9 @@ const (
 	// DefaultJobMode is the job mode of start, stop and restart jobs, the one
 	// systemctl uses.
 	DefaultJobMode = "replace"
+	// DefaultConnCheckInterval is how often a job's wait checks that the
+	// connection still stands.
+	DefaultConnCheckInterval = time.Second
 )
 
 // Log keys.
@@ -47,6 +50,9 @@ type Options struct {
 	KeepFailed bool
 	// Logger receives one line per job; nil discards.
 	Logger *slog.Logger
+	// ConnCheckInterval is how often a job's wait checks that the
+	// connection still stands; DefaultConnCheckInterval when zero.
+	ConnCheckInterval time.Duration
 }
 
 // Manager is a rollout.UnitManager over a systemd manager's D-Bus API: the
@@ -58,6 +64,7 @@ type Manager struct {
 	suffix string // ".service"
 	mode   string
 	keep   bool
+	check  time.Duration // ConnCheckInterval
 	log    *slog.Logger
 }
 
@@ -70,6 +77,11 @@ var ErrBadTemplate = errors.New("not a template unit name")
 // ErrNotInstance is returned for a unit that is not an instance of the
 // Manager's template, or whose Name and User disagree.
 var ErrNotInstance = errors.New("not an instance of the template")
+
+// ErrDisconnected is returned when the connection to the manager is lost
+// while a job runs: its result is unknown, and will never come on this
+// connection.
+var ErrDisconnected = errors.New("connection to the manager lost")
 
 // ErrUnitNotFound is returned by Status when systemd has no such unit file.
 var ErrUnitNotFound = errors.New("unit not found")
@@ -92,7 +104,11 @@ func New(c Client, opts Options) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Manager{c: c, prefix: prefix + "@", suffix: "." + typ, mode: mode, keep: opts.KeepFailed, log: log}, nil
+	check := opts.ConnCheckInterval
+	if check <= 0 {
+		check = DefaultConnCheckInterval
+	}
+	return &Manager{c: c, prefix: prefix + "@", suffix: "." + typ, mode: mode, keep: opts.KeepFailed, check: check, log: log}, nil
 }
 
 // Close closes the D-Bus connection.
@@ -218,11 +234,9 @@ func (m *Manager) job(ctx context.Context, op string, u rollout.Unit, call jobFu
 	if _, err := call(ctx, name, m.mode, ch); err != nil {
 		return fmt.Errorf("%s %s: %w", op, name, err)
 	}
-	var result string
-	select {
-	case result = <-ch:
-	case <-ctx.Done():
-		return fmt.Errorf("%s %s: waiting for the job: %w", op, name, ctx.Err())
+	result, err := m.wait(ctx, ch)
+	if err != nil {
+		return fmt.Errorf("%s %s: waiting for the job: %w", op, name, err)
 	}
 	m.log.Info("unit job", LogKeyOp, op, LogKeyUnit, name, LogKeyResult, result, LogKeyTook, time.Since(began))
 	if result != "done" {
@@ -258,6 +272,31 @@ func running(active, sub string) bool {
 		return !strings.HasPrefix(sub, "auto-restart")
 	}
 	return false
+}
+
+// wait returns the job's result from ch, or an error once ctx ends or the
+// connection is lost (the result, a signal, would then never come).
+func (m *Manager) wait(ctx context.Context, ch <-chan string) (string, error) {
+	tick := time.NewTicker(m.check)
+	defer tick.Stop()
+	for {
+		select {
+		case result := <-ch:
+			return result, nil
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-tick.C:
+			if !m.c.Connected() {
+				// The result may have come just before the loss.
+				select {
+				case result := <-ch:
+					return result, nil
+				default:
+					return "", ErrDisconnected
+				}
+			}
+		}
+	}
 }
 
 // resetFailed clears a failed unit's state and start-rate counter.
