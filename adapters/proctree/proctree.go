@@ -21,11 +21,47 @@ const DefaultProcRoot = "/proc"
 // under an instance means it has open agent sessions.
 func DefaultAgentNames() []string { return []string{"claude", "codex", "opencode"} }
 
-// isInterpreter reports whether a program runs an agent given as its first
+// isInterpreter reports whether a program runs an agent given as its script
 // argument (node /usr/bin/claude).
 func isInterpreter(name string) bool {
 	switch name {
 	case "node", "nodejs", "bun", "deno":
+		return true
+	}
+	return false
+}
+
+// scriptArg returns the script an interpreter runs: its first argument
+// after its own options (node --no-warnings -r hook.js claude) and, for bun
+// and deno, their "run" subcommand. Missing it would call an agent idle.
+func scriptArg(interp string, args []string) (string, bool) {
+	if (interp == "bun" || interp == "deno") && len(args) > 0 && args[0] == "run" {
+		args = args[1:]
+	}
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--":
+			if i+1 < len(args) {
+				return args[i+1], true
+			}
+			return "", false
+		case strings.HasPrefix(a, "-"):
+			if optionTakesValue(a) {
+				i++
+			}
+		default:
+			return a, true
+		}
+	}
+	return "", false
+}
+
+// optionTakesValue reports whether an interpreter option takes the next
+// argument as its value (node -r hook.js), rather than joined with "=".
+func optionTakesValue(opt string) bool {
+	switch opt {
+	case "-r", "--require", "--import", "--loader", "--experimental-loader",
+		"--preload", "--config", "--env-file", "--cwd":
 		return true
 	}
 	return false
@@ -61,8 +97,9 @@ type Oracle struct {
 	// ProcRoot is the proc file system to read. Empty: DefaultProcRoot.
 	ProcRoot string
 	// AgentNames are matched against each descendant's comm, the base name
-	// of argv[0], and for node/bun/deno the base name of argv[1] without
-	// its .js/.mjs/.cjs extension. Nil: DefaultAgentNames().
+	// of argv[0], and for node/bun/deno the base name of the script they
+	// run (the first argument after their options and a "run" subcommand)
+	// without its .js/.mjs/.cjs extension. Nil: DefaultAgentNames().
 	AgentNames []string
 }
 
@@ -224,12 +261,14 @@ func isAgent(p Process, names []string) bool {
 	if len(p.Args) > 0 {
 		a0 := filepath.Base(p.Args[0])
 		cands = append(cands, a0)
-		if isInterpreter(a0) && len(p.Args) > 1 {
-			a1 := filepath.Base(p.Args[1])
-			for _, ext := range []string{".js", ".mjs", ".cjs"} {
-				a1 = strings.TrimSuffix(a1, ext)
+		if isInterpreter(a0) {
+			if script, ok := scriptArg(a0, p.Args[1:]); ok {
+				a1 := filepath.Base(script)
+				for _, ext := range []string{".js", ".mjs", ".cjs"} {
+					a1 = strings.TrimSuffix(a1, ext)
+				}
+				cands = append(cands, a1)
 			}
-			cands = append(cands, a1)
 		}
 	}
 	for _, c := range cands {

@@ -85,6 +85,21 @@ func TestOracle(t *testing.T) {
 			101: {100, "sh", []string{"sh", "-c", "x"}},
 			102: {101, "node", []string{"node", "/opt/bin/claude"}},
 		}), 100, nil, false, "node[102]", nil},
+		{"claude via node with flags", with(map[int]fakeProcess{
+			101: {100, "node", []string{"node", "--max-old-space-size=4096", "--no-warnings", "/usr/local/bin/claude", "--resume"}},
+		}), 100, nil, false, "node[101]", nil},
+		{"claude via node with a preloaded module", with(map[int]fakeProcess{
+			101: {100, "node", []string{"/usr/bin/node", "-r", "/opt/trace.js", "/usr/local/bin/claude"}},
+		}), 100, nil, false, "node[101]", nil},
+		{"opencode via bun run", with(map[int]fakeProcess{
+			101: {100, "bun", []string{"bun", "run", "/home/u/.bun/bin/opencode"}},
+		}), 100, nil, false, "bun[101]", nil},
+		{"codex via deno run with permissions", with(map[int]fakeProcess{
+			101: {100, "deno", []string{"deno", "run", "-A", "/opt/codex.mjs"}},
+		}), 100, nil, false, "deno[101]", nil},
+		{"node with a script that only mentions claude", with(map[int]fakeProcess{
+			101: {100, "node", []string{"node", "--no-warnings", "/srv/app.js", "claude"}},
+		}), 100, nil, true, "", nil},
 		{"opencode by argv0 with a renamed comm", with(map[int]fakeProcess{101: {100, "bun-worker", []string{"/home/u/.bin/opencode"}}}), 100, nil, false, "[101]", nil},
 		// The agent is found only through 101, whose stat must parse.
 		{"comm with spaces and parens", with(map[int]fakeProcess{

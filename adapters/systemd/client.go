@@ -22,6 +22,9 @@ type Client interface {
 	GetUnitPropertiesContext(ctx context.Context, unit string) (map[string]any, error)
 	GetUnitTypePropertiesContext(ctx context.Context, unit, unitType string) (map[string]any, error)
 	ResetFailedUnitContext(ctx context.Context, name string) error
+	// Connected reports whether the connection still stands: a job's
+	// result comes as a signal, which a lost connection never delivers.
+	Connected() bool
 	Close()
 }
 

@@ -22,8 +22,11 @@
 // Units lists the loaded instances of the template and maps each back to its
 // OS user. Start, Stop and Restart wait for systemd's job and return a
 // *JobError (errors.Is ErrJobFailed) unless it ends "done"; Start and Restart
-// also report a unit that is already failed once its job is done (a binary
-// that could not be executed). A failed unit is reset (reset-failed) before
+// also report a unit that is not running once its job is done: failed (a
+// binary that could not be executed), inactive (a failed Condition*=, a
+// process that exited at once) or waiting to auto-restart a process that
+// died. A connection lost while a job runs ends the wait with
+// ErrDisconnected (the job's result, a signal, would never come). A failed unit is reset (reset-failed) before
 // Start and Restart, so a unit a bad build crash-looped into its start limit
 // can be restarted onto the last good one. Status reads ActiveState, MainPID and
 // ActiveEnterTimestamp. ControlGroup reads the unit's cgroup, which holds

@@ -22,6 +22,9 @@ const (
 	// DefaultJobMode is the job mode of start, stop and restart jobs, the one
 	// systemctl uses.
 	DefaultJobMode = "replace"
+	// DefaultConnCheckInterval is how often a job's wait checks that the
+	// connection still stands.
+	DefaultConnCheckInterval = time.Second
 )
 
 // Log keys.
@@ -47,6 +50,9 @@ type Options struct {
 	KeepFailed bool
 	// Logger receives one line per job; nil discards.
 	Logger *slog.Logger
+	// ConnCheckInterval is how often a job's wait checks that the
+	// connection still stands; DefaultConnCheckInterval when zero.
+	ConnCheckInterval time.Duration
 }
 
 // Manager is a rollout.UnitManager over a systemd manager's D-Bus API: the
@@ -58,6 +64,7 @@ type Manager struct {
 	suffix string // ".service"
 	mode   string
 	keep   bool
+	check  time.Duration // ConnCheckInterval
 	log    *slog.Logger
 }
 
@@ -70,6 +77,11 @@ var ErrBadTemplate = errors.New("not a template unit name")
 // ErrNotInstance is returned for a unit that is not an instance of the
 // Manager's template, or whose Name and User disagree.
 var ErrNotInstance = errors.New("not an instance of the template")
+
+// ErrDisconnected is returned when the connection to the manager is lost
+// while a job runs: its result is unknown, and will never come on this
+// connection.
+var ErrDisconnected = errors.New("connection to the manager lost")
 
 // ErrUnitNotFound is returned by Status when systemd has no such unit file.
 var ErrUnitNotFound = errors.New("unit not found")
@@ -92,7 +104,11 @@ func New(c Client, opts Options) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Manager{c: c, prefix: prefix + "@", suffix: "." + typ, mode: mode, keep: opts.KeepFailed, log: log}, nil
+	check := opts.ConnCheckInterval
+	if check <= 0 {
+		check = DefaultConnCheckInterval
+	}
+	return &Manager{c: c, prefix: prefix + "@", suffix: "." + typ, mode: mode, keep: opts.KeepFailed, check: check, log: log}, nil
 }
 
 // Close closes the D-Bus connection.
@@ -218,11 +234,9 @@ func (m *Manager) job(ctx context.Context, op string, u rollout.Unit, call jobFu
 	if _, err := call(ctx, name, m.mode, ch); err != nil {
 		return fmt.Errorf("%s %s: %w", op, name, err)
 	}
-	var result string
-	select {
-	case result = <-ch:
-	case <-ctx.Done():
-		return fmt.Errorf("%s %s: waiting for the job: %w", op, name, ctx.Err())
+	result, err := m.wait(ctx, ch)
+	if err != nil {
+		return fmt.Errorf("%s %s: waiting for the job: %w", op, name, err)
 	}
 	m.log.Info("unit job", LogKeyOp, op, LogKeyUnit, name, LogKeyResult, result, LogKeyTook, time.Since(began))
 	if result != "done" {
@@ -231,16 +245,58 @@ func (m *Manager) job(ctx context.Context, op string, u rollout.Unit, call jobFu
 	if op == "stop" {
 		return nil
 	}
-	// A unit whose process could not even be spawned is failed by now;
-	// catching it here saves the caller a verification timeout.
+	// "done" says the unit got there once, not that it runs: a failed
+	// condition leaves it inactive, a process that died at once leaves it
+	// failed, stopping, or waiting for its Restart=; catching it here
+	// saves the caller a verification timeout.
 	props, err := m.c.GetUnitPropertiesContext(ctx, name)
 	if err != nil {
 		return fmt.Errorf("%s %s: reading state after the job: %w", op, name, err)
 	}
-	if st, _ := props["ActiveState"].(string); st == "failed" {
-		return &JobError{Op: op, Unit: name, Result: result, State: st}
+	st, _ := props["ActiveState"].(string)
+	sub, _ := props["SubState"].(string)
+	if !running(st, sub) {
+		return &JobError{Op: op, Unit: name, Result: result, State: st, SubState: sub}
 	}
 	return nil
+}
+
+// running reports whether a unit whose start job is done still runs what
+// it started. "activating" is a new start on its way, unless the unit waits
+// to restart a process that died (auto-restart, auto-restart-queued).
+func running(active, sub string) bool {
+	switch active {
+	case "active", "reloading":
+		return true
+	case "activating":
+		return !strings.HasPrefix(sub, "auto-restart")
+	}
+	return false
+}
+
+// wait returns the job's result from ch, or an error once ctx ends or the
+// connection is lost (the result, a signal, would then never come).
+func (m *Manager) wait(ctx context.Context, ch <-chan string) (string, error) {
+	tick := time.NewTicker(m.check)
+	defer tick.Stop()
+	for {
+		select {
+		case result := <-ch:
+			return result, nil
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-tick.C:
+			if !m.c.Connected() {
+				// The result may have come just before the loss.
+				select {
+				case result := <-ch:
+					return result, nil
+				default:
+					return "", ErrDisconnected
+				}
+			}
+		}
+	}
 }
 
 // resetFailed clears a failed unit's state and start-rate counter.

@@ -26,6 +26,7 @@ type fakeClient struct {
 	svc       map[string]map[string]any
 	jobResult string // "" means "done"
 	noResult  bool   // never deliver a job result
+	gone      bool   // the connection is lost: Connected reports false
 	err       error
 }
 
@@ -92,6 +93,12 @@ func (f *fakeClient) ResetFailedUnitContext(_ context.Context, name string) erro
 }
 
 func (f *fakeClient) Close() {}
+
+func (f *fakeClient) Connected() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.gone
+}
 
 func newManager(t *testing.T, f *fakeClient, opts systemd.Options) *systemd.Manager {
 	t.Helper()
@@ -240,6 +247,47 @@ func TestJobs(t *testing.T) {
 	}
 }
 
+// A job "done" says the unit reached its goal once, not that it still runs:
+// a condition that failed leaves it inactive, a process that crashed at once
+// leaves it dead, stopping or waiting to be restarted.
+func TestJobDoneButNotRunning(t *testing.T) {
+	cases := []struct {
+		active, sub string
+		wantErr     bool
+	}{
+		{"active", "running", false},
+		{"reloading", "reload", false},
+		{"inactive", "dead", true},
+		{"deactivating", "stop-post", true},
+		{"activating", "auto-restart", true},
+		{"activating", "auto-restart-queued", true},
+	}
+	for _, c := range cases {
+		for _, op := range []string{"start", "restart"} {
+			t.Run(op+" "+c.active+"/"+c.sub, func(t *testing.T) {
+				const name = "t3-serve@emil.service"
+				f := &fakeClient{props: map[string]map[string]any{
+					name: {"LoadState": "loaded", "ActiveState": c.active, "SubState": c.sub},
+				}}
+				m := newManager(t, f, systemd.Options{})
+				call := m.Start
+				if op == "restart" {
+					call = m.Restart
+				}
+				err := call(context.Background(), rollout.Unit{User: "emil"})
+				if !c.wantErr {
+					require.NoError(t, err)
+					return
+				}
+				require.ErrorIs(t, err, systemd.ErrJobFailed)
+				var je *systemd.JobError
+				require.ErrorAs(t, err, &je)
+				assert.Equal(t, systemd.JobError{Op: op, Unit: name, Result: "done", State: c.active, SubState: c.sub}, *je)
+			})
+		}
+	}
+}
+
 func TestJobHonoursContext(t *testing.T) {
 	f := &fakeClient{noResult: true}
 	m := newManager(t, f, systemd.Options{})
@@ -247,6 +295,21 @@ func TestJobHonoursContext(t *testing.T) {
 	defer cancel()
 	err := m.Restart(ctx, rollout.Unit{User: "emil"})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+// A connection lost while a job runs never delivers its result: the wait
+// must end with the manager's fault, not hold the caller until its ctx ends
+// (the engine's run has no deadline).
+func TestJobEndsWhenTheConnectionIsLost(t *testing.T) {
+	f := &fakeClient{noResult: true, gone: true}
+	m := newManager(t, f, systemd.Options{ConnCheckInterval: 10 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, op := range []func(context.Context, rollout.Unit) error{m.Start, m.Restart, m.Stop} {
+		err := op(ctx, rollout.Unit{User: "emil"})
+		require.ErrorIs(t, err, systemd.ErrDisconnected)
+		require.ErrorIs(t, err, rollout.ErrUnitManager, "no build is to blame for a lost connection")
+	}
 }
 
 func TestDBusErrorsAreWrapped(t *testing.T) {

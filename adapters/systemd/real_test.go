@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -135,6 +136,78 @@ func TestRealFailedStart(t *testing.T) {
 	assert.Zero(t, st.MainPID)
 
 	require.ErrorIs(t, m.Restart(ctx, rollout.Unit{User: "carol"}), systemd.ErrJobFailed)
+}
+
+// A start whose unit condition fails ends "done" with nothing running; so
+// does one whose process exits at once. Neither is a running instance.
+func TestRealStartDoneButNotRunning(t *testing.T) {
+	um, _ := startReal(t)
+	sleep, err := exec.LookPath("sleep")
+	require.NoError(t, err)
+	um.WriteUnit(t, "t3-cond@.service", "[Unit]\nConditionPathExists="+um.Dir+"/no/such/env\n\n[Service]\nType=exec\nExecStart="+sleep+" infinity\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := systemd.DialSocket(ctx, um.Socket, systemd.Options{Template: "t3-cond@.service"})
+	require.NoError(t, err)
+	defer m.Close()
+
+	for _, op := range []func(context.Context, rollout.Unit) error{m.Start, m.Restart} {
+		err = op(ctx, rollout.Unit{User: "dana"})
+		require.ErrorIs(t, err, systemd.ErrJobFailed)
+		var je *systemd.JobError
+		require.ErrorAs(t, err, &je)
+		assert.Equal(t, "inactive", je.State)
+	}
+}
+
+// The manager dies while a start job waits in ExecStartPre: the job's
+// result never comes, and Restart must say so instead of waiting for ctx.
+func TestRealJobEndsWhenTheManagerDies(t *testing.T) {
+	um := systemdtest.Start(t, systemdtest.Options{})
+	sleep, err := exec.LookPath("sleep")
+	require.NoError(t, err)
+	// The pre-start process outlives its killed manager: it is killed here,
+	// before systemdtest's cleanup counts what was left behind.
+	pidFile := filepath.Join(um.Dir, "pre.pid")
+	um.WriteService(t, "t3-serve@.service", systemdtest.Service{
+		ExecStart: []string{sleep, "infinity"},
+		Extra:     "ExecStartPre=/bin/sh -c 'echo $$$$ >" + pidFile + "; exec " + sleep + " 60'\n",
+	})
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				// A zombie: its reaper died with the manager, and it has
+				// left the cgroup.
+				eventually(t, "the pre-start process dead", func() bool {
+					b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+					_, rest, _ := strings.Cut(string(b), ") ")
+					return err != nil || strings.HasPrefix(rest, "Z")
+				})
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := systemd.DialSocket(ctx, um.Socket, systemd.Options{ConnCheckInterval: 50 * time.Millisecond})
+	require.NoError(t, err)
+	defer m.Close()
+	u := rollout.Unit{User: "emil"}
+
+	done := make(chan error, 1)
+	go func() { done <- m.Restart(ctx, u) }()
+	eventually(t, "the start job running", func() bool {
+		st, err := m.Status(ctx, u)
+		return err == nil && st.State == "activating"
+	})
+	require.NoError(t, syscall.Kill(um.PID, syscall.SIGKILL))
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Restart still waits 10 s after the manager died")
+	}
+	require.ErrorIs(t, err, rollout.ErrUnitManager)
+	require.NotErrorIs(t, err, context.DeadlineExceeded)
 }
 
 func TestRealRefusesHostileNames(t *testing.T) {
