@@ -1,7 +1,6 @@
 package statebackup_test
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,13 +36,8 @@ func TestRestoreAfterACrashLeavesNothingAside(t *testing.T) {
 	for _, era := range []t3test.Era{t3test.EraC, t3test.EraE} {
 		for _, step := range []statebackup.RestoreStep{statebackup.StepSwap, statebackup.StepCleanup} {
 			t.Run(string(era)+"/"+string(step), func(t *testing.T) {
-				crash := errors.New("crash")
-				st, dest := newStore(t, statebackup.Options{BeforeRestoreStep: func(s statebackup.RestoreStep) error {
-					if s == step {
-						return crash
-					}
-					return nil
-				}})
+				hook, crash := crashAt(step)
+				st, dest := newStore(t, statebackup.Options{BeforeRestoreStep: hook})
 				tg, snap := snapshotWithMarker(t, era, st, 3, 1)
 				tg = killedServerImage(t, tg, 2)
 				require.ErrorIs(t, st.Restore(bg, tg, snap), crash)
@@ -64,13 +58,8 @@ func TestRestoreAfterACrashLeavesNothingAside(t *testing.T) {
 // the next statev2.sqlite a build creates. The next restore must move it
 // away too.
 func TestRestoreFinishesAnInterruptedRetire(t *testing.T) {
-	crash := errors.New("crash")
-	st, dest := newStore(t, statebackup.Options{BeforeRestoreStep: func(s statebackup.RestoreStep) error {
-		if s == statebackup.StepCleanup {
-			return crash
-		}
-		return nil
-	}})
+	hook, crash := crashAt(statebackup.StepCleanup)
+	st, dest := newStore(t, statebackup.Options{BeforeRestoreStep: hook})
 	tg, snap := snapshotWithMarker(t, t3test.EraD, st, 1, 2)
 	require.NoError(t, t3test.Migrate(bg, filepath.Dir(tg.UserdataDir), t3test.EraE))
 	tg = killedServerImage(t, tg, 5) // statev2 with commits in its WAL

@@ -80,13 +80,8 @@ func TestRestoreCrashAtEachStep(t *testing.T) {
 	for _, era := range []t3test.Era{t3test.EraC, t3test.EraE} {
 		for i, step := range statebackup.RestoreSteps() {
 			t.Run(string(era)+"/"+string(step), func(t *testing.T) {
-				crash := errors.New("crash")
-				st, dest := newStore(t, statebackup.Options{BeforeRestoreStep: func(s statebackup.RestoreStep) error {
-					if s == step {
-						return crash
-					}
-					return nil
-				}})
+				hook, crash := crashAt(step)
+				st, dest := newStore(t, statebackup.Options{BeforeRestoreStep: hook})
 				tg, snap := snapshotWithMarker(t, era, st, inSnapshot, oldMain)
 				tg = killedServerImage(t, tg, oldWhole)
 				live := mustLive(t, tg)
@@ -313,4 +308,16 @@ func TestRestoreSetsModeOnTheFileNotThePath(t *testing.T) {
 		require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "round %d: the restore changed the mode of a file a symlink pointed at", round)
 	}
 	require.Positive(t, swaps.Load(), "no swap ever landed: the race was not run")
+}
+
+// crashAt returns a BeforeRestoreStep hook that stands for a crash before
+// step, and the error it fails that step with.
+func crashAt(step statebackup.RestoreStep) (hook func(statebackup.RestoreStep) error, crash error) {
+	crash = errors.New("crash before " + string(step))
+	return func(s statebackup.RestoreStep) error {
+		if s == step {
+			return crash
+		}
+		return nil
+	}, crash
 }
