@@ -62,10 +62,5 @@ func TestDBOracleSessionsWithoutTimestampsUseTheFileTime(t *testing.T) {
 	exec(t, t3test.StateDB(base), `DROP TABLE projection_thread_sessions;
 		CREATE TABLE projection_thread_sessions (thread_id TEXT PRIMARY KEY, status TEXT, active_turn_id TEXT, updated_at TEXT);
 		INSERT INTO projection_thread_sessions VALUES ('thread-0000', 'ready', NULL, NULL)`)
-	written := time.Now()
-	o := idlegate.NewDBOracle(idlegate.DBOptions{Now: func() time.Time { return written.Add(time.Minute) }})
-	v, err := o.Idle(bg, instance(base))
-	require.NoError(t, err)
-	assert.False(t, v.Idle, v.Reason)
-	assert.InDelta(t, time.Minute.Seconds(), v.QuietFor.Seconds(), 5)
+	assertQuietSinceTheFileWasWritten(t, base)
 }
