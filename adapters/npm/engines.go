@@ -2,7 +2,6 @@ package npm
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,23 +18,11 @@ import (
 // binary then fails when it starts. The host is at fault, not the build.
 var ErrEngine = errors.New("the package needs another Node than this host runs")
 
-// checkEngine compares the engines.node range of the installed package.json
-// with the Node beside npm. A range or a Node version it cannot read is
-// logged and let through: the health check runs the build anyway.
-func (r runner) checkEngine(ctx context.Context, pkgJSON string) error {
-	b, err := os.ReadFile(pkgJSON)
-	if err != nil {
-		return err
-	}
-	var p struct {
-		Name    string            `json:"name"`
-		Version string            `json:"version"`
-		Engines map[string]string `json:"engines"`
-	}
-	if err := json.Unmarshal(b, &p); err != nil {
-		return fmt.Errorf("%s: %w", pkgJSON, err)
-	}
-	rng := strings.TrimSpace(p.Engines["node"])
+// checkEngine compares the engines.node range of the installed package's
+// manifest m with the Node beside npm. A range or a Node version it cannot
+// read is logged and let through: the health check runs the build anyway.
+func (r runner) checkEngine(ctx context.Context, m manifest) error {
+	rng := strings.TrimSpace(m.Engines["node"])
 	if rng == "" {
 		return nil
 	}
@@ -53,7 +40,7 @@ func (r runner) checkEngine(ctx context.Context, pkgJSON string) error {
 		return nil
 	}
 	if !ok {
-		return fmt.Errorf("%w: %s@%s needs Node %s, and this host runs %s", ErrEngine, p.Name, p.Version, rng, node)
+		return fmt.Errorf("%w: %s@%s needs Node %s, and this host runs %s", ErrEngine, m.Name, m.Version, rng, node)
 	}
 	return nil
 }

@@ -252,14 +252,14 @@ func (s *SideBySide) install(ctx context.Context, dir, v string) error {
 		"--save-exact", "--", s.opts.Package+"@"+v); err != nil {
 		return err
 	}
-	got, err := installedVersion(filepath.Join(dir, "node_modules", s.opts.Package, "package.json"))
+	m, err := readManifest(filepath.Join(dir, "node_modules", s.opts.Package, "package.json"))
 	if err != nil {
 		return err
 	}
-	if got != v {
-		return fmt.Errorf("%w: npm installed %s", ErrVersionMismatch, got)
+	if m.Version != v {
+		return fmt.Errorf("%w: npm installed %s", ErrVersionMismatch, m.Version)
 	}
-	if err := s.run.checkEngine(ctx, filepath.Join(dir, "node_modules", s.opts.Package, "package.json")); err != nil {
+	if err := s.run.checkEngine(ctx, m); err != nil {
 		return err
 	}
 	if _, err := os.Stat(s.binIn(dir)); err != nil {
@@ -268,18 +268,28 @@ func (s *SideBySide) install(ctx context.Context, dir, v string) error {
 	return nil
 }
 
-func installedVersion(pkgJSON string) (string, error) {
+// manifest is what the updater reads of an installed package.json.
+type manifest struct {
+	Name    string            `json:"name"`
+	Version string            `json:"version"`
+	Engines map[string]string `json:"engines"`
+}
+
+func readManifest(pkgJSON string) (manifest, error) {
+	var m manifest
 	b, err := os.ReadFile(pkgJSON)
 	if err != nil {
-		return "", err
+		return m, err
 	}
-	var p struct {
-		Version string `json:"version"`
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("%s: %w", pkgJSON, err)
 	}
-	if err := json.Unmarshal(b, &p); err != nil {
-		return "", fmt.Errorf("%s: %w", pkgJSON, err)
-	}
-	return p.Version, nil
+	return m, nil
+}
+
+func installedVersion(pkgJSON string) (string, error) {
+	m, err := readManifest(pkgJSON)
+	return m.Version, err
 }
 
 // removeLeftovers deletes in-progress directories a crashed run left behind.
