@@ -60,12 +60,12 @@ func NewPairer(m Minter, opts PairerOptions) *ExchangePairer {
 }
 
 // Pair validates the instance's OS user, makes sure the instance answers
-// at all, mints, then exchanges. A t3 that has just started accepts
-// connections a moment before it answers them (t3fleet.GetAnswered), and
-// one that is down or still migrating its database refuses them: the mint
-// waits for the answer, so that the CLI never opens a database whose
-// server is not up, and no credential is minted for an instance that
-// cannot take it. The wait and the exchange each get ExchangeTimeout.
+// at all, mints, then exchanges. A t3 that is starting accepts connections
+// while it still migrates its database, and answers them only once it is
+// up (t3fleet.GetAnswered); one that is down refuses them: the mint waits
+// for the answer, so that the CLI never opens a database its server is
+// still migrating, and no credential is minted for an instance that cannot
+// take it. The wait and the exchange each get ExchangeTimeout.
 // Errors are a *MintError (the instance answered, the mint failed) or an
 // *ExchangeError. The returned Session records the mint's duration.
 func (p *ExchangePairer) Pair(ctx context.Context, in t3fleet.Instance) (*Session, error) {

@@ -334,8 +334,6 @@ func readLedgerMax(path string) (int, error) {
 	return n, err
 }
 
-// copySeed copies the snapshot (and a -wal beside it, if any) to dst.
-
 // legacyLedgerRow reports a ledger row that some alpha builds of t3 wrote
 // above its linear migration sequence (compatibility backfills). t3 deletes
 // these, by id and name, before it migrates (normalizeLegacyMigrationTimeline

@@ -12,6 +12,7 @@ import (
 	"zombiezen.com/go/sqlite/sqlitex"
 )
 
+// copySeed copies the snapshot (and a -wal beside it, if any) to dst.
 func copySeed(seed, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("scratch: %w", err)

@@ -7,7 +7,7 @@ import (
 )
 
 // deafConnKey marks the context of a connection accepted before the
-// handler attached (Faults.DeafStart).
+// handler attached: while a start migrates, and for Faults.DeafStart after.
 type deafConnKey struct{}
 
 // listenDeaf binds addr and serves it at once, every connection accepted
