@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -121,10 +122,7 @@ func StartDemo(ctx context.Context, opts DemoOptions) (_ *Demo, err error) {
 			return nil, fmt.Errorf("demo instance for %s: %w", u.sso, err)
 		}
 		minter.set(u.os, srv)
-		_, port, _ := net.SplitHostPort(srv.Addr)
-		var p int
-		fmt.Sscan(port, &p)
-		table[u.sso] = hostfiles.DispatchEntry{OSUser: u.os, Port: p, StateDir: srv.BaseDir}
+		table[u.sso] = hostfiles.DispatchEntry{OSUser: u.os, Port: port(srv), StateDir: srv.BaseDir}
 		d.Users = append(d.Users, DemoUser{SSO: u.sso, OSUser: u.os, Era: u.era, Server: srv})
 	}
 	d.TablePath = filepath.Join(dir, "dispatch.json")
@@ -199,11 +197,8 @@ func (d *Demo) Restart(ctx context.Context, sso string, faults t3test.Faults) (*
 	}
 	old := u.Server
 	old.Close()
-	_, port, _ := net.SplitHostPort(old.Addr)
-	var p int
-	fmt.Sscan(port, &p)
 	opts := old.Options()
-	opts.Port, opts.Faults = p, faults
+	opts.Port, opts.Faults = port(old), faults
 	srv, err := t3test.Start(ctx, old.BaseDir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("restart %s: %w", sso, err)
@@ -213,6 +208,13 @@ func (d *Demo) Restart(ctx context.Context, sso string, faults t3test.Faults) (*
 	d.Users[i].Server = srv
 	d.mu.Unlock()
 	return srv, nil
+}
+
+// port is the port srv listens on.
+func port(srv *t3test.Server) int {
+	_, p, _ := net.SplitHostPort(srv.Addr)
+	n, _ := strconv.Atoi(p)
+	return n
 }
 
 // Close stops everything StartDemo started, newest first.
