@@ -103,9 +103,7 @@ func (e *Engine) backupLate(ctx context.Context, j *Journal, fleet []Member) err
 		if _, ok := j.Snapshots[user]; ok || j.verified(user) || j.deferred(user) {
 			continue
 		}
-		t0 := time.Now()
-		s, err := e.Backups.Backup(ctx, m.Target(j.Previous), label)
-		snap, err := e.backedUp(ctx, m, j.Target, s, err, time.Since(t0))
+		snap, err := e.backup(ctx, m, j.Previous, label, j.Target)
 		switch {
 		case err == nil && snap == nil:
 			continue
@@ -127,6 +125,14 @@ func (e *Engine) backupLate(ctx context.Context, j *Journal, fleet []Member) err
 		}
 	}
 	return nil
+}
+
+// backup snapshots m's database, which the build from reads, under label,
+// and reports it as backedUp does for the move to version to.
+func (e *Engine) backup(ctx context.Context, m Member, from, label, to string) (*statebackup.Snapshot, error) {
+	t0 := time.Now()
+	s, err := e.Backups.Backup(ctx, m.Target(from), label)
+	return e.backedUp(ctx, m, to, s, err, time.Since(t0))
 }
 
 // backedUp reports how m's backup for version ended: the snapshot, or nil

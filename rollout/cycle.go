@@ -51,9 +51,8 @@ func (e *Engine) Cycle(ctx context.Context, m Member, o CycleOptions) error {
 		return err
 	}
 	cj := &cycleJournal{User: m.Unit.User, Options: o, Phase: cycleRestart}
-	t0 := e.now()
-	s, err := e.Backups.Backup(ctx, m.Target(o.Version), o.Label)
-	if cj.Snapshot, err = e.backedUp(ctx, m, o.Version, s, err, e.now().Sub(t0)); err != nil {
+	var err error
+	if cj.Snapshot, err = e.backup(ctx, m, o.Version, o.Label, o.Version); err != nil {
 		return err
 	}
 	if err := e.State().writeCycle(cj); err != nil {
