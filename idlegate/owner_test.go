@@ -13,17 +13,13 @@ import (
 
 	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
 	"github.com/t3fleet/t3fleet/idlegate"
+	"github.com/t3fleet/t3fleet/internal/realtest"
 )
 
 // As root, a verdict on a database owned by another uid with no -shm must
 // leave every file in its directory with that uid.
 func TestDBOracleAsRootLeavesNoRootOwnedFiles(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("T3FLEET_REQUIRE_REAL") == "1" {
-			t.Fatal("this test needs root (T3FLEET_REQUIRE_REAL=1)")
-		}
-		t.Skip("needs root")
-	}
+	realtest.NeedRoot(t)
 	const uid, gid = 4242, 4343
 	base := filepath.Join(t.TempDir(), ".t3")
 	seed(t3test.EraD, 0)(t, base)

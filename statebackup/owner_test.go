@@ -14,6 +14,7 @@ import (
 	"zombiezen.com/go/sqlite/sqlitex"
 
 	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
+	"github.com/t3fleet/t3fleet/internal/realtest"
 	"github.com/t3fleet/t3fleet/statebackup"
 )
 
@@ -53,7 +54,7 @@ func assertOwnedBy(t *testing.T, dir string, uid int) {
 // leave no root-owned file in that user's data directory: a root-owned -shm
 // would lock the user's own server out.
 func TestRootLeavesNoRootOwnedFiles(t *testing.T) {
-	needRoot(t)
+	realtest.NeedRoot(t)
 	cases := []struct {
 		name string
 		era  t3test.Era
@@ -133,7 +134,7 @@ func TestBackupBusyIsReported(t *testing.T) {
 // user who hard-links or symlinks a root file under a sidecar's name in
 // their own directory must not be handed that file.
 func TestFixSidecarsLeavesPlantedLinksAlone(t *testing.T) {
-	needRoot(t)
+	realtest.NeedRoot(t)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "state.sqlite")
 	require.NoError(t, os.WriteFile(db, nil, 0o600))
@@ -155,17 +156,4 @@ func TestFixSidecarsLeavesPlantedLinksAlone(t *testing.T) {
 	fi, err := os.Lstat(db + "-journal")
 	require.NoError(t, err)
 	require.Equal(t, uint32(otherUID), fi.Sys().(*syscall.Stat_t).Uid, "a real sidecar is still fixed")
-}
-
-// needRoot skips a test that needs root, or fails it under
-// T3FLEET_REQUIRE_REAL=1 (CI runs as root).
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("T3FLEET_REQUIRE_REAL") == "1" {
-		t.Fatal("this test needs root (T3FLEET_REQUIRE_REAL=1)")
-	}
-	t.Skip("needs root")
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/t3fleet/t3fleet/adapters/npm"
 	"github.com/t3fleet/t3fleet/adapters/npm/npmtest"
+	"github.com/t3fleet/t3fleet/internal/realtest"
 )
 
 const packument = `{"name":"t3","dist-tags":{"latest":"0.0.25","nightly":"0.0.30-nightly.20260902.101","bad":"0.0.25 || 1"},
@@ -78,10 +79,7 @@ func TestRegistryHTTP(t *testing.T) {
 func npmWithoutRegistryEnv(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath(npm.DefaultNPM); err != nil {
-		if npmtest.RequireReal() {
-			t.Fatalf("npm not installed (%s=1): %v", npmtest.EnvRequireReal, err)
-		}
-		t.Skip("npm not installed")
+		realtest.Missing(t, "npm not installed: %v", err)
 	}
 	for _, k := range []string{"NPM_CONFIG_REGISTRY", "npm_config_registry"} {
 		t.Setenv(k, "")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/t3fleet/t3fleet/internal/realtest"
 )
 
 // TestMain lets the test binary be the writer child the snapshot benchmark
@@ -37,10 +38,7 @@ func TestRunWithoutTheCLIFailsClearly(t *testing.T) {
 // and the baselines beside them, not the figures themselves.
 func TestRunSmoke(t *testing.T) {
 	if _, err := exec.LookPath("sqlite3"); err != nil {
-		if os.Getenv("T3FLEET_REQUIRE_REAL") == "1" {
-			t.Fatalf("T3FLEET_REQUIRE_REAL=1 but %v", err)
-		}
-		t.Skip(err)
+		realtest.Missing(t, "%v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/t3fleet/t3fleet/internal/realtest"
 )
 
 // ownerCheckRun is oneInstanceRun without its directory.
@@ -66,19 +67,6 @@ func TestRunOwnerCheck(t *testing.T) {
 	}
 }
 
-// needRoot skips a test that needs root, or fails it under
-// T3FLEET_REQUIRE_REAL=1 (CI runs as root).
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("T3FLEET_REQUIRE_REAL") == "1" {
-		t.Fatal("this test needs root (T3FLEET_REQUIRE_REAL=1)")
-	}
-	t.Skip("needs root")
-}
-
 // helperURL makes the test binary TestHelperIdentityClient's client.
 const helperURL = "T3FLEET_TEST_IDENTITY_CLIENT_URL"
 
@@ -96,7 +84,7 @@ func TestHelperIdentityClient(t *testing.T) {
 // sends the identity header over loopback and is refused, while the
 // listed user (this process's) is paired, on both serving paths.
 func TestRunOwnerCheckAsAnotherUser(t *testing.T) {
-	needRoot(t)
+	realtest.NeedRoot(t)
 	const other = 65534
 	// The test binary, where the other user may run it.
 	self, err := os.Executable()

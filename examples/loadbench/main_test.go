@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/t3fleet/t3fleet/internal/realtest"
 )
 
 func TestRunRejectsBadFlags(t *testing.T) {
@@ -50,10 +51,7 @@ func TestRunWithoutWrkFailsClearly(t *testing.T) {
 // command's output shape and that the stack answers, not the figures.
 func TestRunMeasuresBothPaths(t *testing.T) {
 	if _, err := lookWrk(""); err != nil {
-		if os.Getenv("T3FLEET_REQUIRE_REAL") == "1" {
-			t.Fatalf("T3FLEET_REQUIRE_REAL=1 but %v", err)
-		}
-		t.Skip(err)
+		realtest.Missing(t, "%v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -88,10 +86,7 @@ func TestMain(m *testing.M) {
 // net/http alone with the same paths.
 func TestRunBaselines(t *testing.T) {
 	if _, err := lookWrk(""); err != nil {
-		if os.Getenv("T3FLEET_REQUIRE_REAL") == "1" {
-			t.Fatalf("T3FLEET_REQUIRE_REAL=1 but %v", err)
-		}
-		t.Skip(err)
+		realtest.Missing(t, "%v", err)
 	}
 	for flag, title := range map[string]string{"-bare": "a bare httputil.ReverseProxy", "-net-http": "net/http's server alone"} {
 		t.Run(flag, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/t3fleet/t3fleet/internal/realtest"
 )
 
 func TestRunRejectsNginxFlags(t *testing.T) {
@@ -40,10 +41,7 @@ func TestRunRejectsNginxFlags(t *testing.T) {
 // installs nginx-light, so the comparison mode the README quotes is tried).
 func TestNginxProxies(t *testing.T) {
 	if _, err := lookNginx(); err != nil {
-		if os.Getenv("T3FLEET_REQUIRE_REAL") == "1" {
-			t.Fatalf("T3FLEET_REQUIRE_REAL=1 and %v (apt-get install nginx-light)", err)
-		}
-		t.Skip(err)
+		realtest.Missing(t, "%v (apt-get install nginx-light)", err)
 	}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "hello "+r.Host+" "+r.Header.Get("Cookie"))

@@ -9,23 +9,18 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/t3fleet/t3fleet/internal/realtest"
 )
 
 // Path is where Debian's chromium package puts the browser.
 const Path = "/usr/bin/chromium"
 
-// EnvRequireReal, set to 1, turns "Chromium is missing" into a failure.
-const EnvRequireReal = "T3FLEET_REQUIRE_REAL"
-
-// Find returns Path, or skips tb when the browser is not there (fails it
-// under EnvRequireReal=1).
+// Find returns Path, or ends tb when the browser is not there, as
+// realtest.Missing does.
 func Find(tb testing.TB) string {
 	tb.Helper()
 	if _, err := os.Stat(Path); err != nil {
-		if os.Getenv(EnvRequireReal) == "1" {
-			tb.Fatalf("%s=1 but %s is missing: %v (apt-get install -y chromium)", EnvRequireReal, Path, err)
-		}
-		tb.Skipf("%s not installed (apt-get install -y chromium); set %s=1 to fail instead", Path, EnvRequireReal)
+		realtest.Missing(tb, "%s not installed: %v (apt-get install -y chromium)", Path, err)
 	}
 	return Path
 }

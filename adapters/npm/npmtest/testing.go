@@ -3,14 +3,15 @@ package npmtest
 import (
 	"context"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/t3fleet/t3fleet/internal/realtest"
 )
 
 // RequireReal reports whether T3FLEET_REQUIRE_REAL=1: a missing real
 // component must then fail the test rather than skip it.
-func RequireReal() bool { return os.Getenv(EnvRequireReal) == "1" }
+func RequireReal() bool { return realtest.Required() }
 
 // New starts a Verdaccio for the test in a t.TempDir and stops it at
 // cleanup. Without Verdaccio it skips the test, or fails it when
@@ -20,10 +21,7 @@ func New(tb testing.TB, opts Options) *Registry {
 	if opts.Verdaccio == "" {
 		bin, err := FindVerdaccio()
 		if err != nil {
-			if RequireReal() {
-				tb.Fatalf("%v (%s=1)", err, EnvRequireReal)
-			}
-			tb.Skip(err)
+			realtest.Missing(tb, "%v", err)
 		}
 		opts.Verdaccio = bin
 	}

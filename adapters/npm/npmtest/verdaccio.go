@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/t3fleet/t3fleet/internal/realtest"
 )
 
 // Environment variables the package reads.
@@ -22,7 +24,7 @@ const (
 	// EnvVerdaccio names the verdaccio executable to use.
 	EnvVerdaccio = "T3FLEET_VERDACCIO"
 	// EnvRequireReal set to "1" turns a missing Verdaccio into a test failure.
-	EnvRequireReal = "T3FLEET_REQUIRE_REAL"
+	EnvRequireReal = realtest.Env
 	// DefaultVerdaccioPath is where .ci/run installs Verdaccio 4.
 	DefaultVerdaccioPath = "/opt/verdaccio/node_modules/.bin/verdaccio"
 )

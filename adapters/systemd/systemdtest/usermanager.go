@@ -18,6 +18,7 @@ import (
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	godbus "github.com/godbus/dbus/v5"
+	"github.com/t3fleet/t3fleet/internal/realtest"
 )
 
 // Defaults for Options.
@@ -27,7 +28,7 @@ const (
 	DefaultStopTimeout  = 10 * time.Second
 	// EnvRequireReal, set to "1", turns every skip for a missing part into a
 	// test failure.
-	EnvRequireReal = "T3FLEET_REQUIRE_REAL"
+	EnvRequireReal = realtest.Env
 	// CgroupPrefix starts the name of every cgroup directory a UserManager
 	// creates; a leftover one is recognisable (and removed by the next Start
 	// once its owner process is gone).
@@ -78,10 +79,7 @@ func Start(tb testing.TB, opts Options) *UserManager {
 		opts.Systemd = DefaultSystemd
 	}
 	if err := Available(opts.Systemd); err != nil {
-		if os.Getenv(EnvRequireReal) == "1" {
-			tb.Fatalf("real systemd required (%s=1): %v", EnvRequireReal, err)
-		}
-		tb.Skipf("no real systemd user manager: %v", err)
+		realtest.Missing(tb, "no real systemd user manager: %v", err)
 	}
 	m, err := start(opts)
 	if m != nil {

@@ -1,0 +1,6 @@
+// Package realtest holds the one rule every test of a real part follows
+// (headless Chromium, Verdaccio, systemd, nginx, wrk, sqlite3, root): a
+// part the machine lacks skips the test, unless T3FLEET_REQUIRE_REAL=1 makes
+// that a failure. .ci/run installs the parts and sets it, so on CI no such
+// test can pass by being skipped.
+package realtest
