@@ -79,3 +79,26 @@ func TestReadLogsReadsTheServersOwnLogsOnly(t *testing.T) {
 	require.NotContains(t, got, "no column named role")
 	require.NotContains(t, got, "database is locked")
 }
+
+// A serve that lost its port is run again on another, whatever words say
+// so; anything else is the build's verdict.
+func TestPortTaken(t *testing.T) {
+	for _, tc := range []struct {
+		out  string
+		want bool
+	}{
+		{"listen tcp 127.0.0.1:41234: bind: address already in use", true},
+		{"Error: listen EADDRINUSE: address already in use 127.0.0.1:41234", true},
+		{"ServeError: EADDRINUSE", true},
+		// The wording an open upstream PR (t3code #7703) gives t3 serve.
+		{"Port 3773 on 127.0.0.1 is already in use. Stop whatever is listening there", true},
+		{"Port 3773 on 127.0.0.1 is already in use by a running T3 Code server (pid 1080)", true},
+		{"port 41234 is already in use; pick another with --port", true},
+		{"migration 31_AuthAuthorizationScopes failed: table auth_sessions already exists", false},
+		{"SqliteError: database is locked", false},
+		{"the name emil is already in use", false},
+		{"", false},
+	} {
+		assert.Equal(t, tc.want, portTaken(tc.out), "%q", tc.out)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,11 +79,17 @@ func (h *HealthChecker) startReady(ctx context.Context, b rollout.Build, base st
 	}
 }
 
-// portTaken reports a serve that could not bind its port: Go's and Node's
-// spellings.
+// portTaken reports a serve that could not bind its port: the system's
+// words as Go and Node print them, or a port said to be in use ("Port N on
+// H is already in use", as an open upstream change, t3code #7703, has t3
+// serve say it).
 func portTaken(out string) bool {
-	return strings.Contains(strings.ToLower(out), "address already in use") || strings.Contains(out, "EADDRINUSE")
+	low := strings.ToLower(out)
+	return strings.Contains(low, "address already in use") || strings.Contains(out, "EADDRINUSE") ||
+		portInUse.MatchString(low)
 }
+
+var portInUse = regexp.MustCompile(`\bport \d+( on \S+)? is already in use`)
 
 // waitReady polls the environment endpoint until it answers 200, failing
 // early on a migration error in the log, on the serve exiting, on ctx or on
