@@ -141,8 +141,11 @@ func (t *DispatchTable) Reload() (bool, error) {
 	return true, nil
 }
 
+// refuse logs a refused reload once per distinct error. A first load has
+// no last good table to keep: its error goes back to NewDispatchTable's
+// caller alone.
 func (t *DispatchTable) refuse(err error) error {
-	if t.lastErr == nil || t.lastErr.Error() != err.Error() {
+	if t.table.Load() != nil && (t.lastErr == nil || t.lastErr.Error() != err.Error()) {
 		t.opts.Logger.Error("dispatch table refused, keeping the last good one", "err", err)
 	}
 	t.lastErr = err

@@ -86,6 +86,18 @@ func TestNewDispatchTableNeedsAGoodFirstLoad(t *testing.T) {
 	assert.Error(t, err)
 }
 
+// TestNewDispatchTableFirstLoadClaimsNoLastGoodTable: a first load that
+// fails has no last good table to keep, so the log must not say it keeps
+// one (the dispatch exits with the error instead).
+func TestNewDispatchTableFirstLoadClaimsNoLastGoodTable(t *testing.T) {
+	var logs bytes.Buffer
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	writeTable(t, bad, `{`)
+	_, err := hostfiles.NewDispatchTable(bad, hostfiles.DispatchTableOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	require.Error(t, err)
+	assert.NotContains(t, logs.String(), "last good")
+}
+
 // TestDispatchTableReload edits the file under a live table: a good edit
 // takes effect after the check interval, a broken one keeps the last good
 // table and logs why, and a repaired file takes effect again.
