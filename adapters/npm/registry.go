@@ -194,8 +194,8 @@ func (r *Registry) endpoint(ctx context.Context) (string, string, error) {
 	if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" {
 		return "", "", fmt.Errorf("registry URL %q: not an http(s) URL", u)
 	}
-	// The user's config over the global one (/etc/npmrc, where a root
-	// service often keeps the token), as npm reads them.
+	// The user's config over the global one (<npm prefix>/etc/npmrc, where
+	// a root service often keeps the token), as npm reads them.
 	for _, rc := range []string{cfg.userconfig, cfg.globalconfig} {
 		if token == "" && rc != "" {
 			token = tokenFromNpmrc(rc, parsed, r.getenv)

@@ -119,7 +119,7 @@ func TestRegistryFromNpmConfig(t *testing.T) {
 	assert.Equal(t, srv.URL+"/reg/", u)
 }
 
-// The token may sit in npm's global config (/etc/npmrc, where a root
+// The token may sit in npm's global config (<npm prefix>/etc/npmrc, where a root
 // service keeps it) rather than the user's: npm install uses it, and so
 // must Resolve; a token in the user's config wins, as in npm.
 func TestRegistryTokenFromGlobalConfig(t *testing.T) {
