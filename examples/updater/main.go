@@ -72,8 +72,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer, cmds []command) {
 	fmt.Fprintln(w, "usage: updater <command> [flags]")
 	fmt.Fprintln(w, "commands:")
+	width := 0
 	for _, c := range cmds {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		width = max(width, len(c.name))
+	}
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-*s %s\n", width, c.name, c.summary)
 	}
 	fmt.Fprintln(w, "Run updater <command> -h for its flags.")
 }

@@ -56,3 +56,27 @@ func TestUsageErrorsExit2(t *testing.T) {
 		assert.Equal(t, 2, code, stderr)
 	})
 }
+
+// The command list of `updater -h` is a table: every summary starts in the
+// same column, the longest name (migrate-idle) included.
+func TestUsageSummariesAligned(t *testing.T) {
+	var out strings.Builder
+	usage(&out, commands())
+	col := -1
+	for _, c := range commands() {
+		var line string
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(l, "  "+c.name+" ") {
+				line = l
+			}
+		}
+		i := strings.Index(line, c.summary)
+		if !assert.Positive(t, i, "no line for %s in:\n%s", c.name, out.String()) {
+			continue
+		}
+		if col < 0 {
+			col = i
+		}
+		assert.Equal(t, col, i, "summary of %s starts in another column:\n%s", c.name, out.String())
+	}
+}
