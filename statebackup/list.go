@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // List returns t's snapshots, newest first. Snapshots without metadata
@@ -62,6 +63,24 @@ func (s *Store) List(ctx context.Context, t Target) ([]Snapshot, error) {
 		return out[i].Path > out[j].Path
 	})
 	return out, nil
+}
+
+// takenAt is the time a new snapshot of t records: now, or a millisecond
+// after t's newest snapshot when the clock reads earlier (stepped back), so
+// that the newest listed is always the one taken last: LatestPrebump
+// restores it and Prune keeps it.
+func (s *Store) takenAt(ctx context.Context, t Target) (time.Time, error) {
+	now := s.opts.Now().UTC().Truncate(time.Millisecond)
+	snaps, err := s.List(ctx, t)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if len(snaps) > 0 && !now.After(snaps[0].Time) {
+		s.opts.Logger.Warn("clock reads no later than the newest snapshot; the new one is dated just after it",
+			LogKeyUser, t.User, LogKeySnapshot, snaps[0].Path, "now", now, "newest", snaps[0].Time)
+		now = snaps[0].Time.UTC().Add(time.Millisecond)
+	}
+	return now, nil
 }
 
 // LatestPrebump returns t's newest prebump snapshot, or ErrNoSnapshot.

@@ -20,8 +20,8 @@ type Target struct {
 type Snapshot struct {
 	Path        string
 	User        string
-	Label       string // "daily", "prebump-<version>", "manual"
-	Time        time.Time
+	Label       string    // "daily", "prebump-<version>", "manual"
+	Time        time.Time // when taken; never before the user's previous snapshot
 	Size        int64
 	SHA256      string
 	SchemaLevel int    // max migration_id of effect_sql_migrations; 0 when absent

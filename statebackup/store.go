@@ -225,7 +225,10 @@ func (s *Store) Backup(ctx context.Context, t Target, label string) (snap Snapsh
 		return Snapshot{}, err
 	}
 
-	now := s.opts.Now().UTC().Truncate(time.Millisecond)
+	now, err := s.takenAt(ctx, t)
+	if err != nil {
+		return Snapshot{}, err
+	}
 	m := metadata{
 		User: t.User, Label: label, Time: now, Size: size, SHA256: sum,
 		SchemaLevel: level, Version: t.Version, Source: filepath.Base(src),
