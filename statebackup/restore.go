@@ -75,7 +75,9 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	step := func(st RestoreStep) error {
-		if err := ctx.Err(); err != nil {
+		// Once swapped, the restore is done: the cleanup (file renames and
+		// removals, quick) runs to the end whatever the context says.
+		if err := ctx.Err(); err != nil && st != StepCleanup {
 			return err
 		}
 		if s.opts.BeforeRestoreStep != nil {
@@ -208,7 +210,12 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 	}
 	if !s.opts.KeepReplaced {
 		// This restore's, and those of restores killed before this step.
-		removeAside(live)
+		// The snapshot is live: what stays behind is a warning, not a
+		// failed restore (a rollback would blame and leave the unit).
+		if err := removeAside(live); err != nil {
+			s.opts.Logger.Warn("restored, but a replaced database could not be removed; delete it by hand",
+				LogKeyUser, t.User, "db", live, "err", err)
+		}
 	}
 	if liveName == StateDB {
 		// The snapshot predates statev2 (or it was stale): a statev2.sqlite
@@ -304,15 +311,22 @@ func (s *Store) ownSnapshot(user string, snap Snapshot) error {
 // removeAside deletes what restores set aside beside live (regular files
 // named <live>.replaced-*, sidecars included): once a restore has swapped,
 // the old databases of earlier ones, killed before their cleanup, are as
-// replaced as its own.
-func removeAside(live string) {
-	entries, _ := os.ReadDir(filepath.Dir(live))
+// replaced as its own. It returns what it could not remove.
+func removeAside(live string) error {
+	entries, err := os.ReadDir(filepath.Dir(live))
+	if err != nil {
+		return err
+	}
 	prefix := filepath.Base(live) + asideInfix
+	var errs []error
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), prefix) && e.Type().IsRegular() {
-			os.Remove(filepath.Join(filepath.Dir(live), e.Name()))
+			if err := os.Remove(filepath.Join(filepath.Dir(live), e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // anyExists reports whether path or any of path+suffix names a file.
