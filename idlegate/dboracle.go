@@ -121,13 +121,27 @@ func (o *DBOracle) idle(ctx context.Context, in t3fleet.Instance) (Verdict, erro
 	if in.StateDir == "" {
 		return Verdict{}, fmt.Errorf("%w: instance has no state directory on this host", ErrNoState)
 	}
-	path, err := statebackup.LiveDB(filepath.Join(in.StateDir, "userdata"))
+	userdata := filepath.Join(in.StateDir, "userdata")
+	path, err := statebackup.LiveDB(userdata)
 	if err != nil {
 		return Verdict{}, fmt.Errorf("%w: %w", ErrNoState, err)
 	}
-	acts, err := o.read(ctx, path)
-	if err != nil {
-		return Verdict{}, err
+	paths := []string{path}
+	// state.sqlite chosen over a statev2.sqlite beside it, by file times
+	// alone: a build back on state.sqlite, or the frozen copy touched or a
+	// clock stepped back under a live statev2. Fail closed: its runs count.
+	if v2 := filepath.Join(userdata, statebackup.StateV2DB); filepath.Base(path) == statebackup.StateDB {
+		if _, err := os.Lstat(v2); err == nil {
+			paths = append(paths, v2)
+		}
+	}
+	var acts []activity
+	for _, p := range paths {
+		a, err := o.read(ctx, p)
+		if err != nil {
+			return Verdict{}, err
+		}
+		acts = append(acts, a...)
 	}
 	now := o.opts.Now()
 	var v Verdict

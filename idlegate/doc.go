@@ -10,8 +10,10 @@
 //
 //   - [DBOracle] reads the instance's live state database read-only
 //     (state.sqlite, or statev2.sqlite where a newer build moved the live
-//     state): turns in flight (active_turn_id IS NOT NULL; statev2: runs in
-//     an active status, its frozen copy of the thread sessions ignored) and
+//     state; when state.sqlite only looks newer by its file time, the runs
+//     of the statev2.sqlite beside it count too): turns in flight
+//     (active_turn_id IS NOT NULL; statev2: runs in an active status, its
+//     frozen copy of the thread sessions ignored) and
 //     the newest timestamp, which must be at least
 //     [DBOptions.QuietThreshold] (default 900 s) ago. A missing database or
 //     table, an unparseable or future timestamp, a lock held past the busy
