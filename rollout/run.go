@@ -295,7 +295,7 @@ func (e *Engine) canary(ctx context.Context, j *Journal, fleet []Member, res Res
 			if err := e.interrupted(ctx, m.Unit, "idle check", ctx.Err()); err != nil {
 				return interruptedResult(res, err) // a stopped check says nothing of the user
 			}
-			if err := st.Defer(user, j.Target); err != nil {
+			if err := st.DeferSince(user, j.Target, us.ActiveSince); err != nil {
 				return res, err
 			}
 			j.Deferred = append(j.Deferred, user)

@@ -77,7 +77,7 @@ func (s State) SetLastGood(v string) error {
 type Marker struct {
 	User    string
 	Target  string
-	Written time.Time // the file's modification time
+	Written time.Time // the file's modification time (see DeferSince)
 }
 
 // markersByUser is Markers keyed by user.
@@ -147,6 +147,37 @@ func (s State) Defer(user, target string) error {
 		return fmt.Errorf("defer %s: %w", user, err)
 	}
 	return WriteFileAtomic(filepath.Join(dir, user), []byte(target+"\n"), 0o644)
+}
+
+// DeferSince writes user's deferral marker, as Defer does, for a unit
+// that has been active since activeSince (zero: unknown). The marker is
+// dated no earlier than that start: a marker is settled by a start after
+// it, and a clock stepped back since the unit started would otherwise date
+// the marker before a start that was no restart.
+func (s State) DeferSince(user, target string, activeSince time.Time) error {
+	if err := s.Defer(user, target); err != nil {
+		return err
+	}
+	if activeSince.IsZero() {
+		return nil
+	}
+	p := filepath.Join(s.path(DeferredDir), user)
+	fi, err := os.Stat(p)
+	if err != nil {
+		return fmt.Errorf("defer %s: %w", user, err)
+	}
+	if fi.ModTime().After(activeSince) {
+		return nil
+	}
+	// The next whole second: a file system with coarse times keeps it.
+	at := activeSince.Truncate(time.Second).Add(time.Second)
+	if err := os.Chtimes(p, at, at); err != nil {
+		return fmt.Errorf("defer %s: %w", user, err)
+	}
+	if err := syncFile(p); err != nil {
+		return fmt.Errorf("defer %s: %w", user, err)
+	}
+	return nil
 }
 
 // ClearMarker removes user's deferral marker; no marker is not an error.
@@ -284,4 +315,13 @@ func mkdirState(dir string) error {
 		return fmt.Errorf("state dir: %w", err)
 	}
 	return nil
+}
+
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
