@@ -39,6 +39,12 @@
 // would lock the user's server out. Every open by this package is followed
 // by [FixSidecars], which gives them back to the database's owner.
 //
+// The user owns every directory under their home and can swap one for a
+// symlink into another user's tree at any time. A target whose path has a
+// symlink anywhere is refused with [ErrUnsafePath] (SQLite's rule with
+// SQLITE_OPEN_NOFOLLOW), and the user's directory is opened once, without
+// following a link, for every rename, link, removal and chown that follows.
+//
 // # Restoring
 //
 // Restore (instance stopped) copies the snapshot beside the live database,

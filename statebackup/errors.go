@@ -10,8 +10,9 @@ import (
 var (
 	// ErrNoDatabase: the target's userdata directory holds no state database.
 	ErrNoDatabase = errors.New("no state database")
-	// ErrUnsafePath: a path is a symlink, not a regular file or directory, or
-	// would leave the destination (a planted link is never followed).
+	// ErrUnsafePath: a path is a symlink, not a regular file or directory,
+	// has a symlink among the directories on its way, or would leave the
+	// destination (a planted link is never followed).
 	ErrUnsafePath = errors.New("unsafe path")
 	// ErrBusy: the database stayed locked past the busy timeout.
 	ErrBusy = errors.New("database busy")

@@ -24,37 +24,56 @@ var sidecarSuffixes = []string{"-wal", "-shm", "-journal"}
 // state.sqlite (newer builds copy state.sqlite once, which then stays
 // frozen), else state.sqlite. "New" is the latest modification time of the
 // file and its -wal. It returns ErrNoDatabase when neither exists, and
-// ErrUnsafePath when the chosen name is a symlink or not a regular file.
+// ErrUnsafePath when the chosen name is a symlink or not a regular file, or
+// when a directory on the way to userdataDir is a symlink.
 func LiveDB(userdataDir string) (string, error) {
-	v1, t1, err1 := dbMtime(filepath.Join(userdataDir, StateDB))
-	v2, t2, err2 := dbMtime(filepath.Join(userdataDir, StateV2DB))
+	r, err := openDir(userdataDir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("%s: %w (%v)", userdataDir, ErrNoDatabase, err)
+		}
+		return "", err
+	}
+	defer r.Close()
+	name, _, err := liveDB(r)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(userdataDir, name), nil
+}
+
+// liveDB is LiveDB in the directory r: the name of the live database and
+// its file info.
+func liveDB(r *os.Root) (string, os.FileInfo, error) {
+	f1, t1, err1 := dbMtime(r, StateDB)
+	f2, t2, err2 := dbMtime(r, StateV2DB)
 	for _, err := range []error{err1, err2} {
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return "", err
+			return "", nil, err
 		}
 	}
 	switch {
 	case err2 == nil && (err1 != nil || !t2.Before(t1)):
-		return v2, nil
+		return StateV2DB, f2, nil
 	case err1 == nil:
-		return v1, nil
+		return StateDB, f1, nil
 	}
-	return "", fmt.Errorf("%s: %w", userdataDir, ErrNoDatabase)
+	return "", nil, fmt.Errorf("%s: %w", r.Name(), ErrNoDatabase)
 }
 
-func dbMtime(path string) (string, time.Time, error) {
-	fi, err := os.Lstat(path)
+func dbMtime(r *os.Root, name string) (os.FileInfo, time.Time, error) {
+	fi, err := r.Lstat(name)
 	if err != nil {
-		return path, time.Time{}, err
+		return nil, time.Time{}, err
 	}
 	if !fi.Mode().IsRegular() {
-		return path, time.Time{}, fmt.Errorf("%s: %w: not a regular file", path, ErrUnsafePath)
+		return nil, time.Time{}, fmt.Errorf("%s: %w: not a regular file", filepath.Join(r.Name(), name), ErrUnsafePath)
 	}
 	t := fi.ModTime()
-	if wi, err := os.Lstat(path + "-wal"); err == nil && wi.Mode().IsRegular() && wi.ModTime().After(t) {
+	if wi, err := r.Lstat(name + "-wal"); err == nil && wi.Mode().IsRegular() && wi.ModTime().After(t) {
 		t = wi.ModTime()
 	}
-	return path, t, nil
+	return fi, t, nil
 }
 
 // Owner is the numeric owner of a file.
@@ -66,11 +85,16 @@ func FileOwner(path string) (Owner, os.FileMode, error) {
 	if err != nil {
 		return Owner{}, 0, err
 	}
+	return ownerOf(fi), fi.Mode(), nil
+}
+
+// ownerOf is the numeric owner in fi ({-1, -1} where the system has none).
+func ownerOf(fi os.FileInfo) Owner {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return Owner{-1, -1}, fi.Mode(), nil
+		return Owner{-1, -1}
 	}
-	return Owner{int(st.Uid), int(st.Gid)}, fi.Mode(), nil
+	return Owner{int(st.Uid), int(st.Gid)}
 }
 
 // FixSidecars gives the -wal, -shm and -journal files next to dbPath the
@@ -78,35 +102,58 @@ func FileOwner(path string) (Owner, os.FileMode, error) {
 // else. A root-owned -shm in a user's data directory would lock that user's
 // server out of its own database. SQLite already does this for files it
 // creates as root; this is the second belt, run after every open by root.
+//
+// The database and its sidecars are looked up in one directory, opened
+// once (openDir): the user owns the directories on the way and could swap
+// one for a symlink between two lookups by path, having the owner read in
+// their own directory and another user's sidecars handed to them. A path
+// through a symlinked directory is refused (ErrUnsafePath).
 func FixSidecars(dbPath string) error {
 	if os.Geteuid() != 0 {
 		return nil
 	}
-	want, _, err := FileOwner(dbPath)
+	r, err := openDir(filepath.Dir(dbPath))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("fix sidecars of %s: %w", dbPath, err)
+	}
+	defer r.Close()
+	return fixSidecarsIn(r, filepath.Base(dbPath))
+}
+
+// fixSidecarsIn is FixSidecars for the database name in the directory r.
+func fixSidecarsIn(r *os.Root, name string) error {
+	fi, err := r.Lstat(name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		return err
 	}
+	want := ownerOf(fi)
 	var errs []error
 	for _, s := range sidecarSuffixes {
-		if err := fixOwner(dbPath+s, want); err != nil {
+		if err := fixOwner(r, name+s, want); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// fixOwner gives the file at p owner want, on its open descriptor: p is in
-// the user's directory, where a rename can put a symlink or a hard link to
-// another file under the name between a check and a chown by path. Only a
-// regular file with one link is changed (a root-created sidecar has one;
-// a hard link to /etc/shadow has two).
-func fixOwner(p string, want Owner) error {
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
+// fixOwner gives the file name in r owner want, on its open descriptor:
+// r is the user's directory, where a rename can put a symlink or a hard
+// link to another file under the name between a check and a chown by
+// path. Only a regular file with one link is changed (a root-created
+// sidecar has one; a hard link to /etc/shadow has two).
+func fixOwner(r *os.Root, name string, want Owner) error {
+	if fi, err := r.Lstat(name); err != nil || !fi.Mode().IsRegular() {
 		return nil // gone, or a symlink: nothing of ours to fix
+	}
+	f, err := r.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil // gone meanwhile
 	}
 	defer f.Close()
 	fi, err := f.Stat()
