@@ -98,10 +98,10 @@ func ownedBy(fi os.FileInfo, o Owner) bool {
 	return !ok || (int(st.Uid) == o.UID && int(st.Gid) == o.GID)
 }
 
-// copyFile copies src (no symlink) to a new file dst (O_EXCL), returning
-// the sha256 of the bytes copied. dst is fsynced, and given mode and owner
-// o on its open descriptor.
-func copyFile(src, dst string, o Owner, mode os.FileMode) (string, int64, error) {
+// copyFile copies src (no symlink) to a new file dst in the directory r
+// (O_EXCL), returning the sha256 of the bytes copied. dst is fsynced, and
+// given mode and owner o on its open descriptor.
+func copyFile(src string, r *os.Root, dst string, o Owner, mode os.FileMode) (string, int64, error) {
 	in, err := openNoFollow(src)
 	if err != nil {
 		return "", 0, err
@@ -112,7 +112,7 @@ func copyFile(src, dst string, o Owner, mode os.FileMode) (string, int64, error)
 	} else if !fi.Mode().IsRegular() {
 		return "", 0, fmt.Errorf("%s: %w: not a regular file", src, ErrUnsafePath)
 	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	out, err := r.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return "", 0, err
 	}
@@ -133,9 +133,10 @@ func copyFile(src, dst string, o Owner, mode os.FileMode) (string, int64, error)
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
-func removeSidecars(dbPath string) error {
+// removeSidecars deletes the sidecars of the database name in r.
+func removeSidecars(r *os.Root, name string) error {
 	for _, s := range sidecarSuffixes {
-		if err := os.Remove(dbPath + s); err != nil && !os.IsNotExist(err) {
+		if err := r.Remove(name + s); err != nil && !os.IsNotExist(err) {
 			return err
 		}
 	}

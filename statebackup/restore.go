@@ -93,28 +93,33 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 		liveName = StateV2DB
 	}
 	dir := t.UserdataDir
-	fi, err := os.Lstat(dir)
+	// Every file operation below goes through ud, the user's directory
+	// opened once: the user can swap ~/.t3 for a symlink to another user's
+	// tree between two steps, and a path would then set aside, replace or
+	// retire that user's database. SQLite opens by path, refusing symlinks.
+	ud, err := openDir(dir)
 	if err != nil {
 		return err
 	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s: %w: not a directory", dir, ErrUnsafePath)
-	}
+	defer ud.Close()
 	live := filepath.Join(dir, liveName)
-	owner, mode, err := FileOwner(live)
+	fi, err := ud.Lstat(liveName)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		owner, _, err = FileOwner(dir)
-		mode = 0o600
+		fi, err = ud.Stat(".")
 		if err != nil {
 			return err
 		}
 	case err != nil:
 		return err
-	case !mode.IsRegular():
+	case !fi.Mode().IsRegular():
 		return fmt.Errorf("%s: %w: not a regular file", live, ErrUnsafePath)
 	}
-	removeStaleRestoreTemps(dir, liveName)
+	owner, mode := ownerOf(fi), fi.Mode().Perm()
+	if fi.IsDir() {
+		mode = 0o600
+	}
+	removeStaleRestoreTemps(ud, liveName)
 
 	if snap.SHA256 == "" || snap.User == "" {
 		if m, ok, err := readMetadata(snap.Path); err == nil && ok {
@@ -126,12 +131,13 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 		return err
 	}
 	stamp := s.opts.Now().UTC().Format(TimeLayout)
-	tmp := filepath.Join(dir, "."+liveName+restoreTmpInfix+stamp)
+	tmpName := "." + liveName + restoreTmpInfix + stamp
+	tmp := filepath.Join(dir, tmpName)
 	keepTmp := false
 	defer func() {
 		if !keepTmp {
-			os.Remove(tmp)
-			removeSidecars(tmp)
+			ud.Remove(tmpName)
+			removeSidecars(ud, tmpName)
 		}
 	}()
 
@@ -139,9 +145,8 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 		keepTmp = true
 		return err
 	}
-	// Mode and owner are set on the open copy: this directory is the
-	// user's, and a path could be a symlink by the time it is used.
-	sum, _, err := copyFile(snap.Path, tmp, owner, mode.Perm())
+	// Mode and owner are set on the open copy.
+	sum, _, err := copyFile(snap.Path, ud, tmpName, owner, mode)
 	if err != nil {
 		return err
 	}
@@ -156,10 +161,10 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 	if _, err := checkDB(ctx, tmp, s.opts.IntegrityCheck, false, s.opts.BusyTimeout); err != nil {
 		return err
 	}
-	if err := removeSidecars(tmp); err != nil {
+	if err := removeSidecars(ud, tmpName); err != nil {
 		return err
 	}
-	if err := fsyncPath(tmp); err != nil {
+	if err := syncFile(ud, tmpName); err != nil {
 		return err
 	}
 
@@ -167,7 +172,7 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 		keepTmp = true
 		return err
 	}
-	if err := s.checkpoint(ctx, live); err != nil {
+	if err := s.checkpoint(ctx, ud, live); err != nil {
 		if errors.Is(err, ErrBusy) || ctx.Err() != nil {
 			return fmt.Errorf("old database still in use (is the instance stopped?): %w", err)
 		}
@@ -179,16 +184,16 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 		keepTmp = true
 		return err
 	}
-	aside := freeAside(live + asideInfix + stamp)
-	if err := os.Link(live, aside); err != nil && !errors.Is(err, os.ErrNotExist) {
+	aside := freeAside(ud, liveName+asideInfix+stamp)
+	if err := ud.Link(liveName, aside); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("set aside: %w", err)
 	}
 	for _, sfx := range sidecarSuffixes {
-		if err := os.Rename(live+sfx, aside+sfx); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := ud.Rename(liveName+sfx, aside+sfx); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("set aside %s: %w", sfx, err)
 		}
 	}
-	if err := fsyncPath(dir); err != nil {
+	if err := syncDir(ud); err != nil {
 		return err
 	}
 
@@ -196,11 +201,11 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 		keepTmp = true
 		return err
 	}
-	if err := os.Rename(tmp, live); err != nil {
+	if err := ud.Rename(tmpName, liveName); err != nil {
 		return err
 	}
 	keepTmp = true // it is the live database now
-	if err := fsyncPath(dir); err != nil {
+	if err := syncDir(ud); err != nil {
 		return err
 	}
 	s.opts.Logger.Info("restored", LogKeyUser, t.User, LogKeySnapshot, snap.Path, "db", live)
@@ -212,7 +217,7 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 		// This restore's, and those of restores killed before this step.
 		// The snapshot is live: what stays behind is a warning, not a
 		// failed restore (a rollback would blame and leave the unit).
-		if err := removeAside(live); err != nil {
+		if err := removeAside(ud, liveName); err != nil {
 			s.opts.Logger.Warn("restored, but a replaced database could not be removed; delete it by hand",
 				LogKeyUser, t.User, "db", live, "err", err)
 		}
@@ -223,24 +228,24 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 		// A restore killed between the renames below left sidecars
 		// without their database: SQLite would replay that WAL into the
 		// next statev2.sqlite. They go the same way.
-		v2 := filepath.Join(dir, StateV2DB)
-		if anyExists(v2, sidecarSuffixes) {
-			v2aside := freeAside(v2 + retiredInfix + stamp)
+		if anyExists(ud, StateV2DB, sidecarSuffixes) {
+			v2aside := freeAside(ud, StateV2DB+retiredInfix+stamp)
 			for _, sfx := range append([]string{""}, sidecarSuffixes...) {
-				if err := os.Rename(v2+sfx, v2aside+sfx); err != nil && !errors.Is(err, os.ErrNotExist) {
+				if err := ud.Rename(StateV2DB+sfx, v2aside+sfx); err != nil && !errors.Is(err, os.ErrNotExist) {
 					return fmt.Errorf("retire %s: %w", StateV2DB, err)
 				}
 			}
-			s.opts.Logger.Info("statev2 retired", LogKeyUser, t.User, "db", v2aside)
+			s.opts.Logger.Info("statev2 retired", LogKeyUser, t.User, "db", filepath.Join(dir, v2aside))
 		}
 	}
-	return fsyncPath(dir)
+	return syncDir(ud)
 }
 
 // checkpoint folds live's WAL into its main file (TRUNCATE), so the main
-// file is whole without it. A missing database is not an error.
-func (s *Store) checkpoint(ctx context.Context, live string) (err error) {
-	if _, err := os.Lstat(live); errors.Is(err, os.ErrNotExist) {
+// file is whole without it. A missing database (in ud, the directory live
+// is in) is not an error.
+func (s *Store) checkpoint(ctx context.Context, ud *os.Root, live string) (err error) {
+	if _, err := ud.Lstat(filepath.Base(live)); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	c, err := sqlite.OpenConn(live, sqlite.OpenReadWrite|openNoFollowFlag)
@@ -253,7 +258,7 @@ func (s *Store) checkpoint(ctx context.Context, live string) (err error) {
 		if cerr := c.Close(); err == nil && cerr != nil {
 			err = cerr
 		}
-		if ferr := FixSidecars(live); err == nil && ferr != nil {
+		if ferr := fixSidecarsIn(ud, filepath.Base(live)); err == nil && ferr != nil {
 			err = ferr
 		}
 	}()
@@ -270,28 +275,23 @@ func (s *Store) checkpoint(ctx context.Context, live string) (err error) {
 	return nil
 }
 
-// freeAside returns base, or base.N, whichever names no file yet (nor its
-// sidecars).
-func freeAside(base string) string {
+// freeAside returns base, or base.N, whichever names no file in ud yet
+// (nor its sidecars).
+func freeAside(ud *os.Root, base string) string {
 	for n := 0; ; n++ {
 		p := base
 		if n > 0 {
 			p = fmt.Sprintf("%s.%d", base, n)
 		}
-		if !anyExists(p, sidecarSuffixes) {
+		if !anyExists(ud, p, sidecarSuffixes) {
 			return p
 		}
 	}
 }
 
-// removeStaleRestoreTemps deletes copies a crashed restore left behind.
-func removeStaleRestoreTemps(dir, liveName string) {
-	matches, _ := filepath.Glob(filepath.Join(dir, "."+liveName+restoreTmpInfix+"*"))
-	for _, m := range matches {
-		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() {
-			os.Remove(m)
-		}
-	}
+// removeStaleRestoreTemps deletes copies a crashed restore left in ud.
+func removeStaleRestoreTemps(ud *os.Root, liveName string) {
+	_ = removeRegular(ud, "."+liveName+restoreTmpInfix) // what stays is retried by the next restore
 }
 
 // ownSnapshot refuses a snapshot of another user: its metadata names
@@ -308,20 +308,31 @@ func (s *Store) ownSnapshot(user string, snap Snapshot) error {
 	return nil
 }
 
-// removeAside deletes what restores set aside beside live (regular files
-// named <live>.replaced-*, sidecars included): once a restore has swapped,
-// the old databases of earlier ones, killed before their cleanup, are as
-// replaced as its own. It returns what it could not remove.
-func removeAside(live string) error {
-	entries, err := os.ReadDir(filepath.Dir(live))
+// removeAside deletes what restores set aside beside liveName in ud
+// (regular files named <live>.replaced-*, sidecars included): once a
+// restore has swapped, the old databases of earlier ones, killed before
+// their cleanup, are as replaced as its own. It returns what it could not
+// remove.
+func removeAside(ud *os.Root, liveName string) error {
+	return removeRegular(ud, liveName+asideInfix)
+}
+
+// removeRegular deletes the regular files in ud whose names start with
+// prefix, and returns what it could not remove.
+func removeRegular(ud *os.Root, prefix string) error {
+	d, err := ud.Open(".")
 	if err != nil {
 		return err
 	}
-	prefix := filepath.Base(live) + asideInfix
+	entries, err := d.ReadDir(-1)
+	d.Close()
 	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), prefix) && e.Type().IsRegular() {
-			if err := os.Remove(filepath.Join(filepath.Dir(live), e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := ud.Remove(e.Name()); err != nil && !errors.Is(err, os.ErrNotExist) {
 				errs = append(errs, err)
 			}
 		}
@@ -329,10 +340,10 @@ func removeAside(live string) error {
 	return errors.Join(errs...)
 }
 
-// anyExists reports whether path or any of path+suffix names a file.
-func anyExists(path string, suffixes []string) bool {
+// anyExists reports whether name or any of name+suffix names a file in ud.
+func anyExists(ud *os.Root, name string, suffixes []string) bool {
 	for _, sfx := range append([]string{""}, suffixes...) {
-		if _, err := os.Lstat(path + sfx); !errors.Is(err, os.ErrNotExist) {
+		if _, err := ud.Lstat(name + sfx); !errors.Is(err, os.ErrNotExist) {
 			return true
 		}
 	}
