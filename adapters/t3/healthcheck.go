@@ -139,18 +139,21 @@ func (h *HealthChecker) check(ctx context.Context, b rollout.Build, seed string)
 	if b.Bin == "" {
 		return rollout.HealthReport{}, fmt.Errorf("build %s has no binary", b.Version)
 	}
-	before, err := readLedgerMax(seed)
-	if err != nil {
-		return rollout.HealthReport{}, fmt.Errorf("seed %s: %w", seed, err)
-	}
 	scratch, err := os.MkdirTemp(h.opts.TempDir, "t3-health-")
 	if err != nil {
 		return rollout.HealthReport{}, fmt.Errorf("scratch: %w", err)
 	}
 	defer os.RemoveAll(scratch)
 	base := filepath.Join(scratch, "base")
-	if err := copySeed(seed, filepath.Join(base, "userdata", "state.sqlite")); err != nil {
+	// The seed is copied first and only the copy is read: its directory is
+	// its user's, who could swap the file between two opens.
+	copied := filepath.Join(base, "userdata", "state.sqlite")
+	if err := copySeed(seed, copied); err != nil {
 		return rollout.HealthReport{}, err
+	}
+	before, err := readLedgerMax(copied)
+	if err != nil {
+		return rollout.HealthReport{}, fmt.Errorf("seed %s: %w", seed, err)
 	}
 	if err := quiesceCopy(filepath.Join(base, "userdata")); err != nil {
 		return rollout.HealthReport{}, err

@@ -1,18 +1,25 @@
 package t3
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/t3fleet/t3fleet/idlegate"
+	"github.com/t3fleet/t3fleet/statebackup"
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 )
 
-// copySeed copies the snapshot (and a -wal beside it, if any) to dst.
+// copySeed copies the snapshot (and a -wal beside it, if any) to dst. The
+// seed lies in a snapshot directory its user owns: a symlink (to a
+// database not theirs) or anything but a regular file is refused
+// (statebackup.ErrUnsafePath), and a FIFO is opened without blocking.
 func copySeed(seed, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("scratch: %w", err)
@@ -20,20 +27,26 @@ func copySeed(seed, dst string) error {
 	if err := copyFile(seed, dst); err != nil {
 		return fmt.Errorf("copy seed: %w", err)
 	}
-	if _, err := os.Stat(seed + "-wal"); err == nil {
-		if err := copyFile(seed+"-wal", dst+"-wal"); err != nil {
-			return fmt.Errorf("copy seed: %w", err)
-		}
+	if err := copyFile(seed+"-wal", dst+"-wal"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("copy seed: %w", err)
 	}
 	return nil
 }
 
 func copyFile(src, dst string) error {
-	in, err := os.Open(src)
+	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return fmt.Errorf("%s: %w: a symlink (refused, never followed)", src, statebackup.ErrUnsafePath)
+	}
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	if fi, err := in.Stat(); err != nil {
+		return err
+	} else if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s: %w: not a regular file (%s)", src, statebackup.ErrUnsafePath, fi.Mode().Type())
+	}
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
