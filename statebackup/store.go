@@ -191,7 +191,9 @@ func (s *Store) Backup(ctx context.Context, t Target, label string) (snap Snapsh
 	wb := startWriteBack(tmp)
 	if err := copyFn(ctx, src, tmp); err != nil {
 		wb.abort()
-		return Snapshot{}, fmt.Errorf("snapshot %s: %w", src, err)
+		// Both ends named: a full or failing disk is most often the
+		// destination's, which the source's path alone would hide.
+		return Snapshot{}, fmt.Errorf("snapshot %s to %s: %w", src, tmp, err)
 	}
 	copied := time.Now()
 	// The copy is complete and never written again: finish writing it back,

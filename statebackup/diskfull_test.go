@@ -1,0 +1,120 @@
+package statebackup_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
+	"github.com/t3fleet/t3fleet/internal/realtest"
+	"github.com/t3fleet/t3fleet/statebackup"
+)
+
+// mountTmpfs mounts a tmpfs of size bytes on a new directory: a disk that
+// really fills up (ENOSPC from the kernel, not from a fake).
+func mountTmpfs(t *testing.T, size int64) string {
+	t.Helper()
+	realtest.NeedRoot(t)
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
+		realtest.Missing(t, "mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { require.NoError(t, syscall.Unmount(dir, 0)) })
+	return dir
+}
+
+// fillTo leaves free bytes free (whole pages) on the file system of dir,
+// in a file it returns: removing it frees the space again.
+func fillTo(t *testing.T, dir string, free int64) string {
+	t.Helper()
+	var st syscall.Statfs_t
+	require.NoError(t, syscall.Statfs(dir, &st))
+	p := filepath.Join(dir, "filler")
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	require.NoError(t, err)
+	defer f.Close()
+	if n := int64(st.Bavail)*st.Bsize - free; n > 0 {
+		_, err = f.Write(make([]byte, n))
+		require.NoError(t, err)
+	}
+	return p
+}
+
+// A prebump backup onto a disk that fills up at any point of the snapshot
+// (the copy, its journal, the metadata) fails naming where it was writing,
+// and leaves nothing LatestPrebump could pick nor a staging copy behind.
+// The free space is swept a page at a time, from none to enough.
+func TestBackupOnAFullDiskLeavesNoSnapshot(t *testing.T) {
+	tg := mustSeed(t, "emil", t3test.EraC, t3test.SeedOptions{BulkRows: 200})
+	fi, err := os.Stat(mustLive(t, tg))
+	require.NoError(t, err)
+	dest := filepath.Join(mountTmpfs(t, 4<<20), "backups")
+	st := statebackup.NewStore(dest, statebackup.Options{})
+	_, err = st.Backup(bg, tg, "manual") // makes the user's directory
+	require.NoError(t, err)
+	failed := 0
+	for free := int64(0); free < fi.Size()+64<<10; free += 4096 {
+		filler := fillTo(t, dest, free)
+		snap, err := st.Backup(bg, tg, statebackup.PrebumpLabel("0.0.99"))
+		require.NoError(t, os.Remove(filler))
+		if err == nil {
+			require.NoError(t, os.Remove(snap.Path))
+			require.NoError(t, os.Remove(snap.Path+statebackup.MetadataSuffix))
+			continue
+		}
+		failed++
+		require.Contains(t, err.Error(), dest, "free %d: the error names the source only, not the full disk", free)
+		_, perr := st.LatestPrebump(bg, tg)
+		require.ErrorIs(t, perr, statebackup.ErrNoSnapshot, "free %d: %v", free, err)
+		entries, err := os.ReadDir(filepath.Join(dest, "emil"))
+		require.NoError(t, err)
+		for _, e := range entries {
+			require.NotContains(t, e.Name(), "prebump", "free %d: left behind", free)
+		}
+		staging, err := filepath.Glob(filepath.Join(dest, ".staging-*"))
+		require.NoError(t, err)
+		require.Empty(t, staging, "free %d", free)
+	}
+	require.NotZero(t, failed)
+}
+
+// A restore onto a disk that fills up fails before its swap and leaves the
+// live database as it was, or succeeds: the user's database is never
+// missing, torn, nor half the snapshot. The old database has its last
+// commits in its WAL, so the checkpoint needs room too.
+func TestRestoreOnAFullDiskKeepsTheDatabase(t *testing.T) {
+	st, _ := newStore(t, statebackup.Options{})
+	seeded, snap := snapshotWithMarker(t, t3test.EraC, st, 1, 2)
+	image := killedServerImage(t, seeded, 3)
+	mnt := mountTmpfs(t, 4<<20)
+	tg := image
+	tg.UserdataDir = filepath.Join(mnt, "userdata")
+	failed := 0
+	for free := int64(0); free < snap.Size+64<<10; free += 4096 {
+		require.NoError(t, os.RemoveAll(tg.UserdataDir))
+		require.NoError(t, os.CopyFS(tg.UserdataDir, os.DirFS(image.UserdataDir)))
+		filler := fillTo(t, mnt, free)
+		err := st.Restore(bg, tg, snap)
+		require.NoError(t, os.Remove(filler))
+		live := filepath.Join(tg.UserdataDir, statebackup.StateDB)
+		require.Equal(t, "ok", quickCheck(t, live), "free %d", free)
+		if err != nil {
+			failed++
+			require.Contains(t, err.Error(), tg.UserdataDir, "free %d", free)
+			require.Equal(t, 3, marker(t, live), "free %d: %v", free, err)
+			continue
+		}
+		require.Equal(t, 1, marker(t, live), "free %d", free)
+		entries, err := os.ReadDir(tg.UserdataDir)
+		require.NoError(t, err)
+		for _, e := range entries {
+			require.False(t, strings.Contains(e.Name(), ".restore-"), "free %d: %s left", free, e.Name())
+		}
+	}
+	require.NotZero(t, failed)
+}
