@@ -1,11 +1,9 @@
 package statebackup_test
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -15,36 +13,6 @@ import (
 	"github.com/t3fleet/t3fleet/statebackup"
 )
 
-// mountTmpfs mounts a tmpfs of size bytes on a new directory: a disk that
-// really fills up (ENOSPC from the kernel, not from a fake).
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	realtest.NeedRoot(t)
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
-		realtest.Missing(t, "mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() { require.NoError(t, syscall.Unmount(dir, 0)) })
-	return dir
-}
-
-// fillTo leaves free bytes free (whole pages) on the file system of dir,
-// in a file it returns: removing it frees the space again.
-func fillTo(t *testing.T, dir string, free int64) string {
-	t.Helper()
-	var st syscall.Statfs_t
-	require.NoError(t, syscall.Statfs(dir, &st))
-	p := filepath.Join(dir, "filler")
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	require.NoError(t, err)
-	defer f.Close()
-	if n := int64(st.Bavail)*st.Bsize - free; n > 0 {
-		_, err = f.Write(make([]byte, n))
-		require.NoError(t, err)
-	}
-	return p
-}
-
 // A prebump backup onto a disk that fills up at any point of the snapshot
 // (the copy, its journal, the metadata) fails naming where it was writing,
 // and leaves nothing LatestPrebump could pick nor a staging copy behind.
@@ -53,13 +21,13 @@ func TestBackupOnAFullDiskLeavesNoSnapshot(t *testing.T) {
 	tg := mustSeed(t, "emil", t3test.EraC, t3test.SeedOptions{BulkRows: 200})
 	fi, err := os.Stat(mustLive(t, tg))
 	require.NoError(t, err)
-	dest := filepath.Join(mountTmpfs(t, 4<<20), "backups")
+	dest := filepath.Join(realtest.Tmpfs(t, 4<<20), "backups")
 	st := statebackup.NewStore(dest, statebackup.Options{})
 	_, err = st.Backup(bg, tg, "manual") // makes the user's directory
 	require.NoError(t, err)
 	failed := 0
 	for free := int64(0); free < fi.Size()+64<<10; free += 4096 {
-		filler := fillTo(t, dest, free)
+		filler := realtest.FillTo(t, dest, free)
 		snap, err := st.Backup(bg, tg, statebackup.PrebumpLabel("0.0.99"))
 		require.NoError(t, os.Remove(filler))
 		if err == nil {
@@ -91,14 +59,14 @@ func TestRestoreOnAFullDiskKeepsTheDatabase(t *testing.T) {
 	st, _ := newStore(t, statebackup.Options{})
 	seeded, snap := snapshotWithMarker(t, t3test.EraC, st, 1, 2)
 	image := killedServerImage(t, seeded, 3)
-	mnt := mountTmpfs(t, 4<<20)
+	mnt := realtest.Tmpfs(t, 4<<20)
 	tg := image
 	tg.UserdataDir = filepath.Join(mnt, "userdata")
 	failed := 0
 	for free := int64(0); free < snap.Size+64<<10; free += 4096 {
 		require.NoError(t, os.RemoveAll(tg.UserdataDir))
 		require.NoError(t, os.CopyFS(tg.UserdataDir, os.DirFS(image.UserdataDir)))
-		filler := fillTo(t, mnt, free)
+		filler := realtest.FillTo(t, mnt, free)
 		err := st.Restore(bg, tg, snap)
 		require.NoError(t, os.Remove(filler))
 		live := filepath.Join(tg.UserdataDir, statebackup.StateDB)
