@@ -80,10 +80,14 @@ func (e *Engine) cycleRestart(ctx context.Context, m Member, cj *cycleJournal) e
 	if o.DeadEnd && !errors.Is(err, ErrWrongBuild) { // a wrong build is nobody's: rolled back and frozen all the same
 		cj.Bad = o.Version
 	}
-	if werr := e.State().writeCycle(cj); werr != nil {
-		return errors.Join(err, werr)
+	// As a run's canary: a journal that cannot be written (its disk full)
+	// does not hold the rollback back. The one on disk still records the
+	// restart, which a tick cut short here redoes before rolling back.
+	werr := e.State().writeCycle(cj)
+	if werr != nil {
+		werr = fmt.Errorf("rolled back without its journal: %w", werr)
 	}
-	return e.cycleRollback(ctx, m, cj)
+	return errors.Join(e.cycleRollback(ctx, m, cj), werr)
 }
 
 // cycleRollback runs the rollback cj records; the journal goes once the

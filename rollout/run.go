@@ -323,10 +323,17 @@ func (e *Engine) canary(ctx context.Context, j *Journal, fleet []Member, res Res
 			}
 			j.Phase, j.Failed, j.Reason = PhaseRollback, user, fmt.Sprintf("canary %s failed: %v", user, err)
 			j.NoDeadEnd = errors.Is(err, ErrWrongBuild)
-			if werr := st.WriteJournal(j); werr != nil {
-				return res, errors.Join(err, werr)
+			// A journal that cannot be written (its disk full) does not hold
+			// the rollback back: that would leave this user on the bad build
+			// over a migrated database, unfrozen. The journal on disk still
+			// records this restart, which a run cut short here redoes, and
+			// fails again, before rolling back itself.
+			werr := st.WriteJournal(j)
+			if werr != nil {
+				werr = fmt.Errorf("rolled back without its journal: %w", werr)
 			}
-			return e.rollbackRun(ctx, j, fleet)
+			res, err := e.rollbackRun(ctx, j, fleet)
+			return res, errors.Join(err, werr)
 		}
 		j.Verified = append(j.Verified, user)
 		if err := st.WriteJournal(j); err != nil {
