@@ -135,7 +135,7 @@ func fail(format string, args ...any) rollout.HealthReport {
 	return rollout.HealthReport{Reason: fmt.Sprintf(format, args...)}
 }
 
-func (h *HealthChecker) check(ctx context.Context, b rollout.Build, seed string) (rollout.HealthReport, error) {
+func (h *HealthChecker) check(ctx context.Context, b rollout.Build, seed string) (rep rollout.HealthReport, err error) {
 	if b.Bin == "" {
 		return rollout.HealthReport{}, fmt.Errorf("build %s has no binary", b.Version)
 	}
@@ -144,6 +144,21 @@ func (h *HealthChecker) check(ctx context.Context, b rollout.Build, seed string)
 		return rollout.HealthReport{}, fmt.Errorf("scratch: %w", err)
 	}
 	defer os.RemoveAll(scratch)
+	// A serve or CLI that ran out of scratch space says nothing of the
+	// build: a failed verdict would dead-end and drop a good one.
+	var logs func() string
+	defer func() {
+		if err != nil || rep.Passed {
+			return
+		}
+		text := rep.Reason
+		if logs != nil {
+			text += "\n" + logs()
+		}
+		if line := scratchShort(text); line != "" {
+			err = fmt.Errorf("scratch %s: out of space or failing: %s", scratch, line)
+		}
+	}()
 	base := filepath.Join(scratch, "base")
 	// The seed is copied first and only the copy is read: its directory is
 	// its user's, who could swap the file between two opens.
@@ -153,7 +168,7 @@ func (h *HealthChecker) check(ctx context.Context, b rollout.Build, seed string)
 	}
 	before, err := readLedgerMax(copied)
 	if err != nil {
-		return rollout.HealthReport{}, fmt.Errorf("seed %s: %w", seed, err)
+		return rollout.HealthReport{}, fmt.Errorf("seed %s, copied to %s: %w", seed, copied, err)
 	}
 	if err := quiesceCopy(filepath.Join(base, "userdata")); err != nil {
 		return rollout.HealthReport{}, err
@@ -166,7 +181,7 @@ func (h *HealthChecker) check(ctx context.Context, b rollout.Build, seed string)
 	}
 	defer h.stop(sp)
 	baseURL := sp.baseURL
-	logs := func() string { return sp.out.String() + readLogs(base) }
+	logs = func() string { return sp.out.String() + readLogs(base) }
 	client := sp.client
 	// 2. Mint with the build's own CLI.
 	mintOut, err := runCLI(ctx, []string{b.Bin, "auth", "pairing", "create", "--base-dir", base, "--ttl", formatTTL(DefaultMintTTL), "--json"},

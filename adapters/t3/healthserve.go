@@ -89,6 +89,22 @@ func portTaken(out string) bool {
 		portInUse.MatchString(low)
 }
 
+// scratchShort returns the first line of text that says the disk the
+// check writes to is full or failing (SQLite's words, the system's, Node's
+// error codes), "" when none does: the host's fault, never the build's.
+func scratchShort(text string) string {
+	for _, line := range strings.Split(text, "\n") {
+		low := strings.ToLower(line)
+		for _, p := range []string{"database or disk is full", "sqlite_full", "no space left on device", "enospc",
+			"disk quota exceeded", "edquot", "disk i/o error", "input/output error", "sqlite_ioerr"} {
+			if strings.Contains(low, p) {
+				return strings.TrimSpace(line)
+			}
+		}
+	}
+	return ""
+}
+
 var portInUse = regexp.MustCompile(`\bport \d+( on \S+)? is already in use`)
 
 // waitReady polls the environment endpoint until it answers 200, failing
