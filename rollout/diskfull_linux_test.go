@@ -3,6 +3,7 @@ package rollout_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 
@@ -96,6 +97,45 @@ func TestFailedVerificationOnAFullStateDiskStillRollsBack(t *testing.T) {
 			fr, err := e.Freezer().Read()
 			require.NoError(t, err)
 			require.NotNil(t, fr, "nothing stops the next run")
+		})
+	}
+}
+
+// Every state file written on a full disk: the write fails naming the
+// file, the good one stays as it was, and no temp file is left.
+func TestStateFilesOnAFullDiskKeepTheLastGood(t *testing.T) {
+	dir := realtest.Tmpfs(t, 256<<10)
+	st := rollout.State{Dir: dir}
+	ff := rollout.FreezeFile{Path: filepath.Join(dir, "t3-autoupdate.freeze")}
+	j := &rollout.Journal{Target: v1, Phase: rollout.PhasePrepare}
+	cases := []struct {
+		file  string
+		write func(v string) error
+	}{
+		{rollout.LastGoodFile, func(v string) error { return st.SetLastGood(v) }},
+		{rollout.DeadEndsFile, func(v string) error { return st.AddDeadEnd(v, "bad") }},
+		{filepath.Join(rollout.DeferredDir, "alice"), func(v string) error { return st.Defer("alice", v) }},
+		{rollout.JournalFile, func(v string) error { j.Target = v; return st.WriteJournal(j) }},
+		{"t3-autoupdate.freeze", func(v string) error { return ff.Write(rollout.Freeze{Reason: v}) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.file, func(t *testing.T) {
+			require.NoError(t, tc.write(v1))
+			p := filepath.Join(dir, tc.file)
+			before, err := os.ReadFile(p)
+			require.NoError(t, err)
+			filler := realtest.FillTo(t, dir, 0)
+			defer os.Remove(filler)
+
+			err = tc.write(v2)
+			require.ErrorIs(t, err, syscall.ENOSPC)
+			require.Contains(t, err.Error(), p)
+			after, err := os.ReadFile(p)
+			require.NoError(t, err)
+			require.Equal(t, string(before), string(after))
+			tmps, err := filepath.Glob(filepath.Join(filepath.Dir(p), ".*.tmp*"))
+			require.NoError(t, err)
+			require.Empty(t, tmps)
 		})
 	}
 }
