@@ -176,9 +176,10 @@ func (fc *fastConn) readResponseHead(br *bufio.Reader, head bool) (respHead, err
 		}
 		var rh respHead
 		var status []byte
+		http11 := false
 		switch {
 		case bytes.HasPrefix(line, []byte("HTTP/1.1 ")):
-			rh.reusable = true
+			rh.reusable, http11 = true, true
 		case bytes.HasPrefix(line, []byte("HTTP/1.0 ")):
 		default:
 			return rh, fmt.Errorf("%w: status line %q", errBadResponse, line)
@@ -196,6 +197,9 @@ func (fc *fastConn) readResponseHead(br *bufio.Reader, head bool) (respHead, err
 		// until the next read.
 		fc.scratch = append(fc.scratch[:0], "HTTP/1.1 "...)
 		fc.scratch = append(fc.scratch, status...)
+		if len(status) == 3 {
+			fc.scratch = append(fc.scratch, ' ') // the reason may be empty, its space may not (RFC 9112 4)
+		}
 		fc.scratch = append(fc.scratch, "\r\n"...)
 		fields, lines, err := readFields(br, fc.lines, fc.fieldBuf[:0])
 		fc.fieldBuf, fc.lines = fields[:0], lines
@@ -211,16 +215,25 @@ func (fc *fastConn) readResponseHead(br *bufio.Reader, head bool) (respHead, err
 		if code < 200 {
 			continue // informational: not relayed, as forward does
 		}
-		if err := rh.frame(fields, head); err != nil {
+		if err := rh.frame(fields, head, http11); err != nil {
 			return rh, err
 		}
 		cw.Write(fc.scratch)
 		drop := connectionTokens(fields)
+		// One Content-Length at most is relayed (frame made sure any
+		// others say the same), none beside chunked nor on a 204, which
+		// has none (RFC 9110 8.6): a reader that takes a second one, or a
+		// 204's, for the length would read into the next response.
+		lengthSent := rh.framing == chunkedBody || rh.status == 204
 		for _, fl := range fields {
-			if dropResponseField(fl.name, drop) ||
-				rh.framing == chunkedBody && nameIs(fl.name, "Content-Length") ||
-				rh.framing != chunkedBody && nameIs(fl.name, "Transfer-Encoding") {
+			if dropResponseField(fl.name, drop) || rh.framing != chunkedBody && nameIs(fl.name, "Transfer-Encoding") {
 				continue
+			}
+			if nameIs(fl.name, "Content-Length") {
+				if lengthSent {
+					continue
+				}
+				lengthSent = true
 			}
 			writeField(cw, fl.name, fl.value)
 		}
@@ -252,6 +265,12 @@ func readFields(br *bufio.Reader, buf []byte, into []field) ([]field, []byte, er
 		if !long && err == nil && len(line) <= 2 && (len(line) == 1 || line[0] == '\r') {
 			break
 		}
+		if !long && (line[0] == ' ' || line[0] == '\t') {
+			// obs-fold: a proxy must answer 502 or unfold it (RFC 9112
+			// 5.2); dropping the line, as a field it cannot name, would
+			// relay another head than the instance sent.
+			return into, buf, fmt.Errorf("%w: folded field line %q", errBadResponse, line)
+		}
 		long = err == bufio.ErrBufferFull
 		buf = append(buf, line...)
 		if len(buf) > maxResponseHead {
@@ -266,7 +285,10 @@ func readFields(br *bufio.Reader, buf []byte, into []field) ([]field, []byte, er
 		if !ok || !fieldValue(value) {
 			return into, buf, fmt.Errorf("%w: field %q", errBadResponse, l)
 		}
-		if name == "" || !allTchar(name) {
+		if name == "" {
+			return into, buf, fmt.Errorf("%w: field %q", errBadResponse, l) // as net/http's Transport
+		}
+		if !allTchar(name) {
 			continue // as net/http's server: a field it cannot write is dropped
 		}
 		into = append(into, field{name: name, value: strings.Trim(value, " \t")})
@@ -276,21 +298,23 @@ func readFields(br *bufio.Reader, buf []byte, into []field) ([]field, []byte, er
 
 // frame works out how the body ends (RFC 9112 section 6.3) and whether the
 // connection can be pooled afterwards.
-func (rh *respHead) frame(fields []field, head bool) error {
+// Content-Length is refused, as net/http's Transport refuses it, when it is
+// empty, anything but digits ("-0", "+1") or said twice differently ("1",
+// "01"): the relay sends one of them on, which must be the length it used.
+// Transfer-Encoding in an HTTP/1.0 response is faulty framing (RFC 9112
+// 6.1; net/http ignores it and reads the Content-Length), refused too.
+func (rh *respHead) frame(fields []field, head, http11 bool) error {
 	rh.length = -1
-	te := ""
+	te, cl := "", ""
 	tes := 0
 	for _, f := range fields {
 		switch {
 		case nameIs(f.name, "Content-Length"):
-			if f.value == "" {
-				continue // as net/http: an empty Content-Length is no Content-Length
-			}
 			n, err := strconv.ParseInt(f.value, 10, 64)
-			if err != nil || n < 0 || (rh.length >= 0 && n != rh.length) || f.value[0] == '+' {
+			if err != nil || n < 0 || f.value[0] == '+' || f.value[0] == '-' || (rh.length >= 0 && f.value != cl) {
 				return fmt.Errorf("%w: Content-Length %q", errBadResponse, f.value)
 			}
-			rh.length = n
+			rh.length, cl = n, f.value
 		case nameIs(f.name, "Transfer-Encoding"):
 			te, tes = f.value, tes+1
 		case nameIs(f.name, "Connection"):
@@ -301,7 +325,7 @@ func (rh *respHead) frame(fields []field, head bool) error {
 			rh.stream = isStream(f.value)
 		}
 	}
-	if tes > 1 || tes == 1 && !strings.EqualFold(te, "chunked") {
+	if tes > 1 || tes == 1 && (!strings.EqualFold(te, "chunked") || !http11) {
 		return fmt.Errorf("%w: Transfer-Encoding %q", errBadResponse, te)
 	}
 	switch {
@@ -376,7 +400,11 @@ func (fc *fastConn) relayBody(br *bufio.Reader, rh respHead) error {
 			if !ok {
 				return fmt.Errorf("%w: chunk size line %q", errBadResponse, line)
 			}
-			cw.Write(line)
+			// The size as read, without extensions (which a recipient
+			// ignores) or whitespace, which readers take differently.
+			fc.scratch = strconv.AppendInt(fc.scratch[:0], size, 16)
+			fc.scratch = append(fc.scratch, "\r\n"...)
+			cw.Write(fc.scratch)
 			if size == 0 {
 				trailers, lines, err := readFields(br, fc.lines, fc.fieldBuf[:0])
 				fc.fieldBuf, fc.lines = trailers[:0], lines
@@ -419,19 +447,20 @@ func (fc *fastConn) relayBody(br *bufio.Reader, rh respHead) error {
 	return nil
 }
 
-// chunkSize parses a chunk-size line ("1a;ext\r\n").
+// chunkSize parses a chunk-size line ("1a;ext\r\n") as net/http does:
+// trailing whitespace is allowed, whitespace before an extension is not.
 func chunkSize(line []byte) (int64, bool) {
 	l := bytes.TrimSuffix(line, []byte("\r\n"))
 	if len(l) == len(line) {
 		return 0, false
 	}
+	l = bytes.TrimRight(l, " \t")
 	if i := bytes.IndexByte(l, ';'); i >= 0 {
 		if !fieldValue(string(l[i:])) {
 			return 0, false
 		}
 		l = l[:i]
 	}
-	l = bytes.TrimRight(l, " \t")
 	if len(l) == 0 || len(l) > 15 {
 		return 0, false
 	}
