@@ -74,7 +74,8 @@ var responseSeeds = []struct {
 	{"103 with length", "HTTP/1.1 103 Early Hints\r\nContent-Length: 5\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", relayed},
 	{"101", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", refused},
 	{"status only", "HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n", relayed},
-	{"status extra CR", "HTTP/1.1 200 OK\r\r\nContent-Length: 0\r\n\r\n", relayed},
+	{"status extra CR", "HTTP/1.1 200 OK\r\r\nContent-Length: 0\r\n\r\n", refused},
+	{"1xx status extra CR", "HTTP/1.0 100\r\r\n\r\nHTTP/1.0 200\n\r\n", refused},
 	{"status bare LF", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok", relayed},
 	{"status 600", "HTTP/1.1 600 X\r\nContent-Length: 0\r\n\r\n", refused},
 	{"status plus", "HTTP/1.1 +20 X\r\nContent-Length: 0\r\n\r\n", refused},
@@ -161,12 +162,31 @@ func checkRelayedResponse(t *testing.T, raw string, head bool, split uint8) stri
 	// net/http's Transport on the same bytes.
 	sr := strings.NewReader(raw)
 	nb := bufio.NewReader(sr)
+	dropped := 0
 	var resp *http.Response
 	for {
 		resp, err = http.ReadResponse(nb, &http.Request{Method: method})
 		if err != nil || resp.StatusCode >= 200 || resp.StatusCode == 101 {
 			break
 		}
+	}
+	if err != nil {
+		// A field whose name is no token is dropped by the fast path (as
+		// net/http's server drops it when it writes the response); net/http's
+		// Transport refuses some ('"'), takes others (' '). Dropping one
+		// cannot change the framing, which only tokens name: net/http must
+		// read the head without them.
+		sanitized := dropNonTokenFields(raw)
+		dropped = len(raw) - len(sanitized) // all in the head: read by both
+		sr = strings.NewReader(sanitized)
+		nb = bufio.NewReader(sr)
+		for {
+			resp, err = http.ReadResponse(nb, &http.Request{Method: method})
+			if err != nil || resp.StatusCode >= 200 || resp.StatusCode == 101 {
+				break
+			}
+		}
+		raw = sanitized
 	}
 	require.NoError(t, err, "net/http refuses a head the fast path relays: %q", raw)
 	require.Equal(t, resp.StatusCode, rh.status)
@@ -180,10 +200,37 @@ func checkRelayedResponse(t *testing.T, raw string, head bool, split uint8) stri
 	if rh.reusable {
 		require.False(t, resp.Close, "the fast path keeps a connection net/http would close")
 		consumed := counted.n - int64(br.Buffered())
-		netConsumed := int64(len(raw) - sr.Len() - nb.Buffered())
+		netConsumed := int64(dropped + len(raw) - sr.Len() - nb.Buffered())
 		require.Equal(t, netConsumed, consumed, "the fast path pools the instance's connection at another place than net/http")
 	}
 	return relayed
+}
+
+// dropNonTokenFields removes from raw's heads (through the first final one)
+// the field lines whose name is no token.
+func dropNonTokenFields(raw string) string {
+	var b strings.Builder
+	lines := strings.SplitAfter(raw, "\n")
+	status, final := true, false
+	for i, l := range lines {
+		switch {
+		case status:
+			code := strings.TrimPrefix(strings.TrimPrefix(l, "HTTP/1.1 "), "HTTP/1.0 ")
+			status, final = false, !strings.HasPrefix(code, "1") || strings.HasPrefix(code, "101")
+		case l == "\n" || l == "\r\n":
+			if final {
+				return b.String() + strings.Join(lines[i:], "")
+			}
+			status = true
+		default:
+			name, _, ok := strings.Cut(l, ":")
+			if ok && name != "" && !allTchar(name) && name[0] != ' ' && name[0] != '\t' {
+				continue
+			}
+		}
+		b.WriteString(l)
+	}
+	return b.String()
 }
 
 type countingReader struct {

@@ -25,7 +25,12 @@ type strictMessage struct {
 	rest       int  // bytes after the message
 }
 
-var errStrict = errors.New("not strictly well-formed")
+var (
+	errStrict = errors.New("not strictly well-formed")
+	// errStrictShort: the bytes end before the message does (a response
+	// cut short, the connection closed); what there is was well-formed.
+	errStrictShort = fmt.Errorf("%w: cut short", errStrict)
+)
 
 func strictErr(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errStrict}, args...)...)
@@ -34,6 +39,9 @@ func strictErr(format string, args ...any) error {
 // readStrictLine returns the line at the start of b, without its CRLF.
 func readStrictLine(b []byte) (line string, rest []byte, err error) {
 	i := bytes.Index(b, []byte("\r\n"))
+	if i < 0 && !bytes.ContainsAny(b, "\r\n") {
+		return "", nil, fmt.Errorf("%w: no line end in %q", errStrictShort, b)
+	}
 	if i < 0 {
 		return "", nil, strictErr("no CRLF in %q", b)
 	}
@@ -129,7 +137,10 @@ func readStrictChunked(b []byte) (body, rest []byte, err error) {
 			}
 			return body, r, nil
 		}
-		if int64(len(r)) < n+2 || string(r[n:n+2]) != "\r\n" {
+		if int64(len(r)) < n+2 {
+			return nil, nil, fmt.Errorf("%w: a chunk of %d bytes", errStrictShort, n)
+		}
+		if string(r[n:n+2]) != "\r\n" {
 			return nil, nil, strictErr("chunk of %d bytes not followed by CRLF", n)
 		}
 		body = append(body, r[:n]...)
@@ -173,7 +184,7 @@ func readStrictResponse(b []byte, method string) (strictMessage, error) {
 		}
 	case length >= 0:
 		if int64(len(b)) < length {
-			return m, strictErr("body of %d bytes short of its length %d", len(b), length)
+			return m, fmt.Errorf("%w: body of %d bytes short of its length %d", errStrictShort, len(b), length)
 		}
 		m.body, b = b[:length], b[length:]
 	default:

@@ -184,7 +184,10 @@ func (fc *fastConn) readResponseHead(br *bufio.Reader, head bool) (respHead, err
 		default:
 			return rh, fmt.Errorf("%w: status line %q", errBadResponse, line)
 		}
-		status = bytes.TrimRight(line[9:], "\r\n")
+		// One line end (CRLF, or a bare LF as net/http reads it): a CR
+		// left over fails fieldValue below (net/http takes "100\r" for a
+		// malformed code, "OK\r" for a reason).
+		status = bytes.TrimSuffix(bytes.TrimSuffix(line[9:], []byte("\n")), []byte("\r"))
 		if len(status) < 3 || (len(status) > 3 && status[3] != ' ') || !fieldValue(string(status)) {
 			return rh, fmt.Errorf("%w: status line %q", errBadResponse, line)
 		}
