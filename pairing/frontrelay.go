@@ -204,7 +204,7 @@ func (fc *fastConn) readResponseHead(br *bufio.Reader, head bool) (respHead, err
 			fc.scratch = append(fc.scratch, ' ') // the reason may be empty, its space may not (RFC 9112 4)
 		}
 		fc.scratch = append(fc.scratch, "\r\n"...)
-		fields, lines, err := readFields(br, fc.lines, fc.fieldBuf[:0])
+		fields, lines, err := readFields(br, fc.lines, fc.fieldBuf[:0], false)
 		fc.fieldBuf, fc.lines = fields[:0], lines
 		if cap(lines) > 64<<10 {
 			fc.lines = nil // an unusually large head: not kept for the connection's life
@@ -257,13 +257,18 @@ const maxResponseHead = 10 << 20
 
 // readFields reads header (or trailer) fields up to the blank line,
 // collecting the lines in buf first so that one string holds them all.
-func readFields(br *bufio.Reader, buf []byte, into []field) ([]field, []byte, error) {
+// Lines may end in a bare LF, as net/http reads a head, but for crlf (the
+// trailers of a chunked body, where net/http looks for CRLF CRLF).
+func readFields(br *bufio.Reader, buf []byte, into []field, crlf bool) ([]field, []byte, error) {
 	buf = buf[:0]
 	long := false // the line so far did not fit br's buffer
 	for {
 		line, err := br.ReadSlice('\n')
 		if err != nil && err != bufio.ErrBufferFull {
 			return into, buf, err
+		}
+		if crlf && err == nil && (len(line) < 2 || line[len(line)-2] != '\r') {
+			return into, buf, fmt.Errorf("%w: trailer line %q not ended by CRLF", errBadResponse, line)
 		}
 		if !long && err == nil && len(line) <= 2 && (len(line) == 1 || line[0] == '\r') {
 			break
@@ -409,7 +414,7 @@ func (fc *fastConn) relayBody(br *bufio.Reader, rh respHead) error {
 			fc.scratch = append(fc.scratch, "\r\n"...)
 			cw.Write(fc.scratch)
 			if size == 0 {
-				trailers, lines, err := readFields(br, fc.lines, fc.fieldBuf[:0])
+				trailers, lines, err := readFields(br, fc.lines, fc.fieldBuf[:0], true)
 				fc.fieldBuf, fc.lines = trailers[:0], lines
 				if err != nil {
 					return err
