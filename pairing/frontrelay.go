@@ -257,9 +257,11 @@ const maxResponseHead = 10 << 20
 
 // readFields reads header (or trailer) fields up to the blank line,
 // collecting the lines in buf first so that one string holds them all.
-// Lines may end in a bare LF, as net/http reads a head, but for crlf (the
-// trailers of a chunked body, where net/http looks for CRLF CRLF).
-func readFields(br *bufio.Reader, buf []byte, into []field, crlf bool) ([]field, []byte, error) {
+// Lines may end in a bare LF, as net/http reads a head, and a field whose
+// name is no token is dropped; but not in trailers, which net/http reads
+// more strictly (it looks for CRLF CRLF, refuses such names): there, both
+// fail the body.
+func readFields(br *bufio.Reader, buf []byte, into []field, trailers bool) ([]field, []byte, error) {
 	buf = buf[:0]
 	long := false // the line so far did not fit br's buffer
 	for {
@@ -267,7 +269,7 @@ func readFields(br *bufio.Reader, buf []byte, into []field, crlf bool) ([]field,
 		if err != nil && err != bufio.ErrBufferFull {
 			return into, buf, err
 		}
-		if crlf && err == nil && (len(line) < 2 || line[len(line)-2] != '\r') {
+		if trailers && err == nil && (len(line) < 2 || line[len(line)-2] != '\r') {
 			return into, buf, fmt.Errorf("%w: trailer line %q not ended by CRLF", errBadResponse, line)
 		}
 		if !long && err == nil && len(line) <= 2 && (len(line) == 1 || line[0] == '\r') {
@@ -297,6 +299,9 @@ func readFields(br *bufio.Reader, buf []byte, into []field, crlf bool) ([]field,
 			return into, buf, fmt.Errorf("%w: field %q", errBadResponse, l) // as net/http's Transport
 		}
 		if !allTchar(name) {
+			if trailers {
+				return into, buf, fmt.Errorf("%w: trailer %q", errBadResponse, l)
+			}
 			continue // as net/http's server: a field it cannot write is dropped
 		}
 		into = append(into, field{name: name, value: strings.Trim(value, " \t")})
