@@ -75,6 +75,7 @@ var responseSeeds = []struct {
 	{"304 chunked", "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n", relayed},
 	{"100 then 200", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", relayed},
 	{"103 with length", "HTTP/1.1 103 Early Hints\r\nContent-Length: 5\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", relayed},
+	{"103 with empty length", "HTTP/1.1 103 Early Hints\r\nContent-Length:\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", refused},
 	{"101", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", refused},
 	{"status only", "HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n", relayed},
 	{"status extra CR", "HTTP/1.1 200 OK\r\r\nContent-Length: 0\r\n\r\n", refused},

@@ -215,11 +215,12 @@ func (fc *fastConn) readResponseHead(br *bufio.Reader, head bool) (respHead, err
 		if code == 101 {
 			return rh, fmt.Errorf("%w: 101 Switching Protocols to a request that asked for no upgrade", errBadResponse)
 		}
-		if code < 200 {
-			continue // informational: not relayed, as forward does
-		}
+		// A 1xx's framing fields are checked too, as net/http checks them.
 		if err := rh.frame(fields, head, http11); err != nil {
 			return rh, err
+		}
+		if code < 200 {
+			continue // informational: not relayed, as forward does
 		}
 		cw.Write(fc.scratch)
 		drop := connectionTokens(fields)
