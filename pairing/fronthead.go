@@ -52,8 +52,9 @@ func bufferedHead(br *bufio.Reader) []byte {
 
 // headEnd is the length of the request head at the start of buf, through
 // its blank line, or -1 while buf holds no blank line. A line may end in a
-// bare LF, as net/http accepts: such a head is found here, and the parser
-// hands it to net/http.
+// bare LF, as net/http accepts; the head the fast path sends upstream is
+// written anew, every line ending in CRLF (FuzzFrontReadsRequests checks
+// both read such heads alike).
 func headEnd(buf []byte) int {
 	for i := 0; ; {
 		j := bytes.IndexByte(buf[i:], '\n')
