@@ -27,19 +27,26 @@ var sidecarSuffixes = []string{"-wal", "-shm", "-journal"}
 // ErrUnsafePath when the chosen name is a symlink or not a regular file, or
 // when a directory on the way to userdataDir is a symlink.
 func LiveDB(userdataDir string) (string, error) {
+	path, _, err := liveIn(userdataDir)
+	return path, err
+}
+
+// liveIn is LiveDB with the live database's file info, read in
+// userdataDir opened once (openDir): its owner is the user's.
+func liveIn(userdataDir string) (string, os.FileInfo, error) {
 	r, err := openDir(userdataDir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("%s: %w (%v)", userdataDir, ErrNoDatabase, err)
+			return "", nil, fmt.Errorf("%s: %w (%v)", userdataDir, ErrNoDatabase, err)
 		}
-		return "", err
+		return "", nil, err
 	}
 	defer r.Close()
-	name, _, err := liveDB(r)
+	name, fi, err := liveDB(r)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return filepath.Join(userdataDir, name), nil
+	return filepath.Join(userdataDir, name), fi, nil
 }
 
 // liveDB is LiveDB in the directory r: the name of the live database and

@@ -149,19 +149,11 @@ func (s *Store) Backup(ctx context.Context, t Target, label string) (snap Snapsh
 	// The live database and its owner (who gets the snapshot) are read in
 	// the user's directory opened once: through a symlinked ~/.t3 they
 	// would be another user's, and that user handed this user's snapshots.
-	ud, err := openDir(t.UserdataDir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Snapshot{}, fmt.Errorf("%s: %w (%v)", t.UserdataDir, ErrNoDatabase, err)
-	}
+	src, fi, err := liveIn(t.UserdataDir)
 	if err != nil {
 		return Snapshot{}, err
 	}
-	name, fi, err := liveDB(ud)
-	ud.Close()
-	if err != nil {
-		return Snapshot{}, err
-	}
-	src, owner := filepath.Join(t.UserdataDir, name), ownerOf(fi)
+	owner := ownerOf(fi)
 	if _, err := os.Stat(s.Dest); os.IsNotExist(err) {
 		if err := os.MkdirAll(s.Dest, 0o700); err != nil {
 			return Snapshot{}, err
