@@ -283,6 +283,8 @@ func TestSilentNewConnectionGetsReadHeaderTimeout(t *testing.T) {
 			assert.False(t, errors.Is(err, os.ErrDeadlineExceeded),
 				"a connection that sent nothing was still open after %s (ReadHeaderTimeout 300ms)", time.Since(start).Round(time.Millisecond))
 			assert.ErrorIs(t, err, io.EOF)
+			assert.GreaterOrEqual(t, time.Since(start), 250*time.Millisecond,
+				"closed before ReadHeaderTimeout (300ms): for another reason")
 		})
 	}
 }

@@ -198,9 +198,10 @@ func TestRollbackNeverStartsTheOldBuildOnAMigratedDatabase(t *testing.T) {
 	errInjected := errors.New("injected")
 	cases := []struct {
 		name    string
+		running bool // what the runbook says bob is left as
 		breakIt func(e *rollout.Engine)
 	}{
-		{"restore fails", func(e *rollout.Engine) {
+		{"restore fails", false, func(e *rollout.Engine) {
 			b := e.Backups.(*rollouttest.Backuper)
 			restore := b.RestoreFunc
 			b.RestoreFunc = func(ctx context.Context, tg statebackup.Target, s statebackup.Snapshot) error {
@@ -210,7 +211,7 @@ func TestRollbackNeverStartsTheOldBuildOnAMigratedDatabase(t *testing.T) {
 				return restore(ctx, tg, s)
 			}
 		}},
-		{"stop fails", func(e *rollout.Engine) {
+		{"stop fails", true, func(e *rollout.Engine) {
 			um := e.Units.(*rollouttest.UnitManager)
 			stop := um.StopFunc
 			um.StopFunc = func(ctx context.Context, u rollout.Unit) error {
@@ -235,6 +236,7 @@ func TestRollbackNeverStartsTheOldBuildOnAMigratedDatabase(t *testing.T) {
 			schema, err := sim.DBSchema("bob")
 			require.NoError(t, err)
 			require.Equal(t, v2, schema, "bob's database was not restored")
+			require.Equal(t, tc.running, bob.Running, "calls: %v", callsFor(sim, "bob"))
 			if bob.Running {
 				require.Equal(t, v2, bob.Version,
 					"bob runs %s on a database migrated to %s; calls: %v", bob.Version, schema, callsFor(sim, "bob"))

@@ -39,9 +39,10 @@ func TestSnapshotOrderFollowsTakingOrder(t *testing.T) {
 			now := c.first
 			st, _ := newStore(t, statebackup.Options{Now: func() time.Time { return now }})
 			tg := mustSeed(t, "emil", t3test.EraC, t3test.SeedOptions{})
-			// Older bumps, taken before the clock went wrong.
-			for _, v := range []string{"0.0.28", "0.0.29"} {
-				now = now.Add(-time.Minute)
+			// Older bumps, taken two and one minute before the first, before
+			// the clock went wrong.
+			for i, v := range []string{"0.0.28", "0.0.29"} {
+				now = c.first.Add(time.Duration(i-2) * time.Minute)
 				_, err := st.Backup(bg, tg, statebackup.PrebumpLabel(v))
 				require.NoError(t, err)
 			}
@@ -57,6 +58,8 @@ func TestSnapshotOrderFollowsTakingOrder(t *testing.T) {
 			require.Len(t, list, 4)
 			require.Equal(t, last.Path, list[0].Path, "newest first")
 			require.Equal(t, prev.Path, list[1].Path)
+			require.Equal(t, statebackup.PrebumpLabel("0.0.29"), list[2].Label)
+			require.Equal(t, statebackup.PrebumpLabel("0.0.28"), list[3].Label)
 			got, err := st.LatestPrebump(bg, tg)
 			require.NoError(t, err)
 			require.Equal(t, last.Path, got.Path, "--latest-prebump")

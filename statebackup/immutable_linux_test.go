@@ -5,12 +5,15 @@ import (
 	"syscall"
 	"testing"
 	"unsafe"
+
+	"github.com/t3fleet/t3fleet/internal/realtest"
 )
 
 // setImmutable sets the immutable attribute (chattr +i) on path, so that
-// not even root can remove it, and clears it at cleanup. It skips the test
-// where the file system or the process's capabilities do not allow it.
-func setImmutable(tb testing.TB, path string) error {
+// not even root can remove it, and clears it at cleanup. Where the file
+// system or the process's capabilities do not allow it, the test skips, or
+// fails under T3FLEET_REQUIRE_REAL=1 (realtest.Missing).
+func setImmutable(tb testing.TB, path string) {
 	tb.Helper()
 	const (
 		fsIocGetflags = 0x80086601
@@ -38,8 +41,7 @@ func setImmutable(tb testing.TB, path string) error {
 		return nil
 	}
 	if err := set(true); err != nil {
-		tb.Skipf("cannot make %s immutable here: %v", path, err)
+		realtest.Missing(tb, "cannot make %s immutable here: %v", path, err)
 	}
 	tb.Cleanup(func() { _ = set(false) })
-	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
+	"github.com/t3fleet/t3fleet/internal/realtest"
 	"github.com/t3fleet/t3fleet/statebackup"
 )
 
@@ -51,8 +52,7 @@ func TestRestoreIsDoneOnceSwapped(t *testing.T) {
 			live := mustLive(t, tg)
 			require.Equal(t, snap.Source, filepath.Base(live))
 			require.Equal(t, 1, marker(t, live))
-			left, _ := filepath.Glob(filepath.Join(tg.UserdataDir, "*.replaced-*"))
-			require.Empty(t, left, "the set-aside database is cleaned up")
+			require.Empty(t, asideFiles(t, tg.UserdataDir), "the set-aside database is cleaned up")
 		})
 	}
 }
@@ -62,24 +62,26 @@ func TestRestoreIsDoneOnceSwapped(t *testing.T) {
 // the operator to remove it (a whole copy of the database in the user's
 // directory). It used to be dropped without a word.
 func TestRestoreWarnsWhenTheSetAsideCopyStays(t *testing.T) {
+	realtest.NeedRoot(t) // chattr +i
 	var logs bytes.Buffer
-	var aside string
+	var userdata, aside string
 	st, _ := newStore(t, statebackup.Options{
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		BeforeRestoreStep: func(s statebackup.RestoreStep) error {
 			if s != statebackup.StepCleanup {
 				return nil
 			}
-			m, _ := filepath.Glob(filepath.Join(filepath.Dir(aside), statebackup.StateDB+".replaced-*"))
+			m, _ := filepath.Glob(filepath.Join(userdata, statebackup.StateDB+".replaced-*"))
 			if len(m) != 1 {
 				return fmt.Errorf("want one set-aside database, have %v", m)
 			}
 			aside = m[0]
-			return setImmutable(t, aside)
+			setImmutable(t, aside)
+			return nil
 		},
 	})
 	tg, snap := snapshotWithMarker(t, t3test.EraC, st, 1, 2)
-	aside = filepath.Join(tg.UserdataDir, "x")
+	userdata = tg.UserdataDir
 
 	require.NoError(t, st.Restore(bg, tg, snap))
 	require.Equal(t, 1, marker(t, mustLive(t, tg)))

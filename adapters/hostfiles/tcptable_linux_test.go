@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/t3fleet/t3fleet/adapters/hostfiles"
+	"github.com/t3fleet/t3fleet/internal/realtest"
 )
 
 // accepted connects to a listener on addr with dial and returns the
@@ -22,7 +23,7 @@ func accepted(t testing.TB, network, addr string, dial func(port int) (closer fu
 	t.Helper()
 	ln, err := net.Listen(network, addr)
 	if err != nil {
-		t.Skipf("no %s listener on %s: %v", network, addr, err)
+		realtest.Missing(t, "no %s listener on %s: %v", network, addr, err)
 	}
 	t.Cleanup(func() { ln.Close() })
 	closeClient, err := dial(ln.Addr().(*net.TCPAddr).Port)

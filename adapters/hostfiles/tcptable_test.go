@@ -53,7 +53,9 @@ func TestParseTCPTable(t *testing.T) {
 			2: {Local: ap("[::ffff:127.0.0.1]:50000"), Remote: ap("[::ffff:127.0.0.1]:3780"), State: 1, UID: 1002, Inode: 7777},
 		}},
 		{"header alone", header4, 0, nil},
-		{"lowercase hex", header4 + strings.ToLower(line4[:40]) + line4[40:], 1, nil},
+		{"lowercase hex", header4 + strings.ToLower(line4[:40]) + line4[40:], 1, map[int]hostfiles.TCPSocket{
+			0: {Local: ap("127.0.0.1:36511"), Remote: ap("127.0.0.1:3780"), State: 1, UID: 1000, Inode: 98765},
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

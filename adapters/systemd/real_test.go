@@ -138,8 +138,10 @@ func TestRealFailedStart(t *testing.T) {
 	require.ErrorIs(t, m.Restart(ctx, rollout.Unit{User: "carol"}), systemd.ErrJobFailed)
 }
 
-// A start whose unit condition fails ends "done" with nothing running; so
-// does one whose process exits at once. Neither is a running instance.
+// A start whose unit condition fails ends "done" with nothing running: no
+// running instance. (A start "done" whose process then died is
+// TestJobs' "start done but failed" and TestJobDoneButNotRunning,
+// over the fake client.)
 func TestRealStartDoneButNotRunning(t *testing.T) {
 	um, _ := startReal(t)
 	sleep, err := exec.LookPath("sleep")

@@ -98,7 +98,7 @@ func TestChromiumTabReconnectsAcrossARestart(t *testing.T) {
 	require.NoError(t, chromedp.Do(stepCtx(tab), chromedp.Click(loginButton(sso))))
 	waitPage(t, tab, demo.FrontURL+"/", sso)
 
-	srv, err := demo.Restart(t.Context(), sso, t3test.Faults{DeafStart: time.Second})
+	srv, err := demo.Restart(stepCtx(tab), sso, t3test.Faults{DeafStart: time.Second}) // within the test's budget
 	require.NoError(t, err)
 	p := waitWS(t, tab, "echo: ping (reconnected 1)")
 	require.Equal(t, "authenticated", p.Session, "the same page, never reloaded")

@@ -89,8 +89,9 @@ func TestRunWarnsWhenLoopbackIsUnchecked(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, logs := startRun(t, append([]string{"-table", emptyTable(t)}, tc.args...)...)
-			assert.Equal(t, tc.warn, logs.Count("level=WARN", "any local user can assert any identity over loopback", "-trusted-proxy-users") == 1, logs.String())
-			assert.Equal(t, tc.info, logs.Count("level=INFO", "only from the trusted proxy users' sockets", "uids=["+strconv.Itoa(os.Getuid())+"]") == 1, logs.String())
+			once := map[bool]int{true: 1} // the line once, or not at all
+			assert.Equal(t, once[tc.warn], logs.Count("level=WARN", "any local user can assert any identity over loopback", "-trusted-proxy-users"), logs.String())
+			assert.Equal(t, once[tc.info], logs.Count("level=INFO", "only from the trusted proxy users' sockets", "uids=["+strconv.Itoa(os.Getuid())+"]"), logs.String())
 		})
 	}
 }

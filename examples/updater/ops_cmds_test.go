@@ -208,7 +208,7 @@ func TestRestoreCommand(t *testing.T) {
 		assert.Equal(t, []string{"status t3-serve@alice.service", "stop t3-serve@alice.service", "start t3-serve@alice.service"}, f.calls)
 		assert.Contains(t, out, "alice: restored ")
 	})
-	t.Run("waits for the lock a run holds, and touches nothing without it", func(t *testing.T) {
+	t.Run("gives up on a lock a run holds, touching nothing, and goes ahead once it is released", func(t *testing.T) {
 		f, live := setup(t)
 		f.active["alice"] = true
 		require.NoError(t, os.MkdirAll(f.env["T3_STATE_DIR"], 0o755))

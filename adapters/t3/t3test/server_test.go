@@ -393,8 +393,8 @@ func TestFaults(t *testing.T) {
 		var ne net.Error
 		assert.True(t, errors.As(err, &ne) && ne.Timeout(), "the early connection is never answered, even after the attach: %d, %v", n, err)
 	})
-	// A build whose migration fails had bound its port (deaf) and closes it
-	// as it exits.
+	// A build whose migration fails closes its port as it exits (that it
+	// bound it first is TestStartBindsBeforeItMigrates).
 	t.Run("DeafStart then a failed migration", func(t *testing.T) {
 		dir := t.TempDir()
 		require.NoError(t, t3test.SeedState(dir, t3test.EraB, t3test.SeedOptions{}))
