@@ -106,12 +106,8 @@ func TestDBOracle(t *testing.T) {
 				CREATE TABLE orchestration_v2_projection_runs (run_id TEXT PRIMARY KEY, thread_id TEXT, status TEXT, requested_at TEXT, completed_at TEXT);
 				INSERT INTO orchestration_v2_projection_runs VALUES ('r1', 'thread-0000', 'completed', '2026-09-06T11:00:00.000Z', '2026-09-06T11:40:00.000Z')`)
 		}, at: 0, idle: true, quiet: 20 * time.Minute},
-		{name: "statev2 runs whose columns are written in different formats", era: t3test.EraE, setup: func(t *testing.T, base string) {
-			seed(t3test.EraE, 0)(t, base)
-			exec(t, t3test.StateV2DB(base), `DROP TABLE orchestration_v2_projection_runs;
-				CREATE TABLE orchestration_v2_projection_runs (run_id TEXT PRIMARY KEY, status TEXT, requested_at TEXT, completed_at TEXT);
-				INSERT INTO orchestration_v2_projection_runs VALUES ('r1', 'completed', '2026-09-06T11:30:00+01:00', '2026-09-06T11:00:00.000Z')`)
-		}, at: 0, quiet: time.Hour, idle: true},
+		{name: "statev2 runs whose columns are written in different formats", era: t3test.EraE, setup: runsTable(
+			`('r1', 'completed', '2026-09-06T11:30:00+01:00', '2026-09-06T11:00:00.000Z')`), at: 0, quiet: time.Hour, idle: true},
 		{name: "statev2 runs: a newer time in SQLite's own format is still the newest", era: t3test.EraE, setup: runsTable(
 			`('r1', 'completed', '2026-09-06T10:00:00.000Z', '2026-09-06 12:59:30')`), at: time.Hour, quiet: 30 * time.Second},
 		{name: "statev2 runs: a newer time with an offset is still the newest", era: t3test.EraE, setup: runsTable(

@@ -381,17 +381,7 @@ func TestBareLFHeadIsAnswered(t *testing.T) {
 				h := pairing.NewHandler(mapRouter{"ana": {User: "ana", OSUser: "ana", BaseURL: inst.URL()}}, nil,
 					pairing.HandlerOptions{Prober: cookieProber{}})
 				url := startFront(t, h, pairing.FrontOptions{DisableFast: m.disableFast, ReadHeaderTimeout: time.Second})
-				c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-				require.NoError(t, err)
-				t.Cleanup(func() { c.Close() })
-				require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
-				_, err = io.WriteString(c, hd.raw)
-				require.NoError(t, err)
-				start := time.Now()
-				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-				if !assert.NoError(t, err, "no answer after %s", time.Since(start).Round(time.Millisecond)) {
-					return
-				}
+				resp := rawExchange(t, url, hd.raw, http.MethodGet)[0]
 				assert.Equal(t, http.StatusOK, resp.StatusCode, body(t, resp))
 			})
 		}

@@ -193,12 +193,7 @@ func TestUnfinishedCycleIsFinishedBesideAnUnplacedUnit(t *testing.T) {
 	require.ErrorIs(t, err, rollout.ErrCrashed)
 	e.CrashAfter = nil
 
-	um := e.Units.(*rollouttest.UnitManager)
-	units := um.UnitsFunc
-	um.UnitsFunc = func(ctx context.Context) ([]rollout.Unit, error) {
-		us, err := units(ctx)
-		return append(us, rollout.Unit{Name: "t3-serve@Bad User.service", User: "Bad User"}), err
-	}
+	addUnplacedUnit(e)
 	res, err := e.MigrateIdle(context.Background(), rollout.DrainOptions{})
 	require.NoError(t, err, res.Line())
 	require.Equal(t, []string{"bob"}, res.Migrated)

@@ -475,3 +475,27 @@ func TestRunRollbackFailedShowsInTheFreeze(t *testing.T) {
 	require.Contains(t, s.Freeze.Reason, "the rollback failed: start bob: start job failed")
 	require.NotContains(t, s.Freeze.Reason, "ROLLBACK FAILED", "the nightly FROZEN line is no second alert")
 }
+
+// failBackupOf makes e's fake backups fail with err for the targets fail
+// picks; the others are taken as before.
+func failBackupOf(e *rollout.Engine, fail func(statebackup.Target) bool, err error) {
+	b := e.Backups.(*rollouttest.Backuper)
+	backup := b.BackupFunc
+	b.BackupFunc = func(ctx context.Context, tg statebackup.Target, label string) (statebackup.Snapshot, error) {
+		if fail(tg) {
+			return statebackup.Snapshot{}, err
+		}
+		return backup(ctx, tg, label)
+	}
+}
+
+// addUnplacedUnit lists, beside e's units, one the engine cannot place
+// (its user is no valid OS user: a bad line of the user map).
+func addUnplacedUnit(e *rollout.Engine) {
+	um := e.Units.(*rollouttest.UnitManager)
+	units := um.UnitsFunc
+	um.UnitsFunc = func(ctx context.Context) ([]rollout.Unit, error) {
+		us, err := units(ctx)
+		return append(us, rollout.Unit{Name: "t3-serve@Bad User.service", User: "Bad User"}), err
+	}
+}

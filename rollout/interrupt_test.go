@@ -9,6 +9,7 @@ import (
 	"github.com/t3fleet/t3fleet"
 	"github.com/t3fleet/t3fleet/idlegate"
 	"github.com/t3fleet/t3fleet/rollout"
+	"github.com/t3fleet/t3fleet/rollout/rollouttest"
 )
 
 // A run stopped while it asks whether a user is idle learns nothing of the
@@ -20,13 +21,13 @@ func TestStoppedDuringTheIdleCheckDefersNobody(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	idle := e.Idle
-	e.Idle = idleFunc(func(ictx context.Context, in t3fleet.Instance) (idlegate.Verdict, error) {
+	e.Idle = &rollouttest.IdleOracle{IdleFunc: func(ictx context.Context, in t3fleet.Instance) (idlegate.Verdict, error) {
 		if in.User == "bob" {
 			cancel() // systemctl stop, while bob's database is read
 			return idlegate.Verdict{}, ictx.Err()
 		}
 		return idle.Idle(ictx, in)
-	})
+	}}
 
 	res, err := e.Run(ctx)
 	require.ErrorIs(t, err, rollout.ErrInterrupted)
@@ -36,10 +37,4 @@ func TestStoppedDuringTheIdleCheckDefersNobody(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, m, "no deferral marker for a user nobody judged")
 	require.Equal(t, 0, sim.User("bob").Restarts)
-}
-
-type idleFunc func(ctx context.Context, in t3fleet.Instance) (idlegate.Verdict, error)
-
-func (f idleFunc) Idle(ctx context.Context, in t3fleet.Instance) (idlegate.Verdict, error) {
-	return f(ctx, in)
 }

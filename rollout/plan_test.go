@@ -181,12 +181,7 @@ func TestStatus(t *testing.T) {
 // others, instead of failing whole on one bad line of the user map.
 func TestStatusShowsAnUnplacedUnitBesideTheOthers(t *testing.T) {
 	_, e, _ := drainOfBob(t, false)
-	um := e.Units.(*rollouttest.UnitManager)
-	units := um.UnitsFunc
-	um.UnitsFunc = func(ctx context.Context) ([]rollout.Unit, error) {
-		us, err := units(ctx)
-		return append(us, rollout.Unit{Name: "t3-serve@Bad User.service", User: "Bad User"}), err
-	}
+	addUnplacedUnit(e)
 	s, err := e.Status(context.Background())
 	require.NoError(t, err)
 	require.Len(t, s.Instances, 2)

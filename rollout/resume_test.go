@@ -22,12 +22,12 @@ import (
 func TestResumedCanaryRemembersTheRestartUnderWayWhateverTheOrder(t *testing.T) {
 	cases := []struct {
 		name   string
-		resume func(t *testing.T, sim *rollouttest.Sim, e *rollout.Engine)
+		resume func(e *rollout.Engine)
 	}{
-		{"finished with --order bob", func(t *testing.T, sim *rollouttest.Sim, e *rollout.Engine) {
+		{"finished with --order bob", func(e *rollout.Engine) {
 			e.Order = []string{"bob"}
 		}},
-		{"operator alice finishes it", func(t *testing.T, sim *rollouttest.Sim, e *rollout.Engine) {
+		{"operator alice finishes it", func(e *rollout.Engine) {
 			e.OperatorUser = "alice"
 		}},
 	}
@@ -44,7 +44,7 @@ func TestResumedCanaryRemembersTheRestartUnderWayWhateverTheOrder(t *testing.T) 
 			e.CrashAfter = nil
 			rec := &recorder{}
 			e.OnEvent = rec.on
-			tc.resume(t, sim, e)
+			tc.resume(e)
 			res, err := e.Run(context.Background())
 			require.ErrorIs(t, err, rollout.ErrRolledBack, res.Line())
 			require.Equal(t, v1, sim.Current())
@@ -100,14 +100,7 @@ func TestResumedCanaryDefersAJoinedUnitItCannotBackUp(t *testing.T) {
 	require.ErrorIs(t, err, rollout.ErrCrashed)
 
 	require.NoError(t, sim.AddUser("aaron", &rollouttest.SimUser{Running: true, Version: v1, DBSize: 250}))
-	b := e.Backups.(*rollouttest.Backuper)
-	backup := b.BackupFunc
-	b.BackupFunc = func(ctx context.Context, tg statebackup.Target, label string) (statebackup.Snapshot, error) {
-		if tg.User == "aaron" {
-			return statebackup.Snapshot{}, errors.New("disk full")
-		}
-		return backup(ctx, tg, label)
-	}
+	failBackupOf(e, func(tg statebackup.Target) bool { return tg.User == "aaron" }, errors.New("disk full"))
 	e.CrashAfter = nil
 	res, err := e.Run(context.Background())
 	require.NoError(t, err)

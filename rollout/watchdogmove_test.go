@@ -109,14 +109,9 @@ func TestWatchdogNeverMovesADeferredUnitWithoutABackup(t *testing.T) {
 			f := newWD(t)
 			require.NoError(t, f.sim.AddUser("carol", &rollouttest.SimUser{Running: true, Version: drainOld, DBSize: 50}))
 			require.NoError(t, f.e.State().Defer("carol", drainNew))
-			b := f.e.Backups.(*rollouttest.Backuper)
-			backup := b.BackupFunc
-			b.BackupFunc = func(ctx context.Context, tg statebackup.Target, label string) (statebackup.Snapshot, error) {
-				if tg.User == "carol" && (f.sim.User("carol").Running || tc.failStopped) {
-					return statebackup.Snapshot{}, errors.New("database is locked")
-				}
-				return backup(ctx, tg, label)
-			}
+			failBackupOf(f.e, func(tg statebackup.Target) bool {
+				return tg.User == "carol" && (f.sim.User("carol").Running || tc.failStopped)
+			}, errors.New("database is locked"))
 			if tc.pathBroken {
 				f.sim.FailCanary(drainNew, "alice")
 				f.sim.FailCanary(drainNew, "bob")
@@ -175,14 +170,7 @@ func TestWatchdogMovesAWedgedDeferredUnitWhoseVersionIsUnknown(t *testing.T) {
 		}
 		return rv(ctx, u)
 	}
-	b := f.e.Backups.(*rollouttest.Backuper)
-	backup := b.BackupFunc
-	b.BackupFunc = func(ctx context.Context, tg statebackup.Target, label string) (statebackup.Snapshot, error) {
-		if tg.User == "carol" {
-			return statebackup.Snapshot{}, errors.New("database is locked")
-		}
-		return backup(ctx, tg, label)
-	}
+	failBackupOf(f.e, func(tg statebackup.Target) bool { return tg.User == "carol" }, errors.New("database is locked"))
 	f.down["carol"] = errWedged
 	f.tick(t)
 	f.tick(t)

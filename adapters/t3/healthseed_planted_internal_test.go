@@ -25,14 +25,7 @@ func TestCheckRefusesAPlantedSeed(t *testing.T) {
 		name  string
 		plant func(t *testing.T, seed string)
 	}{
-		{"fifo", func(t *testing.T, seed string) {
-			require.NoError(t, syscall.Mkfifo(seed, 0o600))
-			t.Cleanup(func() { // unblock a reader left hanging, so the test binary can end
-				if f, err := os.OpenFile(seed, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-					f.Close()
-				}
-			})
-		}},
+		{"fifo", func(t *testing.T, seed string) { plantFIFO(t, seed) }},
 		{"symlink to another user's database", func(t *testing.T, seed string) {
 			other := t.TempDir()
 			require.NoError(t, t3test.SeedState(other, t3test.EraC, t3test.SeedOptions{}))
@@ -44,12 +37,7 @@ func TestCheckRefusesAPlantedSeed(t *testing.T) {
 			b, err := os.ReadFile(t3test.LiveDB(other))
 			require.NoError(t, err)
 			require.NoError(t, os.WriteFile(seed, b, 0o600))
-			require.NoError(t, syscall.Mkfifo(seed+"-wal", 0o600))
-			t.Cleanup(func() {
-				if f, err := os.OpenFile(seed+"-wal", os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-					f.Close()
-				}
-			})
+			plantFIFO(t, seed+"-wal")
 		}},
 	}
 	for _, c := range cases {
@@ -71,4 +59,16 @@ func TestCheckRefusesAPlantedSeed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// plantFIFO makes path a FIFO, and at cleanup unblocks a reader left
+// hanging on it, so the test binary can end.
+func plantFIFO(t *testing.T, path string) {
+	t.Helper()
+	require.NoError(t, syscall.Mkfifo(path, 0o600))
+	t.Cleanup(func() {
+		if f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+	})
 }
