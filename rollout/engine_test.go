@@ -499,3 +499,16 @@ func addUnplacedUnit(e *rollout.Engine) {
 		return append(us, rollout.Unit{Name: "t3-serve@Bad User.service", User: "Bad User"}), err
 	}
 }
+
+// crashedAfterAlicesRestart runs a bump that crashes right after alice's
+// restart onto v2, and returns the fleet and the engine, its crash hook
+// still set, as the next run finds them.
+func crashedAfterAlicesRestart(t *testing.T) (*rollouttest.Sim, *rollout.Engine) {
+	t.Helper()
+	sim := newSim(t)
+	e := sim.Engine(rollout.Options{CrashAfter: func(s string) bool { return s == "restart:alice" }})
+	_, err := e.Run(context.Background())
+	require.ErrorIs(t, err, rollout.ErrCrashed)
+	require.Equal(t, v2, sim.User("alice").Version, "the crash came after alice's restart")
+	return sim, e
+}

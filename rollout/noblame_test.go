@@ -354,12 +354,7 @@ func TestResumedCanaryFinishesTheRestartUnderWay(t *testing.T) {
 		{"a later canary fails", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sim := newSim(t)
-			e := sim.Engine(rollout.Options{CrashAfter: func(s string) bool { return s == "restart:alice" }})
-			_, err := e.Run(context.Background())
-			require.ErrorIs(t, err, rollout.ErrCrashed)
-			require.Equal(t, v2, sim.User("alice").Version, "the crash came after alice's restart")
-
+			sim, e := crashedAfterAlicesRestart(t)
 			sim.SetBusy("alice", true) // she started a turn on the new build meanwhile
 			if tc.failBob {
 				sim.FailCanary(v2, "bob")

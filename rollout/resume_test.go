@@ -33,12 +33,7 @@ func TestResumedCanaryRemembersTheRestartUnderWayWhateverTheOrder(t *testing.T) 
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			sim := newSim(t)
-			e := sim.Engine(rollout.Options{CrashAfter: func(s string) bool { return s == "restart:alice" }})
-			_, err := e.Run(context.Background())
-			require.ErrorIs(t, err, rollout.ErrCrashed)
-			require.Equal(t, v2, sim.User("alice").Version, "the crash came after alice's restart")
-
+			sim, e := crashedAfterAlicesRestart(t)
 			sim.SetBusy("alice", true) // she started a turn on the new build meanwhile
 			sim.FailCanary(v2, "carol")
 			e.CrashAfter = nil
