@@ -149,6 +149,10 @@ func (f *Front) Serve(ln net.Listener) error {
 // Shutdown stops accepting, closes idle connections and waits for the
 // requests in flight (on both paths) until ctx ends, then closes the rest.
 func (f *Front) Shutdown(ctx context.Context) error {
+	// Keep-alives end before the listener closes, so that every response
+	// written once shutdown is visible says Connection: close (net/http's
+	// own Shutdown, started below, would say so only once it runs).
+	f.srv.SetKeepAlivesEnabled(false)
 	f.beginClose()
 	// Both servers wait together: net/http's for its handlers, the fast
 	// path's for its own requests (whose pairings and probes run under
