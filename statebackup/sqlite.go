@@ -99,20 +99,3 @@ func checkDB(ctx context.Context, path string, integrity, mmap bool, busy time.D
 	}
 	return SchemaLevel(c)
 }
-
-// SchemaLevel returns the database's schema level: the largest
-// migration_id in effect_sql_migrations, 0 when the table is absent or
-// empty.
-func SchemaLevel(c *sqlite.Conn) (int, error) {
-	var n int
-	err := sqlitex.ExecuteTransient(c,
-		`SELECT count(*) FROM sqlite_master WHERE type='table' AND name='effect_sql_migrations'`,
-		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error { n = s.ColumnInt(0); return nil }})
-	if err != nil || n == 0 {
-		return 0, err
-	}
-	var level int
-	err = sqlitex.ExecuteTransient(c, `SELECT coalesce(max(migration_id), 0) FROM effect_sql_migrations`,
-		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error { level = s.ColumnInt(0); return nil }})
-	return level, err
-}

@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"zombiezen.com/go/sqlite"
-	"zombiezen.com/go/sqlite/sqlitex"
 
 	"github.com/t3fleet/t3fleet/pairing"
 	"github.com/t3fleet/t3fleet/rollout"
+	"github.com/t3fleet/t3fleet/statebackup"
 )
 
 // Defaults for the health checker.
@@ -326,8 +326,8 @@ func liveDB(base string) string {
 	return filepath.Join(base, "userdata", "state.sqlite")
 }
 
-// readLedgerMax reads the effect_sql_migrations max id (0 with no ledger),
-// leaving out the rows t3 deletes before it migrates (legacyLedgerRow).
+// readLedgerMax reads the schema level of the database at path, as
+// statebackup records it for a snapshot (0 with no ledger).
 func readLedgerMax(path string) (int, error) {
 	if _, err := os.Stat(path); err != nil {
 		return 0, err
@@ -338,44 +338,5 @@ func readLedgerMax(path string) (int, error) {
 	}
 	defer conn.Close()
 	conn.SetBusyTimeout(5 * time.Second)
-	var n int
-	err = sqlitex.ExecuteTransient(conn, `SELECT migration_id, name FROM effect_sql_migrations`,
-		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-			if id := s.ColumnInt(0); id > n && !legacyLedgerRow(id, s.ColumnText(1)) {
-				n = id
-			}
-			return nil
-		}})
-	if err != nil && strings.Contains(err.Error(), "no such table") {
-		return 0, nil
-	}
-	return n, err
-}
-
-// legacyLedgerRow reports a ledger row that some alpha builds of t3 wrote
-// above its linear migration sequence (compatibility backfills). t3 deletes
-// these, by id and name, before it migrates (normalizeLegacyMigrationTimeline
-// upstream), so they say nothing of the schema a build left.
-func legacyLedgerRow(id int, name string) bool {
-	switch id {
-	case 17:
-		return name == "ProjectionTurnUnifiedDiff"
-	case 18, 20:
-		return name == "ProjectionThreadProposedPlanImplementationBackfill"
-	case 19, 21:
-		return name == "BackfillLegacyModelSelections"
-	case 100, 102, 104:
-		return name == "ProjectionThreadsArchivedAtCompatibilityBackfill"
-	case 101, 103, 105:
-		return name == "ProjectionThreadsArchivedAtIndexCompatibilityBackfill"
-	case 106:
-		return name == "AuthAccessManagementCompatibilityBackfill"
-	case 107:
-		return name == "AuthSessionClientMetadataCompatibilityBackfill"
-	case 108:
-		return name == "AuthSessionLastConnectedAtCompatibilityBackfill"
-	case 109:
-		return name == "ProjectionThreadShellSummaryCompatibilityBackfill"
-	}
-	return false
+	return statebackup.SchemaLevel(conn)
 }
