@@ -45,7 +45,7 @@ func (s *Store) List(ctx context.Context, t Target) ([]Snapshot, error) {
 		}
 		snap, err := ReadSnapshot(filepath.Join(dir, name))
 		if err != nil {
-			s.opts.Logger.Warn("snapshot skipped", LogKeyUser, t.User, LogKeySnapshot, name, "err", err)
+			s.logger().Warn("snapshot skipped", LogKeyUser, t.User, LogKeySnapshot, name, "err", err)
 			continue
 		}
 		if snap.User == "" {
@@ -70,13 +70,13 @@ func (s *Store) List(ctx context.Context, t Target) ([]Snapshot, error) {
 // that the newest listed is always the one taken last: LatestPrebump
 // restores it and Prune keeps it.
 func (s *Store) takenAt(ctx context.Context, t Target) (time.Time, error) {
-	now := s.opts.Now().UTC().Truncate(time.Millisecond)
+	now := s.now().UTC().Truncate(time.Millisecond)
 	snaps, err := s.List(ctx, t)
 	if err != nil {
 		return time.Time{}, err
 	}
 	if len(snaps) > 0 && !now.After(snaps[0].Time) {
-		s.opts.Logger.Warn("clock reads no later than the newest snapshot; the new one is dated just after it",
+		s.logger().Warn("clock reads no later than the newest snapshot; the new one is dated just after it",
 			LogKeyUser, t.User, LogKeySnapshot, snaps[0].Path, "now", now, "newest", snaps[0].Time)
 		now = snaps[0].Time.UTC().Add(time.Millisecond)
 	}
@@ -130,7 +130,7 @@ func (s *Store) Prune(ctx context.Context, t Target, keep int) error {
 				errs = append(errs, err)
 			}
 		}
-		s.opts.Logger.Info("snapshot pruned", LogKeyUser, t.User, LogKeySnapshot, sn.Path)
+		s.logger().Info("snapshot pruned", LogKeyUser, t.User, LogKeySnapshot, sn.Path)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("prune %s: %w", t.User, err)

@@ -72,7 +72,7 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 	if _, err := s.UserDir(t.User); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout())
 	defer cancel()
 	step := func(st RestoreStep) error {
 		// Once swapped, the restore is done: the cleanup (file renames and
@@ -130,7 +130,7 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 	if err := s.ownSnapshot(t.User, snap); err != nil {
 		return err
 	}
-	stamp := s.opts.Now().UTC().Format(TimeLayout)
+	stamp := s.now().UTC().Format(TimeLayout)
 	tmpName := "." + liveName + restoreTmpInfix + stamp
 	tmp := filepath.Join(dir, tmpName)
 	keepTmp := false
@@ -158,7 +158,7 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 	if snap.SHA256 != "" && !strings.EqualFold(sum, snap.SHA256) {
 		return &ChecksumError{Path: snap.Path, Want: snap.SHA256, Got: sum}
 	}
-	if _, err := checkDB(ctx, tmp, s.opts.IntegrityCheck, false, s.opts.BusyTimeout); err != nil {
+	if _, err := checkDB(ctx, tmp, s.opts.IntegrityCheck, false, s.busyTimeout()); err != nil {
 		return err
 	}
 	if err := removeSidecars(ud, tmpName); err != nil {
@@ -176,7 +176,7 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 		if errors.Is(err, ErrBusy) || ctx.Err() != nil {
 			return fmt.Errorf("old database still in use (is the instance stopped?): %w", err)
 		}
-		s.opts.Logger.Warn("checkpoint of the replaced database failed; its WAL goes aside with it",
+		s.logger().Warn("checkpoint of the replaced database failed; its WAL goes aside with it",
 			LogKeyUser, t.User, "db", live, "err", err)
 	}
 
@@ -208,7 +208,7 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 	if err := syncDir(ud); err != nil {
 		return err
 	}
-	s.opts.Logger.Info("restored", LogKeyUser, t.User, LogKeySnapshot, snap.Path, "db", live)
+	s.logger().Info("restored", LogKeyUser, t.User, LogKeySnapshot, snap.Path, "db", live)
 
 	if err := step(StepCleanup); err != nil {
 		return err
@@ -218,7 +218,7 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 		// The snapshot is live: what stays behind is a warning, not a
 		// failed restore (a rollback would blame and leave the unit).
 		if err := removeAside(ud, liveName); err != nil {
-			s.opts.Logger.Warn("restored, but a replaced database could not be removed; delete it by hand",
+			s.logger().Warn("restored, but a replaced database could not be removed; delete it by hand",
 				LogKeyUser, t.User, "db", live, "err", err)
 		}
 	}
@@ -235,7 +235,7 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 					return fmt.Errorf("retire %s: %w", StateV2DB, err)
 				}
 			}
-			s.opts.Logger.Info("statev2 retired", LogKeyUser, t.User, "db", filepath.Join(dir, v2aside))
+			s.logger().Info("statev2 retired", LogKeyUser, t.User, "db", filepath.Join(dir, v2aside))
 		}
 	}
 	return syncDir(ud)
@@ -252,7 +252,7 @@ func (s *Store) checkpoint(ctx context.Context, ud *os.Root, live string) (err e
 	if err != nil {
 		return sqliteErr(ctx, err)
 	}
-	c.SetBusyTimeout(s.opts.BusyTimeout)
+	c.SetBusyTimeout(s.busyTimeout())
 	c.SetInterrupt(ctx.Done())
 	defer func() {
 		if cerr := c.Close(); err == nil && cerr != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -88,6 +87,8 @@ func (m Method) String() string {
 //	<Dest>/<user>/state-<YYYYmmdd-HHMMSS>.sqlite
 //	<Dest>/<user>/state-prebump-<version>-<YYYYmmdd-HHMMSS>.sqlite
 //	<Dest>/<user>/<snapshot>.json   (metadata)
+//
+// &Store{Dest: dest} is NewStore(dest, Options{}).
 type Store struct {
 	Dest string
 	opts Options
@@ -97,19 +98,38 @@ var _ Backuper = (*Store)(nil)
 
 // NewStore returns a Store keeping snapshots under dest.
 func NewStore(dest string, opts Options) *Store {
-	if opts.Timeout <= 0 {
-		opts.Timeout = DefaultTimeout
-	}
-	if opts.BusyTimeout <= 0 {
-		opts.BusyTimeout = DefaultBusyTimeout
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
 	return &Store{Dest: dest, opts: opts}
+}
+
+// The options' zero values are read as their defaults here, at each use, so
+// that a Store written as a literal works as NewStore's does.
+
+func (s *Store) timeout() time.Duration {
+	if s.opts.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return s.opts.Timeout
+}
+
+func (s *Store) busyTimeout() time.Duration {
+	if s.opts.BusyTimeout <= 0 {
+		return DefaultBusyTimeout
+	}
+	return s.opts.BusyTimeout
+}
+
+func (s *Store) now() time.Time {
+	if s.opts.Now == nil {
+		return time.Now()
+	}
+	return s.opts.Now()
+}
+
+func (s *Store) logger() *slog.Logger {
+	if s.opts.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.opts.Logger
 }
 
 // UserDir is the directory holding user's snapshots. It fails for a user
@@ -142,7 +162,7 @@ func (s *Store) Backup(ctx context.Context, t Target, label string) (snap Snapsh
 	if err := ValidLabel(label); err != nil {
 		return Snapshot{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout())
 	defer cancel()
 	start := time.Now()
 
@@ -209,11 +229,11 @@ func (s *Store) Backup(ctx context.Context, t Target, label string) (snap Snapsh
 	// The staging file is root's, 0600, in a directory only we can write
 	// (ownership is handed over after the check): nobody can truncate it
 	// under the check's memory map.
-	level, err := checkDB(ctx, tmp, s.opts.IntegrityCheck, true, s.opts.BusyTimeout)
+	level, err := checkDB(ctx, tmp, s.opts.IntegrityCheck, true, s.busyTimeout())
 	checked := time.Now()
 	h, fl := <-hashc, <-flushc
 	if err != nil {
-		s.opts.Logger.Warn("snapshot failed its check, deleted", LogKeyUser, t.User, LogKeySource, src, "err", err)
+		s.logger().Warn("snapshot failed its check, deleted", LogKeyUser, t.User, LogKeySource, src, "err", err)
 		return Snapshot{}, err
 	}
 	if fl.err != nil {
@@ -258,7 +278,7 @@ func (s *Store) Backup(ctx context.Context, t Target, label string) (snap Snapsh
 		return Snapshot{}, err
 	}
 	snap = m.snapshot(final)
-	s.opts.Logger.Info("snapshot taken", LogKeyUser, t.User, LogKeySnapshot, final,
+	s.logger().Info("snapshot taken", LogKeyUser, t.User, LogKeySnapshot, final,
 		LogKeySource, src, "size", size, "schema", level, LogKeyTook, time.Since(start),
 		"method", s.opts.Method, "copy", copied.Sub(start), "flush", fl.at.Sub(copied), "check", checked.Sub(copied), "hash", h.at.Sub(copied))
 	return snap, nil
@@ -275,7 +295,7 @@ func checkName(integrity bool) string {
 // read-only connection: one read transaction, so a WAL writer is never
 // blocked and the copy is one consistent point in time.
 func (s *Store) vacuumInto(ctx context.Context, src, dst string) (err error) {
-	c, err := openRO(ctx, src, s.opts.BusyTimeout)
+	c, err := openRO(ctx, src, s.busyTimeout())
 	if err != nil {
 		return sqliteErr(ctx, err)
 	}
@@ -302,7 +322,7 @@ func (s *Store) vacuumInto(ctx context.Context, src, dst string) (err error) {
 // a single step, then makes dst a plain rollback-journal database so
 // opening it later leaves no -wal/-shm beside it.
 func (s *Store) backupAPI(ctx context.Context, src, dst string) (err error) {
-	c, err := openRO(ctx, src, s.opts.BusyTimeout)
+	c, err := openRO(ctx, src, s.busyTimeout())
 	if err != nil {
 		return sqliteErr(ctx, err)
 	}
@@ -416,8 +436,8 @@ const stagingPrefix = ".staging-"
 func (s *Store) removeStaleStaging() {
 	dirs, _ := filepath.Glob(filepath.Join(s.Dest, stagingPrefix+"*"))
 	for _, d := range dirs {
-		if fi, err := os.Lstat(d); err == nil && fi.IsDir() && time.Since(fi.ModTime()) > s.opts.Timeout {
-			s.opts.Logger.Warn("removing a stale backup staging directory", "dir", d, "age", time.Since(fi.ModTime()).Round(time.Second))
+		if fi, err := os.Lstat(d); err == nil && fi.IsDir() && time.Since(fi.ModTime()) > s.timeout() {
+			s.logger().Warn("removing a stale backup staging directory", "dir", d, "age", time.Since(fi.ModTime()).Round(time.Second))
 			_ = os.RemoveAll(d)
 		}
 	}
