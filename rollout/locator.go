@@ -79,5 +79,12 @@ func HasDatabase(in t3fleet.Instance) bool {
 	return false
 }
 
-// UserdataDir returns <StateDir>/userdata.
-func UserdataDir(in t3fleet.Instance) string { return filepath.Join(in.StateDir, "userdata") }
+// UserdataDir returns <StateDir>/userdata, or "" when the instance has no
+// state directory on this host (a Backuper then has the user name alone;
+// statebackup.Store refuses such a target).
+func UserdataDir(in t3fleet.Instance) string {
+	if in.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(in.StateDir, "userdata")
+}

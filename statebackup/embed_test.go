@@ -1,6 +1,7 @@
 package statebackup_test
 
 import (
+	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"testing"
@@ -32,4 +33,35 @@ func TestStoreLiteralTakesTheDefaults(t *testing.T) {
 	require.Len(t, list, 1)
 	require.NoError(t, st.Restore(bg, tg, snap))
 	require.NoError(t, st.Prune(bg, tg, 1))
+}
+
+// A Target without a UserdataDir (an instance whose state is not on this
+// host) is refused, never read from, or restored into, the working
+// directory.
+func TestTargetWithoutUserdataDirIsRefused(t *testing.T) {
+	tg := mustSeed(t, "emil", t3test.EraC, t3test.SeedOptions{})
+	st, _ := newStore(t, statebackup.Options{})
+	snap, err := st.Backup(bg, tg, "")
+	require.NoError(t, err)
+
+	t.Chdir(tg.UserdataDir) // a live database right in the working directory
+	before := fileSum(t, statebackup.StateDB)
+	noDir := statebackup.Target{User: "emil"}
+
+	_, err = st.Backup(bg, noDir, "")
+	assert.ErrorIs(t, err, statebackup.ErrNoUserdataDir)
+	assert.NotErrorIs(t, err, statebackup.ErrNoDatabase, "not a user without a database yet: AllowMissingBackup must not skip it")
+	err = st.Restore(bg, noDir, snap)
+	assert.ErrorIs(t, err, statebackup.ErrNoUserdataDir)
+	_, err = statebackup.LiveDB("")
+	assert.ErrorIs(t, err, statebackup.ErrNoUserdataDir)
+
+	assert.Equal(t, before, fileSum(t, statebackup.StateDB), "the working directory's database untouched")
+}
+
+func fileSum(tb testing.TB, path string) [32]byte {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(tb, err)
+	return sha256.Sum256(b)
 }

@@ -10,6 +10,10 @@ import (
 var (
 	// ErrNoDatabase: the target's userdata directory holds no state database.
 	ErrNoDatabase = errors.New("no state database")
+	// ErrNoUserdataDir: the target names no userdata directory (its
+	// instance keeps its state on another host). Unlike ErrNoDatabase it
+	// never means "nothing to back up yet".
+	ErrNoUserdataDir = errors.New("target has no userdata directory")
 	// ErrUnsafePath: a path is a symlink, not a regular file or directory,
 	// has a symlink among the directories on its way, or would leave the
 	// destination (a planted link is never followed).

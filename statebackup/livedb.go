@@ -25,7 +25,8 @@ var sidecarSuffixes = []string{"-wal", "-shm", "-journal"}
 // frozen), else state.sqlite. "New" is the latest modification time of the
 // file and its -wal. It returns ErrNoDatabase when neither exists, and
 // ErrUnsafePath when the chosen name is a symlink or not a regular file, or
-// when a directory on the way to userdataDir is a symlink.
+// when a directory on the way to userdataDir is a symlink. An empty
+// userdataDir is ErrNoUserdataDir, never the working directory.
 func LiveDB(userdataDir string) (string, error) {
 	path, _, err := liveIn(userdataDir)
 	return path, err
@@ -34,6 +35,9 @@ func LiveDB(userdataDir string) (string, error) {
 // liveIn is LiveDB with the live database's file info, read in
 // userdataDir opened once (openDir): its owner is the user's.
 func liveIn(userdataDir string) (string, os.FileInfo, error) {
+	if userdataDir == "" {
+		return "", nil, ErrNoUserdataDir
+	}
 	r, err := openDir(userdataDir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

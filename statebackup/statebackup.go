@@ -10,7 +10,8 @@ type Target struct {
 	// User is the OS user that owns the state (validated by the caller).
 	User string
 	// UserdataDir is <base-dir>/userdata, holding state.sqlite (and
-	// statev2.sqlite on newer builds).
+	// statev2.sqlite on newer builds). Backup and Restore refuse a Target
+	// without one (ErrNoUserdataDir); List and Prune need only User.
 	UserdataDir string
 	// Version is the t3 version the instance runs, recorded when known.
 	Version string
