@@ -55,6 +55,8 @@ type HandlerOptions struct {
 	// Logger receives the log lines; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the metrics; nil keeps them unregistered.
+	// Handlers given the same Registerer share its series; to count them
+	// apart, give each prometheus.WrapRegistererWith(labels, reg).
 	Registerer prometheus.Registerer
 	// LoopGuardMax is how many pairings of one user LoopGuardWindow allows;
 	// zero means DefaultLoopGuardMax, negative disables the guard.

@@ -1,6 +1,7 @@
 package pairing
 
 import (
+	"errors"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,6 +73,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		handoffs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricHandoffs,
 			Help: "Connections the Front's fast path handed to net/http's server, by reason."}, []string{"reason"}),
 	}
+	if reg != nil {
+		// Another Handler of this process registered them first: count
+		// into its series.
+		register(reg, &m.pairs)
+		register(reg, &m.verdicts)
+		register(reg, &m.mint)
+		register(reg, &m.proxied)
+		register(reg, &m.wsOpen)
+		register(reg, &m.refused)
+		register(reg, &m.waiting)
+		register(reg, &m.handoffs)
+	}
 	for _, r := range []string{HandoffUntrustedPeer, HandoffRequest, HandoffReserved, HandoffTarget, HandoffFastPathOff} {
 		m.handoffs.WithLabelValues(r)
 	}
@@ -90,12 +103,24 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	} {
 		m.pairs.WithLabelValues(l[0], l[1], l[2])
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.pairs, m.verdicts, m.mint, m.proxied, m.wsOpen, m.refused, m.waiting, m.handoffs} {
-			reg.MustRegister(c)
+	return m
+}
+
+// register registers *c with reg or, when an equal collector is registered
+// already, points *c at that one. Any other failure (a collector of the
+// same name with other labels or help) panics, as MustRegister does.
+func register[C prometheus.Collector](reg prometheus.Registerer, c *C) {
+	err := reg.Register(*c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			*c = existing
+			return
 		}
 	}
-	return m
+	if err != nil {
+		panic(err)
+	}
 }
 
 func (m *metrics) pair(outcome, endpoint string, fallback bool) {
