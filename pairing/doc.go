@@ -14,7 +14,8 @@
 //     every local user), the user header present once under its exact name (look-alike
 //     spellings such as X_authentik_username are refused), "@domain"
 //     stripped, the name valid;
-//   - route ([Router], e.g. adapters/hostfiles.DispatchTable);
+//   - route ([Router], e.g. adapters/hostfiles.DispatchTable, or a
+//     [RouterFunc] over a table of your own);
 //   - no t3 session cookie on a navigation: pair; a cookie on a top-level
 //     page load: probe it, and pair only on a definite authenticated:false;
 //     anything else (XHR, assets, WebSockets) is proxied, never redirected;

@@ -42,3 +42,18 @@ type Pairer interface {
 type Router interface {
 	Route(ssoUser string) (t3fleet.Instance, bool)
 }
+
+// RouterFunc adapts a function to Router, for a routing table of your own
+// (a database, a directory, a map).
+type RouterFunc func(ssoUser string) (t3fleet.Instance, bool)
+
+// Route calls f.
+func (f RouterFunc) Route(ssoUser string) (t3fleet.Instance, bool) { return f(ssoUser) }
+
+// MinterFunc adapts a function to Minter.
+type MinterFunc func(ctx context.Context, in t3fleet.Instance) (Credential, error)
+
+// Mint calls f.
+func (f MinterFunc) Mint(ctx context.Context, in t3fleet.Instance) (Credential, error) {
+	return f(ctx, in)
+}
