@@ -57,7 +57,8 @@ type FrontOptions struct {
 // the proxy's throughput.
 //
 // The fast path needs the Handler's Transport to be an *UpstreamTransport
-// (the default); with any other it stays off.
+// (the default); with any other it stays off. Build one with NewFront: the
+// zero value is not usable.
 type Front struct {
 	h     *Handler
 	up    *UpstreamTransport

@@ -71,7 +71,8 @@ type HandlerOptions struct {
 
 // Handler is the dispatch: it works out who the request is from and which
 // instance is theirs, pairs the browser when it has no live session, and
-// proxies everything else (WebSockets included) to the instance.
+// proxies everything else (WebSockets included) to the instance. Build one
+// with NewHandler: the zero value is not usable.
 type Handler struct {
 	router       Router
 	pairer       Pairer

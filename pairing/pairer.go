@@ -35,7 +35,8 @@ type PairerOptions struct {
 
 // ExchangePairer pairs by minting a credential and exchanging it at the
 // instance. It remembers per instance (base URL) which exchange name worked
-// and tries that one first next time. It is safe for concurrent use.
+// and tries that one first next time. It is safe for concurrent use. Build
+// one with NewPairer: the zero value is not usable.
 type ExchangePairer struct {
 	minter  Minter
 	client  *http.Client

@@ -53,7 +53,9 @@ type Options struct {
 }
 
 // HTTPProber asks an instance's GET /api/auth/session whether cookies carry a
-// live session. It is safe for concurrent use.
+// live session. It is safe for concurrent use. Build one with
+// NewHTTPProber: the zero value is not usable (its probes would have no
+// time at all, and every verdict would be Unknown).
 type HTTPProber struct {
 	client  *http.Client
 	timeout time.Duration
