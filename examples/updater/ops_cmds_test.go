@@ -207,6 +207,7 @@ func TestRestoreCommand(t *testing.T) {
 		assert.Equal(t, "before", marker(t, live))
 		assert.Equal(t, []string{"status t3-serve@alice.service", "stop t3-serve@alice.service", "start t3-serve@alice.service"}, f.calls)
 		assert.Contains(t, out, "alice: restored ")
+		assert.NotContains(t, out, "stays stopped")
 	})
 	t.Run("gives up on a lock a run holds, touching nothing, and goes ahead once it is released", func(t *testing.T) {
 		f, live := setup(t)
@@ -229,10 +230,13 @@ func TestRestoreCommand(t *testing.T) {
 		f, live := setup(t)
 		snaps, _ := filepath.Glob(filepath.Join(f.env["T3_BACKUP_DEST"], "alice", "*.sqlite"))
 		require.Len(t, snaps, 1)
-		code, _, errs := f.call("restore", "--user", "alice", "--snapshot", snaps[0])
+		code, out, errs := f.call("restore", "--user", "alice", "--snapshot", snaps[0])
 		require.Equal(t, 0, code, errs)
 		assert.Equal(t, "before", marker(t, live))
 		assert.Equal(t, []string{"status t3-serve@alice.service"}, f.calls)
+		// After a ROLLBACK FAILED the unit is down: the restore says it
+		// stays so, and the command that brings the user back.
+		assert.Contains(t, out, "t3-serve@alice.service was not running and stays stopped: start it with `systemctl start t3-serve@alice.service`")
 	})
 	t.Run("a failed restore starts the old database again", func(t *testing.T) {
 		f, live := setup(t)

@@ -117,7 +117,21 @@ func (o opsCLI) restore(ctx context.Context, args []string, stdout, stderr io.Wr
 		return cmdError(stderr, "restore", err)
 	}
 	fmt.Fprintf(stdout, "%s: restored %s (%s, schema %s)\n", u, snap.Path, snap.Label, schemaText(snap))
+	if units != nil && !stopped {
+		// It was down before (a rollback that failed leaves it so), and a
+		// restore alone does not bring the user back: say how.
+		unit := unitFor(uf, u)
+		fmt.Fprintf(stdout, "%s was not running and stays stopped: start it with `%s`\n", unit.Name, startCommand(uf, unit))
+	}
 	return 0
+}
+
+// startCommand is the command an operator types to start unit.
+func startCommand(uf unitChoice, unit rollout.Unit) string {
+	if uf.UserBus {
+		return "systemctl --user start " + unit.Name
+	}
+	return "systemctl start " + unit.Name
 }
 
 func schemaText(s statebackup.Snapshot) string {
