@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -36,6 +37,11 @@ type Status struct {
 	Journal   *Journal
 	Cycle     *UnfinishedCycle // a drain's or the watchdog's restart cut short
 	Instances []InstanceStatus
+	// Unreadable holds the errors of the state files that could not be
+	// read, each naming its file; everything else is read all the same.
+	Unreadable []error
+
+	lastGoodUnknown, freezeUnknown bool
 }
 
 // UnfinishedCycle is a Cycle a crash or a signal cut short (CycleJournalFile).
@@ -47,32 +53,41 @@ type UnfinishedCycle struct {
 }
 
 // Status reads the state directory, the freeze file and the fleet. It takes
-// no lock and changes nothing; per-instance problems land in Err.
+// no lock and changes nothing; per-instance problems land in Err. A state
+// file it cannot read is listed in Unreadable and returned (joined) as the
+// error, with the rest of the status: the operator who meets a malformed
+// journal at 3 a.m. still sees the freeze and the units.
 func (e *Engine) Status(ctx context.Context) (Status, error) {
 	st := e.State()
 	var s Status
+	unreadable := func(err error) bool {
+		if err != nil {
+			s.Unreadable = append(s.Unreadable, err)
+		}
+		return err != nil
+	}
 	var err error
-	if s.LastGood, err = st.LastGood(); err != nil {
-		return s, err
-	}
-	if s.Freeze, err = e.Freezer().Read(); err != nil {
-		return s, err
-	}
+	s.LastGood, err = st.LastGood()
+	s.lastGoodUnknown = unreadable(err)
+	s.Freeze, err = e.Freezer().Read()
+	s.freezeUnknown = unreadable(err)
 	s.Expired = s.Freeze != nil && s.Freeze.Expired(e.now())
-	if s.DeadEnds, err = st.DeadEnds(); err != nil {
-		return s, err
-	}
-	if s.Markers, err = st.Markers(); err != nil {
-		return s, err
-	}
-	if s.Journal, err = st.Journal(); err != nil {
-		return s, err
-	}
-	if cj, err := st.cycle(); err != nil {
-		return s, err
-	} else if cj != nil {
+	s.DeadEnds, err = st.DeadEnds()
+	unreadable(err)
+	s.Markers, err = st.Markers()
+	unreadable(err)
+	s.Journal, err = st.Journal()
+	unreadable(err)
+	if cj, err := st.cycle(); !unreadable(err) && cj != nil {
 		s.Cycle = &UnfinishedCycle{User: cj.User, Label: cj.Options.Label, Version: cj.Options.Version, Phase: cj.Phase}
 	}
+	s, err = e.fleetStatus(ctx, s)
+	return s, errors.Join(append(s.Unreadable, err)...)
+}
+
+// fleetStatus adds the current build and each instance to s.
+func (e *Engine) fleetStatus(ctx context.Context, s Status) (Status, error) {
+	var err error
 	if e.Installer != nil {
 		if s.Current, err = e.Installer.Current(ctx); err != nil {
 			return s, fmt.Errorf("current version: %w", err)
@@ -129,8 +144,14 @@ func (e *Engine) Status(ctx context.Context) (Status, error) {
 func (s Status) Lines() []string {
 	var out []string
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
-	add("current %s, last-good %s", orNone(s.Current), orNone(s.LastGood))
+	lastGood := orNone(s.LastGood)
+	if s.lastGoodUnknown {
+		lastGood = "unknown (unreadable, below)"
+	}
+	add("current %s, last-good %s", orNone(s.Current), lastGood)
 	switch {
+	case s.freezeUnknown:
+		add("freeze unknown (unreadable, below): runs stop until it can be read")
 	case s.Freeze == nil:
 		add("not frozen")
 	case s.Expired:
@@ -178,6 +199,9 @@ func (s Status) Lines() []string {
 			line += " error=" + is.Err
 		}
 		out = append(out, line)
+	}
+	for _, err := range s.Unreadable {
+		add("UNREADABLE: %v", err)
 	}
 	return out
 }

@@ -101,6 +101,11 @@ func TestRolloutCommands(t *testing.T) {
 		{"unfreeze", func(f *cliFixture) { call(f, "freeze", "--reason", "hold") }, "unfreeze", nil, 0, []string{"unfrozen (was: hold by ops"}},
 		{"unfreeze when not frozen", nil, "unfreeze", nil, 0, []string{"not frozen"}},
 		{"status", func(f *cliFixture) { call(f, "run") }, "status", nil, 0, []string{"current " + tv2 + ", last-good " + tv2, "alice t3-serve@alice.service active version=" + tv2}},
+		{"status beside a malformed journal", func(f *cliFixture) {
+			call(f, "freeze", "--reason", "hold")
+			require.NoError(f.t, os.MkdirAll(f.env["T3_STATE_DIR"], 0o755))
+			require.NoError(f.t, os.WriteFile(filepath.Join(f.env["T3_STATE_DIR"], rollout.JournalFile), []byte("{not json"), 0o644))
+		}, "status", nil, 1, []string{"FROZEN: hold by ops", "alice t3-serve@alice.service active", "UNREADABLE: journal "}},
 		{"plan", nil, "plan", []string{"--order", "bob,alice"}, 0, []string{"1. bob", "2. alice"}},
 		{"bad flag", nil, "run", []string{"--nope"}, 2, nil},
 		{"bad installer", nil, "run", []string{"--installer", "yum"}, 2, nil},

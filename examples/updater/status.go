@@ -23,15 +23,17 @@ func (r rolloutCLI) status(ctx context.Context, args []string, stdout, stderr io
 		return cmdError(stderr, "status", err)
 	}
 	defer closeFn()
+	// A state file it cannot read fails the command, after everything
+	// else it could read: the freeze and the units matter most then.
 	s, err := e.Status(ctx)
-	if err != nil {
-		return cmdError(stderr, "status", err)
-	}
 	for _, l := range s.Lines() {
 		fmt.Fprintln(stdout, l)
 	}
 	printDrainWatchdogStatus(e, stdout, stderr)
 	r.printWatchdogUnits(e, s, stdout, stderr)
+	if err != nil {
+		return cmdError(stderr, "status", err)
+	}
 	return 0
 }
 
