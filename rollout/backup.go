@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -146,6 +147,9 @@ func (e *Engine) backedUp(ctx context.Context, m Member, version string, snap st
 	case e.AllowMissingBackup && errors.Is(err, statebackup.ErrNoDatabase):
 		e.emit(ctx, Event{Kind: EventBackupSkipped, User: m.Unit.User, Unit: m.Unit.Name, Reason: "no database yet"})
 		return nil, nil
+	}
+	if strings.HasPrefix(err.Error(), "backup "+m.Unit.User+": ") {
+		return nil, err // statebackup.Store's own errors name the user already
 	}
 	return nil, fmt.Errorf("backup %s: %w", m.Unit.User, err)
 }

@@ -126,6 +126,7 @@ func (e *Engine) run(ctx context.Context) (Result, error) {
 	if err := e.backupAll(bctx, j, fleet); err != nil {
 		// Nothing changed yet: the journal goes, the run stops, and with it
 		// the staging. A build that finished staging stays for the next run.
+		err = fmt.Errorf("%w; stopped before any change", err)
 		if rerr := st.RemoveJournal(); rerr != nil {
 			err = errors.Join(err, rerr)
 		}

@@ -1,0 +1,49 @@
+package rollout_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/t3fleet/t3fleet/rollout"
+	"github.com/t3fleet/t3fleet/rollout/rollouttest"
+	"github.com/t3fleet/t3fleet/statebackup"
+)
+
+// A backup that fails stops the run before anything changes, and the line
+// an alert shows says so, naming the user once (statebackup's errors
+// already begin "backup <user>: ").
+func TestFailedBackupLineSaysNothingChanged(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"an error that names the user", errors.New("backup bob: snapshot x: sqlite: backup step: database or disk is full"),
+			"failed: backup bob: snapshot x: sqlite: backup step: database or disk is full; stopped before any change"},
+		{"an error that does not", errors.New("disk full"), "failed: backup bob: disk full; stopped before any change"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sim := newSim(t)
+			e := sim.Engine(rollout.Options{BackupConcurrency: 1})
+			inner := sim.Backuper()
+			e.Backups = &rollouttest.Backuper{
+				BackupFunc: func(ctx context.Context, tg statebackup.Target, label string) (statebackup.Snapshot, error) {
+					if tg.User == "bob" {
+						return statebackup.Snapshot{}, c.err
+					}
+					return inner.BackupFunc(ctx, tg, label)
+				},
+				RestoreFunc: inner.RestoreFunc, ListFunc: inner.ListFunc,
+			}
+			res, err := e.Run(context.Background())
+			require.Error(t, err)
+			require.Equal(t, c.want, res.Line())
+			require.Equal(t, 1, res.ExitCode())
+			require.Equal(t, v1, sim.Current())
+		})
+	}
+}
