@@ -91,15 +91,32 @@ func ParseFreeze(content string) *Freeze {
 		default:
 			ok = false
 		}
-		if !ok || err != nil {
-			return &Freeze{Reason: strings.TrimSpace(content)}
+		if err != nil {
+			// Meant as an expiry or a time and not one: it must not look
+			// like one either, at 3 a.m.
+			return &Freeze{Reason: plainReason(content) + fmt.Sprintf(" (%s %q is no RFC 3339 time: frozen until unfreeze)", strings.TrimSpace(k), v)}
+		}
+		if !ok {
+			return &Freeze{Reason: plainReason(content)}
 		}
 		structured = true
 	}
 	if !structured {
-		return &Freeze{Reason: strings.TrimSpace(content)}
+		return &Freeze{Reason: plainReason(content)}
 	}
 	return &f
+}
+
+// plainReason is a freeze file's whole content as one line ("; " between
+// its lines), as the FROZEN line and status print it.
+func plainReason(content string) string {
+	var lines []string
+	for _, l := range strings.Split(content, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "; ")
 }
 
 // Write freezes (atomically).

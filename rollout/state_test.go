@@ -23,7 +23,9 @@ func TestParseFreeze(t *testing.T) {
 		{"", rollout.Freeze{}},
 		{"reason: r\nwho: emil\nwhen: 2026-06-19T10:00:00Z\n", rollout.Freeze{Reason: "r", Who: "emil", When: when}},
 		{"reason: r\nuntil: 2026-06-19T10:00:00Z\n", rollout.Freeze{Reason: "r", Until: when}},
-		{"reason: r\nwhen: yesterday\n", rollout.Freeze{Reason: "reason: r\nwhen: yesterday"}},
+		{"reason: r\nwhen: yesterday\n", rollout.Freeze{Reason: `reason: r; when: yesterday (when "yesterday" is no RFC 3339 time: frozen until unfreeze)`}},
+		{"reason: r\nuntil: tomorrow\n", rollout.Freeze{Reason: `reason: r; until: tomorrow (until "tomorrow" is no RFC 3339 time: frozen until unfreeze)`}},
+		{"investigating\nsee ticket 12\n", rollout.Freeze{Reason: "investigating; see ticket 12"}},
 		{"frozen: see ticket 12", rollout.Freeze{Reason: "frozen: see ticket 12"}},
 	}
 	for _, c := range cases {
