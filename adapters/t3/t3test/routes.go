@@ -33,6 +33,9 @@ const (
 func (s *Server) routes() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.enter() {
+			if deafConn(r.Context()) {
+				panic(http.ErrAbortHandler) // never answered, as below
+			}
 			http.Error(w, "server closing", http.StatusServiceUnavailable)
 			return
 		}
@@ -42,7 +45,10 @@ func (s *Server) routes() http.Handler {
 			case <-s.closing:
 			case <-r.Context().Done():
 			}
-			return
+			// Not even on the way out: a handler that returns gets net/http's
+			// empty 200, which a readiness check takes for an answer from an
+			// instance that is exiting (t3 closes such a connection unanswered).
+			panic(http.ErrAbortHandler)
 		}
 		switch {
 		case r.URL.Path == PathEnvironment && r.Method == http.MethodGet:

@@ -99,3 +99,49 @@ func TestStartOnATakenPortMigratesNothing(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, t3test.EraB.SchemaLevel(), lvl, "no migration ran")
 }
+
+// A request t3 leaves unanswered gets no answer on the way out either: the
+// connection just closes, as when the process exits. (An answer there, even
+// an empty 200, reads as a live instance to a readiness check.) Whether a
+// handler answers before Close drops its connection is up to the
+// scheduler, so several connections give the bug several chances.
+func TestUnansweredRequestGetsNoAnswerAtClose(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		faults t3test.Faults
+	}{
+		{"wedged", t3test.Faults{Wedged: true}},
+		{"in the start window", t3test.Faults{DeafStart: time.Hour}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := t3test.NewServer(t.TempDir(), t3test.Options{Faults: tc.faults})
+			t.Cleanup(srv.Close)
+			conns := make([]net.Conn, 8)
+			for i := range conns {
+				c, err := net.Dial("tcp", srv.Addr)
+				require.NoError(t, err)
+				defer c.Close()
+				_, err = io.WriteString(c, "GET "+t3test.PathEnvironment+" HTTP/1.1\r\nHost: x\r\n\r\n")
+				require.NoError(t, err)
+				conns[i] = c
+			}
+			// Unanswered while it runs (and time for the requests to reach
+			// the handler, which is where an answer at close came from).
+			deadline := time.Now().Add(300 * time.Millisecond)
+			var ne net.Error
+			for i, c := range conns {
+				require.NoError(t, c.SetReadDeadline(deadline))
+				_, err := c.Read(make([]byte, 1))
+				require.True(t, errors.As(err, &ne) && ne.Timeout(), "connection %d answered while running: %v", i, err)
+			}
+
+			srv.Close()
+			for i, c := range conns {
+				require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+				got, err := io.ReadAll(c)
+				assert.Empty(t, string(got), "connection %d answered at close", i)
+				assert.False(t, errors.As(err, &ne) && ne.Timeout(), "connection %d still open after Close: %v", i, err)
+			}
+		})
+	}
+}
