@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -112,13 +113,18 @@ func TestDispatchVerifierThroughTheDispatch(t *testing.T) {
 			inst.stage(t, version)
 			srv := t3test.NewServer(t.TempDir(), t3test.Options{Version: version, User: "emil.barzin"})
 			t.Cleanup(srv.Close)
-			m, err := t3.NewVersionMinter(inst.BinFor, t3.VersionMinterOptions{})
+			vm, err := t3.NewVersionMinter(inst.BinFor, t3.VersionMinterOptions{})
 			require.NoError(t, err)
+			m := &waitedMinter{Minter: vm}
 			router := routerFunc(func(u string) (t3fleet.Instance, bool) {
 				return t3fleet.Instance{User: u, OSUser: "emil", BaseURL: srv.URL, StateDir: srv.BaseDir}, u == "emil.barzin"
 			})
 			dispatch := httptest.NewServer(pairing.NewHandler(router, pairing.NewPairer(m, pairing.PairerOptions{}), pairing.HandlerOptions{}))
 			t.Cleanup(dispatch.Close)
+			// Run first: a verifier that gave up leaves the dispatch's
+			// pairing going on, and its mint's CLI writing in the
+			// instance's state dir, which is removed after.
+			t.Cleanup(m.wg.Wait)
 
 			v, err := t3.NewDispatchVerifier(dispatch.URL, t3.DispatchVerifierOptions{Timeout: 20 * time.Second})
 			require.NoError(t, err)
@@ -131,6 +137,18 @@ func TestDispatchVerifierThroughTheDispatch(t *testing.T) {
 			assert.ErrorIs(t, v.VerifyPairing(context.Background(), "emil.barzin"), t3.ErrNotPaired)
 		})
 	}
+}
+
+// waitedMinter counts the mints in flight, so a test can wait for them.
+type waitedMinter struct {
+	pairing.Minter
+	wg sync.WaitGroup
+}
+
+func (m *waitedMinter) Mint(ctx context.Context, in t3fleet.Instance) (pairing.Credential, error) {
+	m.wg.Add(1)
+	defer m.wg.Done()
+	return m.Minter.Mint(ctx, in)
 }
 
 // After restarting emil's unit, the updater asks the real dispatch to pair
