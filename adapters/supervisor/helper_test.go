@@ -32,13 +32,20 @@ func TestMain(m *testing.M) {
 }
 
 func helperMain(mode string) int {
-	wd, _ := os.Getwd()
-	fmt.Printf("%s version=%s args=%s dir=%s pid=%d\n", mode, os.Getenv(envVersion), strings.Join(os.Args[1:], ","), wd, os.Getpid())
-	delay, _ := time.ParseDuration(os.Getenv(envDelay))
+	// The mode's handling of SIGTERM is in place before the start line: a
+	// test that reads the line and then signals meets it, not Go's default.
 	term := make(chan os.Signal, 1)
 	switch mode {
 	case "stubborn":
 		signal.Ignore(syscall.SIGTERM)
+	case "spawn", "serve":
+		signal.Notify(term, syscall.SIGTERM)
+	}
+	wd, _ := os.Getwd()
+	fmt.Printf("%s version=%s args=%s dir=%s pid=%d\n", mode, os.Getenv(envVersion), strings.Join(os.Args[1:], ","), wd, os.Getpid())
+	delay, _ := time.ParseDuration(os.Getenv(envDelay))
+	switch mode {
+	case "stubborn":
 		select {}
 	case "crash":
 		time.Sleep(delay)
@@ -51,11 +58,9 @@ func helperMain(mode string) int {
 			return 1
 		}
 		writeFile(os.Getenv(envPIDFile), fmt.Sprint(child.Process.Pid))
-		signal.Notify(term, syscall.SIGTERM)
 		<-term
 		return 0 // leaves the stubborn grandchild behind: the group kill must get it
 	case "serve":
-		signal.Notify(term, syscall.SIGTERM)
 		if f := os.Getenv(envAddrFile); f != "" {
 			select {
 			case <-time.After(delay):

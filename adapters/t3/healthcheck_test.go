@@ -68,11 +68,13 @@ func TestHealthCheck(t *testing.T) {
 			seed := seedSnapshot(t, tc.seed)
 			seedBefore, err := os.ReadFile(seed)
 			require.NoError(t, err)
-			ready := 30 * time.Second // generous: a loaded CI machine
+			// Generous bounds (a loaded CI machine), but short ones for the
+			// listener that never answers, whose verdict is the timeout.
+			opts := t3.HealthCheckerOptions{TempDir: tmp, ReadyTimeout: 30 * time.Second}
 			if tc.faults.Wedged {
-				ready = 2 * time.Second
+				opts.ReadyTimeout, opts.RequestTimeout = 2*time.Second, 500*time.Millisecond
 			}
-			hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: tmp, ReadyTimeout: ready, RequestTimeout: 500 * time.Millisecond})
+			hc := t3.NewHealthChecker(opts)
 
 			rep, err := hc.Check(context.Background(), b, seed)
 			require.NoError(t, err)
@@ -272,7 +274,7 @@ func TestHealthCheckAfterTheLegacyLedgerRowsAreNormalized(t *testing.T) {
 	require.NoError(t, sqlitex.ExecuteTransient(conn, `INSERT INTO effect_sql_migrations (migration_id, name) VALUES
 		(100, 'ProjectionThreadsArchivedAtCompatibilityBackfill'), (109, 'ProjectionThreadShellSummaryCompatibilityBackfill')`, nil))
 	require.NoError(t, conn.Close())
-	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t.TempDir(), ReadyTimeout: 30 * time.Second, RequestTimeout: 500 * time.Millisecond})
+	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t.TempDir(), ReadyTimeout: 30 * time.Second})
 
 	rep, err := hc.Check(context.Background(), b, seed)
 	require.NoError(t, err)
