@@ -35,9 +35,6 @@ func LiveDB(userdataDir string) (string, error) {
 // liveIn is LiveDB with the live database's file info, read in
 // userdataDir opened once (openDir): its owner is the user's.
 func liveIn(userdataDir string) (string, os.FileInfo, error) {
-	if userdataDir == "" {
-		return "", nil, ErrNoUserdataDir
-	}
 	r, err := openDir(userdataDir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

@@ -21,7 +21,13 @@ import (
 // following a symlink, and the Root is then checked to be the directory
 // that walk reached. Every later operation through the Root stays in that
 // directory, whatever is renamed over its path meanwhile.
+//
+// An empty dir is ErrNoUserdataDir: made absolute, it would be the working
+// directory.
 func openDir(dir string) (*os.Root, error) {
+	if dir == "" {
+		return nil, ErrNoUserdataDir
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err

@@ -93,9 +93,6 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 		liveName = StateV2DB
 	}
 	dir := t.UserdataDir
-	if dir == "" {
-		return ErrNoUserdataDir
-	}
 	// Every file operation below goes through ud, the user's directory
 	// opened once: the user can swap ~/.t3 for a symlink to another user's
 	// tree between two steps, and a path would then set aside, replace or
