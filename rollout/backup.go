@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -148,8 +147,8 @@ func (e *Engine) backedUp(ctx context.Context, m Member, version string, snap st
 		e.emit(ctx, Event{Kind: EventBackupSkipped, User: m.Unit.User, Unit: m.Unit.Name, Reason: "no database yet"})
 		return nil, nil
 	}
-	if strings.HasPrefix(err.Error(), "backup "+m.Unit.User+": ") {
-		return nil, err // statebackup.Store's own errors name the user already
+	if be := (*statebackup.BackupError)(nil); errors.As(err, &be) && be.User == m.Unit.User {
+		return nil, err // named already (statebackup.Store's own)
 	}
 	return nil, fmt.Errorf("backup %s: %w", m.Unit.User, err)
 }

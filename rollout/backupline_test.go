@@ -14,14 +14,14 @@ import (
 
 // A backup that fails stops the run before anything changes, and the line
 // an alert shows says so, naming the user once (statebackup's errors
-// already begin "backup <user>: ").
+// are *statebackup.BackupError, naming the user).
 func TestFailedBackupLineSaysNothingChanged(t *testing.T) {
 	cases := []struct {
 		name string
 		err  error
 		want string
 	}{
-		{"an error that names the user", errors.New("backup bob: snapshot x: sqlite: backup step: database or disk is full"),
+		{"an error that names the user", &statebackup.BackupError{User: "bob", Err: errors.New("snapshot x: sqlite: backup step: database or disk is full")},
 			"failed: backup bob: snapshot x: sqlite: backup step: database or disk is full; stopped before any change"},
 		{"an error that does not", errors.New("disk full"), "failed: backup bob: disk full; stopped before any change"},
 	}

@@ -51,6 +51,10 @@ func TestTargetWithoutUserdataDirIsRefused(t *testing.T) {
 	_, err = st.Backup(bg, noDir, "")
 	assert.ErrorIs(t, err, statebackup.ErrNoUserdataDir)
 	assert.NotErrorIs(t, err, statebackup.ErrNoDatabase, "not a user without a database yet: AllowMissingBackup must not skip it")
+	var be *statebackup.BackupError
+	if assert.ErrorAs(t, err, &be, "the user's name comes typed, for callers that name users themselves") {
+		assert.Equal(t, "emil", be.User)
+	}
 	err = st.Restore(bg, noDir, snap)
 	assert.ErrorIs(t, err, statebackup.ErrNoUserdataDir)
 	_, err = statebackup.LiveDB("")

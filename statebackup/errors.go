@@ -59,3 +59,15 @@ func (e *ChecksumError) Error() string {
 }
 
 func (e *ChecksumError) Unwrap() error { return ErrChecksum }
+
+// BackupError is how Store.Backup fails: the user whose backup it was, and
+// why. A caller that names the user itself (a rollout's run line) can tell
+// it is named already.
+type BackupError struct {
+	User string
+	Err  error
+}
+
+func (e *BackupError) Error() string { return "backup " + e.User + ": " + e.Err.Error() }
+
+func (e *BackupError) Unwrap() error { return e.Err }

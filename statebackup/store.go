@@ -152,7 +152,7 @@ func (s *Store) Backup(ctx context.Context, t Target, label string) (snap Snapsh
 	}
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("backup %s: %w", t.User, err)
+			err = &BackupError{User: t.User, Err: err}
 		}
 	}()
 	userDir, err := s.UserDir(t.User)
