@@ -40,8 +40,10 @@ type Status struct {
 	// Unreadable holds the errors of the state files that could not be
 	// read, each naming its file; everything else is read all the same.
 	Unreadable []error
-
-	lastGoodUnknown, freezeUnknown bool
+	// LastGoodUnknown and FreezeUnknown say that LastGood and Freeze are
+	// empty because their files could not be read (in Unreadable), not
+	// because there is none: an unknown freeze must never read as none.
+	LastGoodUnknown, FreezeUnknown bool
 }
 
 // UnfinishedCycle is a Cycle a crash or a signal cut short (CycleJournalFile).
@@ -68,9 +70,9 @@ func (e *Engine) Status(ctx context.Context) (Status, error) {
 	}
 	var err error
 	s.LastGood, err = st.LastGood()
-	s.lastGoodUnknown = unreadable(err)
+	s.LastGoodUnknown = unreadable(err)
 	s.Freeze, err = e.Freezer().Read()
-	s.freezeUnknown = unreadable(err)
+	s.FreezeUnknown = unreadable(err)
 	s.Expired = s.Freeze != nil && s.Freeze.Expired(e.now())
 	s.DeadEnds, err = st.DeadEnds()
 	unreadable(err)
@@ -145,12 +147,12 @@ func (s Status) Lines() []string {
 	var out []string
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
 	lastGood := orNone(s.LastGood)
-	if s.lastGoodUnknown {
+	if s.LastGoodUnknown {
 		lastGood = "unknown (unreadable, below)"
 	}
 	add("current %s, last-good %s", orNone(s.Current), lastGood)
 	switch {
-	case s.freezeUnknown:
+	case s.FreezeUnknown:
 		add("freeze unknown (unreadable, below): runs stop until it can be read")
 	case s.Freeze == nil:
 		add("not frozen")

@@ -47,3 +47,21 @@ func TestStatusShowsTheRestBesideAnUnreadableStateFile(t *testing.T) {
 		})
 	}
 }
+
+// A freeze file that cannot be read is an unknown freeze, never "not
+// frozen": Status says so in a field an embedder can branch on, and in
+// the line the operator reads.
+func TestStatusFreezeUnknown(t *testing.T) {
+	sim := newSim(t)
+	e := sim.Engine(rollout.Options{})
+	require.NoError(t, os.MkdirAll(e.Freezer().Path, 0o755)) // a directory where the file goes: unreadable
+
+	s, err := e.Status(context.Background())
+	require.Error(t, err)
+	require.True(t, s.FreezeUnknown)
+	require.Nil(t, s.Freeze)
+	require.False(t, s.LastGoodUnknown)
+	text := strings.Join(s.Lines(), "\n")
+	require.Contains(t, text, "freeze unknown (unreadable, below)")
+	require.NotContains(t, text, "not frozen")
+}
