@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/t3fleet/t3fleet/rollout"
-	"github.com/t3fleet/t3fleet/rollout/rollouttest"
 	"github.com/t3fleet/t3fleet/statebackup"
 )
 
@@ -29,16 +28,7 @@ func TestFailedBackupLineSaysNothingChanged(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			sim := newSim(t)
 			e := sim.Engine(rollout.Options{BackupConcurrency: 1})
-			inner := sim.Backuper()
-			e.Backups = &rollouttest.Backuper{
-				BackupFunc: func(ctx context.Context, tg statebackup.Target, label string) (statebackup.Snapshot, error) {
-					if tg.User == "bob" {
-						return statebackup.Snapshot{}, c.err
-					}
-					return inner.BackupFunc(ctx, tg, label)
-				},
-				RestoreFunc: inner.RestoreFunc, ListFunc: inner.ListFunc,
-			}
+			failBackupOf(e, func(tg statebackup.Target) bool { return tg.User == "bob" }, c.err)
 			res, err := e.Run(context.Background())
 			require.Error(t, err)
 			require.Equal(t, c.want, res.Line())

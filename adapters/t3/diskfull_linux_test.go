@@ -25,7 +25,7 @@ func TestHealthCheckOnAFullScratchDiskBlamesNoBuild(t *testing.T) {
 	require.NoError(t, err)
 	b := stageBuild(t, t.TempDir(), "0.0.28", t3test.Faults{}) // migrates B data: the serve writes
 	scratch := realtest.Tmpfs(t, 8<<20)
-	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: scratch, ReadyTimeout: 30 * time.Second, RequestTimeout: 500 * time.Millisecond})
+	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: scratch, ReadyTimeout: 30 * time.Second})
 	errs, passed := 0, 0
 	for free := fi.Size(); free < fi.Size()+256<<10; free += 16 << 10 {
 		filler := realtest.FillTo(t, scratch, free)
