@@ -275,3 +275,138 @@ func TestUntilCloseBodyCutByAResetIsNotPassedOffAsComplete(t *testing.T) {
 		})
 	}
 }
+// A request the browser sends while its previous one is still with the
+// instance (HTTP/1.1 pipelining) is answered right after that one. It is
+// the case that rules out skipping the read that finds nothing yet (see
+// docs/performance.md): the second request is in the socket, unread, when
+// the first answer goes out.
+func TestFrontAnswersARequestSentWhileTheLastWasWithTheInstance(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	seen, release := make(chan struct{}, 1), make(chan struct{})
+	accepted := make(chan net.Conn, 1)
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		select {
+		case c := <-accepted:
+			c.Close() // the dispatch's pooled connection would stay open
+		default:
+		}
+		wg.Wait()
+	})
+	wg.Go(func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		accepted <- c
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			if req.URL.Path == "/held" {
+				seen <- struct{}{}
+				<-release
+			}
+			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+				return
+			}
+		}
+	})
+	ft := newFrontUnderTest(t, "http://"+ln.Addr().String(), pairing.FrontOptions{}, nil)
+	c, err := net.Dial("tcp", strings.TrimPrefix(ft.url, "http://"))
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+	_, err = io.WriteString(c, strings.Replace(liveAsset, "/assets/app.js", "/held", 1))
+	require.NoError(t, err)
+	select {
+	case <-seen:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first request never reached the instance")
+	}
+	_, err = io.WriteString(c, liveAsset)
+	require.NoError(t, err)
+	// Not a wait for anything: the answer must come however long the
+	// second request has sat in the socket; this only makes sure the
+	// dispatch's poller has seen it arrive before the first answer goes.
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	br := bufio.NewReader(c)
+	for i := range 2 {
+		resp, err := http.ReadResponse(br, nil)
+		require.NoError(t, err, "answer %d", i+1)
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, "ok", body(t, resp))
+	}
+}
+
+// A pooled connection the instance half-closed (its FIN sent, the socket
+// left open, nothing more read) is found closed when the next request goes
+// out on it, and that request goes again on a fresh connection. Waiting
+// for an answer there without a read first would wait for good: the FIN
+// came before the request did.
+func TestFrontRetriesAPooledConnectionTheInstanceHalfClosed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var (
+		mu   sync.Mutex
+		open []net.Conn
+		wg   sync.WaitGroup
+	)
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	halfClosed := make(chan struct{})
+	wg.Go(func() {
+		for n := 0; ; n++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			open = append(open, c)
+			mu.Unlock()
+			first := n == 0
+			wg.Go(func() {
+				br := bufio.NewReader(c)
+				for {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+						return
+					}
+					if first {
+						c.(*net.TCPConn).CloseWrite() // and reads nothing more
+						close(halfClosed)
+						return
+					}
+				}
+			})
+		}
+	})
+	ft := newFrontUnderTest(t, "http://"+ln.Addr().String(), pairing.FrontOptions{}, nil)
+	resps := rawExchange(t, ft.url, liveAsset, "GET")
+	require.Equal(t, http.StatusOK, resps[0].StatusCode)
+	<-halfClosed
+	c, err := net.Dial("tcp", strings.TrimPrefix(ft.url, "http://"))
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+	_, err = io.WriteString(c, liveAsset)
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err, "answered on a fresh connection")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "ok", body(t, resp))
+}
