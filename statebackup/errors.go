@@ -71,3 +71,18 @@ type BackupError struct {
 func (e *BackupError) Error() string { return "backup " + e.User + ": " + e.Err.Error() }
 
 func (e *BackupError) Unwrap() error { return e.Err }
+
+// RestoreError is how Store.Restore fails: the user, the snapshot it was
+// putting back, and why. A caller that names the user itself (a rollout's
+// rollback step) can tell it is named already.
+type RestoreError struct {
+	User     string
+	Snapshot string // the snapshot's path
+	Err      error
+}
+
+func (e *RestoreError) Error() string {
+	return "restore " + e.User + " from " + e.Snapshot + ": " + e.Err.Error()
+}
+
+func (e *RestoreError) Unwrap() error { return e.Err }

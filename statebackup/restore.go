@@ -62,11 +62,12 @@ const (
 // the live file's owner and mode, and renamed onto the live name; the old
 // database is kept aside until then. It restores onto the database the
 // snapshot was taken from (snap.Source; state.sqlite when unknown), and
-// refuses another user's snapshot (ErrNoSnapshot).
+// refuses another user's snapshot (ErrNoSnapshot). Its errors are a
+// *RestoreError naming the user and the snapshot.
 func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error) {
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("restore %s from %s: %w", t.User, snap.Path, err)
+			err = &RestoreError{User: t.User, Snapshot: snap.Path, Err: err}
 		}
 	}()
 	if _, err := s.UserDir(t.User); err != nil {

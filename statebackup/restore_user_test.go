@@ -39,6 +39,10 @@ func TestRestoreRefusesAnotherUsersSnapshot(t *testing.T) {
 			err := st.Restore(bg, bob, snap)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), "emil")
+			var re *statebackup.RestoreError
+			require.ErrorAs(t, err, &re, "a rollback tells by its type that the user is named")
+			assert.Equal(t, "bob", re.User)
+			assert.Equal(t, snap.Path, re.Snapshot)
 			assert.Equal(t, 7, marker(t, mustLive(t, bob)), "bob's database untouched")
 		})
 	}
