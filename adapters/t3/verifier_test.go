@@ -124,7 +124,7 @@ func TestDispatchVerifierThroughTheDispatch(t *testing.T) {
 			// Run first: a verifier that gave up leaves the dispatch's
 			// pairing going on, and its mint's CLI writing in the
 			// instance's state dir, which is removed after.
-			t.Cleanup(m.wg.Wait)
+			t.Cleanup(m.close)
 
 			v, err := t3.NewDispatchVerifier(dispatch.URL, t3.DispatchVerifierOptions{Timeout: 20 * time.Second})
 			require.NoError(t, err)
@@ -139,16 +139,34 @@ func TestDispatchVerifierThroughTheDispatch(t *testing.T) {
 	}
 }
 
-// waitedMinter counts the mints in flight, so a test can wait for them.
+// waitedMinter counts the mints in flight, so a test can wait for them;
+// once closed, it starts none (a pairing the dispatch began for a
+// request that is gone may reach its mint after the test is over).
 type waitedMinter struct {
 	pairing.Minter
-	wg sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
 }
 
 func (m *waitedMinter) Mint(ctx context.Context, in t3fleet.Instance) (pairing.Credential, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return pairing.Credential{}, errors.New("the test is over")
+	}
 	m.wg.Add(1)
+	m.mu.Unlock()
 	defer m.wg.Done()
 	return m.Minter.Mint(ctx, in)
+}
+
+// close refuses new mints and waits for those in flight.
+func (m *waitedMinter) close() {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	m.wg.Wait()
 }
 
 // After restarting emil's unit, the updater asks the real dispatch to pair
