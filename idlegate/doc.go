@@ -25,11 +25,13 @@
 //
 //   - [All] combines oracles: idle only if every one says idle.
 //
-//     gate := idlegate.All(idlegate.NewDBOracle(idlegate.DBOptions{}), procOracle)
-//     v, err := gate.Idle(ctx, inst)
-//     if err != nil || !v.Idle {
-//     // defer the restart; log v.Reason; alert when v.Suspicious
-//     }
+// For example:
+//
+//	gate := idlegate.All(idlegate.NewDBOracle(idlegate.DBOptions{}), procOracle)
+//	v, err := gate.Idle(ctx, inst)
+//	if err != nil || !v.Idle {
+//		// defer the restart; log v.Reason; alert when v.Suspicious
+//	}
 //
 // # What it does not do
 //
