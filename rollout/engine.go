@@ -64,7 +64,10 @@ type Options struct {
 	FreezeFile string // default DefaultFreezeFile
 	Pin        string // a version to go to; tracking off
 	Track      string // channel; default DefaultTrack
-	MinAge     time.Duration
+	// MinAge refuses a target published less than this long ago, or whose
+	// publish time is unknown (ErrTooYoung); zero turns the check off, and
+	// a Pin skips it.
+	MinAge time.Duration
 	// AllowMissingBackup lets a user with no database yet go without a backup.
 	AllowMissingBackup bool
 	// BackupConcurrency is how many prebump snapshots are taken at once;
@@ -85,7 +88,8 @@ type Options struct {
 	SeedUser string
 	// Order puts these users first in the canary, in this order; the rest
 	// follow smallest database first, OperatorUser last.
-	Order        []string
+	Order []string
+	// OperatorUser is the operator's own user, restarted last.
 	OperatorUser string
 	LockWait     time.Duration // default DefaultLockWait; negative: try once
 	// VerifyTimeout bounds one VerifyPairing; default DefaultVerifyTimeout.
@@ -96,12 +100,15 @@ type Options struct {
 	// candidate check; nil disables it.
 	CandidateInstaller func(dir string) Installer
 	Logger             *slog.Logger // nil: no logging
-	OnEvent            func(Event)
+	// OnEvent, when set, is called with every step's Event before it is
+	// logged.
+	OnEvent func(Event)
 	// CrashAfter, when it returns true for a step name, makes the run stop
 	// right there with ErrCrashed, leaving the journal as a dead process would.
 	CrashAfter func(step string) bool
-	Now        func() time.Time
-	Who        string // recorded in a freeze this engine writes; default "t3fleet updater"
+	// Now is the engine's clock; nil means time.Now.
+	Now func() time.Time
+	Who string // recorded in a freeze this engine writes; default "t3fleet updater"
 }
 
 // Engine is the gated bump. Fill the dependencies and Options; nil Idle
