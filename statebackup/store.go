@@ -74,6 +74,7 @@ const (
 	MethodVacuumInto
 )
 
+// String names the method: "backup-api" or "vacuum-into".
 func (m Method) String() string {
 	if m == MethodVacuumInto {
 		return "vacuum-into"
