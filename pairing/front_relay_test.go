@@ -275,6 +275,7 @@ func TestUntilCloseBodyCutByAResetIsNotPassedOffAsComplete(t *testing.T) {
 		})
 	}
 }
+
 // A request the browser sends while its previous one is still with the
 // instance (HTTP/1.1 pipelining) is answered right after that one. It is
 // the case that rules out skipping the read that finds nothing yet (see
