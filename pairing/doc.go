@@ -6,7 +6,7 @@
 //
 // # Flow
 //
-// [Handler] runs DESIGN.md's flow 1 for each request:
+// [Handler] runs the dispatch's flow for each request:
 //
 //   - identity ([IdentityResolver]): the TCP peer must be a trusted proxy
 //     (and, with HandlerOptions.PeerOwner, a peer on this host must own its

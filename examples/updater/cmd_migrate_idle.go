@@ -50,7 +50,7 @@ func (r rolloutCLI) migrateIdle(ctx context.Context, args []string, stdout, stde
 func wdUnitFlags(fs *flag.FlagSet, c *engineConfig) {
 	fs.BoolVar(&c.UserBus, "user-bus", false, "manage units on the systemd user manager")
 	fs.StringVar(&c.Template, "template", c.Template, "systemd template unit of the fleet")
-	fs.StringVar(&c.HomeRoot, "home-root", c.HomeRoot, "parent of the users' homes (T3_HOME_ROOT, default /home)")
+	fs.StringVar(&c.HomeRoot, "home-root", c.HomeRoot, "parent of the users' homes (T3_HOME_ROOT)")
 	fs.StringVar(&c.Installer, "installer", c.Installer, "side-by-side or global (the seed's npm i -g layout)")
 	fs.StringVar(&c.Prefix, "prefix", c.Prefix, "side-by-side install prefix (T3_PREFIX)")
 }

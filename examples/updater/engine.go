@@ -147,7 +147,7 @@ func (r rolloutCLI) parseConfig(name string, args []string, stderr io.Writer, ex
 		fs.DurationVar(&o.LockWait, "lock-wait", rollout.DefaultLockWait, "how long to wait for another run holding the lock")
 		fs.BoolVar(&c.UserBus, "user-bus", false, "manage units on the systemd user manager")
 		fs.StringVar(&c.Template, "template", c.Template, "systemd template unit of the fleet")
-		fs.StringVar(&c.HomeRoot, "home-root", c.HomeRoot, "parent of the users' homes (T3_HOME_ROOT, default /home)")
+		fs.StringVar(&c.HomeRoot, "home-root", c.HomeRoot, "parent of the users' homes (T3_HOME_ROOT)")
 	}
 	if extra != nil {
 		extra(fs, &c)

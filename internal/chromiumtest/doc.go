@@ -1,6 +1,6 @@
 // Package chromiumtest starts the real headless Chromium that the
-// end-to-end tests drive (through chromedp), the one way shared/TESTING.md
-// found to work on these machines: Debian's chromium package, no sandbox,
+// end-to-end tests drive (through chromedp), the one way found to work
+// on these machines: Debian's chromium package, no sandbox,
 // no GPU, no QUIC, no background networking, its profile and temporary
 // files in the test's own temp dir.
 //

@@ -1,5 +1,5 @@
 // Package systemdtest runs a real, isolated `systemd --user` for tests, the
-// way shared/TESTING.md prescribes, so adapters/systemd (and anything that
+// one way found to work on these machines, so adapters/systemd (and anything that
 // embeds it) can be tested against systemd itself rather than a fake.
 //
 // Start launches the manager in a private mount namespace with a tmpfs on

@@ -8,7 +8,8 @@
 // A fake instance keeps its state where a real one does, in a real SQLite
 // database under a base dir (<baseDir>/userdata/state.sqlite, or
 // statev2.sqlite for era E), with the migration ledger, the auth tables and
-// the projection tables described in T3-CONTRACT.md. [Migrate] runs an era's
+// the projection tables t3 has (docs/t3test.md lists what the fake follows
+// and where it comes from). [Migrate] runs an era's
 // pending migrations exactly as a real build does at start and before every
 // `t3 auth` command; [SeedState] makes a populated database; [SetActiveTurn]
 // starts or ends a turn for idle-gate tests; [LiveDB] says which file is live.
@@ -23,7 +24,7 @@
 //
 // [NewServer] starts a fake `t3 serve` on a real loopback listener, like
 // httptest.NewServer; register t.Cleanup(srv.Close). It serves the routes of
-// T3-CONTRACT.md §1 for its era (/api/auth/bootstrap in era A only,
+// t3's HTTP contract for its era (/api/auth/bootstrap in era A only,
 // /api/auth/browser-session from B on, 404 for the other), a session check
 // that always answers 200, signed session cookies named by t3's rules
 // ([CookieNameFor]), a WebSocket at /ws that echoes, and an index page whose
