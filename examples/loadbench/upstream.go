@@ -67,6 +67,7 @@ func startUpstream(ctx context.Context, stderr io.Writer) (upstream, error) {
 		return upstream{}, err
 	}
 	cmd := exec.Command(exe, upstreamChildArg, dir)
+	cmd.Env = upstreamEnv(os.Environ())
 	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe() // closed by Close: the child's cue to stop
 	if err != nil {
@@ -137,4 +138,21 @@ func runUpstreamChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	case <-ctx.Done():
 	}
 	return 0
+}
+
+// upstreamEnv is the instance's environment: this process's, but Go
+// runtime settings (GODEBUG, GOGC, GOMAXPROCS, GOMEMLIMIT) given for a run
+// apply to the dispatch alone. The instance stands in for t3, a Node
+// program, whose runtime they would not reach.
+func upstreamEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case "GODEBUG", "GOGC", "GOMAXPROCS", "GOMEMLIMIT":
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }
