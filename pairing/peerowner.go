@@ -46,12 +46,37 @@ func newOwnerCheck(opts HandlerOptions, log *slog.Logger) *ownerCheck {
 }
 
 // localPeer reports whether remote is a peer on this host whose socket the
-// check can look up: a loopback address, or the very address it connected
-// to (this host talking to itself over one of its own addresses). Any
-// other peer is another machine's, honoured on TrustedProxies alone.
+// check can look up: a loopback address, the very address it connected to,
+// or any other address of this host's. A local process may bind to any of
+// them and connect to any other (from 192.0.2.2 to 127.0.0.1, say): the
+// address it connected to tells nothing. Any other peer is another
+// machine's, honoured on TrustedProxies alone.
 func localPeer(local, remote netip.AddrPort) bool {
 	r := remote.Addr().Unmap().WithZone("")
-	return r.IsLoopback() || r.IsValid() && r == local.Addr().Unmap().WithZone("")
+	return r.IsLoopback() || r.IsValid() && (r == local.Addr().Unmap().WithZone("") || hostAddress(r))
+}
+
+// hostAddress reports whether a is one of this host's addresses, as its
+// interfaces have them now. When they cannot be listed, every peer is
+// taken for a local one: looked up, and refused when it cannot be.
+func hostAddress(a netip.Addr) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return true
+	}
+	for _, ia := range addrs {
+		var ip net.IP
+		switch v := ia.(type) {
+		case *net.IPNet:
+			ip = v.IP
+		case *net.IPAddr:
+			ip = v.IP
+		}
+		if x, ok := netip.AddrFromSlice(ip); ok && x.Unmap() == a {
+			return true
+		}
+	}
+	return false
 }
 
 // allowed decides for one connection, and logs why a peer is refused.

@@ -364,3 +364,49 @@ func TestOwnerCheckWithoutLocalAddress(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, w.Code)
 	assert.Empty(t, owner.lookups())
 }
+
+// A local process may connect to the dispatch's loopback listener from
+// another address of this host (bind to it, then connect to 127.0.0.1):
+// the peer is then neither loopback nor the address it connected to, and
+// yet it is on this host, open to every local user. Where TrustedProxies
+// take that address in (a LAN or container network the proxy lives on),
+// it must be looked up as any local peer is.
+func TestOwnerCheckCoversEveryAddressOfThisHost(t *testing.T) {
+	own := nonLoopbackAddr(t)
+	for _, mode := range serveModes {
+		t.Run(mode.name, func(t *testing.T) {
+			owner := &fakeOwner{uid: 1001}
+			trusted := append(pairing.DefaultTrustedProxies(), netip.PrefixFrom(own, own.BitLen()))
+			d := newOwnerDispatch(t, mode.disableFast, claimedListener{}, pairing.HandlerOptions{
+				TrustedProxies: trusted, PeerOwner: owner, TrustedProxyUIDs: []uint32{1000}})
+			dialer := &net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(own, 0))}
+			client := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}, CheckRedirect: noRedirect.CheckRedirect}
+			t.Cleanup(client.CloseIdleConnections)
+			resp, body := visit(t, client, d.url, nil)
+			assert.Equal(t, http.StatusForbidden, resp.StatusCode, body)
+			assert.Zero(t, d.inst.hitCount(bs), "nothing minted")
+			calls := owner.lookups()
+			require.Len(t, calls, 1, "the peer's socket was looked up")
+			assert.Equal(t, own, calls[0][1].Addr())
+		})
+	}
+}
+
+// nonLoopbackAddr is an IPv4 address of this host other than loopback, from
+// which a connection to 127.0.0.1 can be made.
+func nonLoopbackAddr(t *testing.T) netip.Addr {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	require.NoError(t, err)
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				if ip = ip.Unmap(); ip.Is4() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() {
+					return ip
+				}
+			}
+		}
+	}
+	t.Skip("this host has no IPv4 address but loopback")
+	return netip.Addr{}
+}
