@@ -31,7 +31,8 @@ func earlyAnswerer(t *testing.T) string {
 }
 
 // An upload the instance refuses before reading it (16 MiB, more than the
-// sockets buffer) gets the instance's answer, not a connection cut. (On
+// sockets buffer) gets the instance's answer, not a connection cut, and
+// the answer says the connection closes. (On
 // net/http's path the same race ends in a 413 or a 502, as its Transport
 // sees the reset first or the answer.)
 func TestFrontRelaysAnEarlyAnswerToALargeUpload(t *testing.T) {
@@ -47,6 +48,10 @@ func TestFrontRelaysAnEarlyAnswerToALargeUpload(t *testing.T) {
 			defer resp.Body.Close()
 			require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
 			require.Equal(t, "too large", body(t, resp))
+			// The rest of the body is never read: the connection closes
+			// after the answer, which must say so, lest the proxy in
+			// front send another request (anyone's) down it meanwhile.
+			require.True(t, resp.Close, "the early answer says Connection: close")
 			require.Zero(t, ft.fallbacks.Load(), "on the fast path")
 		})
 	}

@@ -110,7 +110,7 @@ const earlyAnswerWait = time.Second
 func (fc *fastConn) earlyAnswer(c *upstreamConn, hd *fastHead, p plan, werr error) bool {
 	defer c.nc.Close()
 	c.nc.SetReadDeadline(time.Now().Add(earlyAnswerWait))
-	rh, err := fc.readResponseHead(c.br, false)
+	rh, err := fc.readResponseHead(c.br, false, true)
 	if err != nil {
 		return fc.badGateway(hd, p, errors.Join(werr, err), true)
 	}

@@ -139,7 +139,7 @@ func checkRelayedResponse(t *testing.T, raw string, head bool, split uint8) stri
 	}
 	counted := &countingReader{r: src}
 	br := bufio.NewReaderSize(counted, 16<<10)
-	rh, headErr := fc.readResponseHead(br, head)
+	rh, headErr := fc.readResponseHead(br, head, false)
 	var bodyErr error
 	if headErr == nil {
 		bodyErr = fc.relayBody(br, rh)

@@ -92,7 +92,7 @@ func (fc *fastConn) fastForward(hd *fastHead, p plan) bool {
 			}
 			return fc.badGateway(hd, p, err, false)
 		}
-		rh, err := fc.readResponseHead(c.br, hd.method == "HEAD")
+		rh, err := fc.readResponseHead(c.br, hd.method == "HEAD", false)
 		if err != nil {
 			c.nc.Close() // readResponseHead wrote nothing to cw
 			fc.upc.Store(nil)
@@ -166,8 +166,9 @@ func writeField(w *bufio.Writer, name, value string) {
 
 // readResponseHead reads the instance's response head (skipping 1xx ones),
 // checks it as strictly as net/http would, and writes the head to relay into
-// cw (not flushed).
-func (fc *fastConn) readResponseHead(br *bufio.Reader, head bool) (respHead, error) {
+// cw (not flushed). last: the client connection closes after this
+// response, and the head says so.
+func (fc *fastConn) readResponseHead(br *bufio.Reader, head, last bool) (respHead, error) {
 	cw := fc.bw
 	for {
 		line, err := br.ReadSlice('\n')
@@ -241,9 +242,10 @@ func (fc *fastConn) readResponseHead(br *bufio.Reader, head bool) (respHead, err
 			}
 			writeField(cw, fl.name, fl.value)
 		}
-		if fc.f.closed.Load() {
-			// Shutting down: the connection closes after this response, and
-			// says so, as net/http's server does.
+		if last || fc.f.closed.Load() {
+			// The connection closes after this response (shutting down, or
+			// a request body left unread), and says so, as net/http's
+			// server does.
 			rh.last = true
 			cw.WriteString("Connection: close\r\n")
 		}

@@ -65,7 +65,7 @@ func benchFastPathWork(b *testing.B, opts HandlerOptions) {
 		up.Flush()
 		rd.Reset(resp)
 		br.Reset(rd)
-		rh, err := fc.readResponseHead(br, false)
+		rh, err := fc.readResponseHead(br, false, false)
 		if err == nil {
 			err = fc.relayBody(br, rh)
 		}
