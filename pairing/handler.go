@@ -32,6 +32,9 @@ type HandlerOptions struct {
 	// TrustedProxies are the peers allowed to set UserHeader; nil means
 	// DefaultTrustedProxies (loopback). An empty non-nil slice trusts no one.
 	TrustedProxies []netip.Prefix
+	// UserDomains, when set, are the only "@domain" suffixes a user name
+	// may carry (IdentityResolver.WithUserDomains); nil strips any.
+	UserDomains []string
 	// PeerOwner turns on the owner check: a peer on this host (loopback,
 	// or one of its own addresses) may assert an identity only when its
 	// socket belongs to one of TrustedProxyUIDs, as PeerOwner tells.
@@ -96,7 +99,7 @@ type Handler struct {
 func NewHandler(router Router, pairer Pairer, opts HandlerOptions) *Handler {
 	h := &Handler{router: router, pairer: pairer, prober: opts.Prober, transport: opts.Transport,
 		log: opts.Logger, now: opts.Now, pairTimeout: opts.PairTimeout}
-	h.identity = NewIdentityResolver(opts.UserHeader, opts.TrustedProxies)
+	h.identity = NewIdentityResolver(opts.UserHeader, opts.TrustedProxies).WithUserDomains(opts.UserDomains...)
 	if h.transport == nil {
 		h.transport = NewUpstreamTransport()
 	}

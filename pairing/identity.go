@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/textproto"
+	"slices"
 	"strings"
 
 	"github.com/t3fleet/t3fleet"
@@ -33,6 +34,7 @@ var (
 	ErrDuplicateHeader = errors.New("identity header sent more than once")
 	ErrLookAlikeHeader = errors.New("identity header sent under a look-alike name")
 	ErrBadUserName     = errors.New("invalid user name")
+	ErrUserDomain      = errors.New("user name's domain is not accepted")
 )
 
 // IdentityError is a refused identity and the status to answer it with.
@@ -50,6 +52,7 @@ type IdentityResolver struct {
 	header  string // canonical form
 	folded  string
 	trusted []netip.Prefix
+	domains []string    // lower case; nil: any "@domain" is stripped
 	owners  *ownerCheck // nil: loopback peers are honoured on trusted alone
 }
 
@@ -64,6 +67,21 @@ func NewIdentityResolver(header string, trusted []netip.Prefix) *IdentityResolve
 		trusted = DefaultTrustedProxies()
 	}
 	return &IdentityResolver{header: textproto.CanonicalMIMEHeaderKey(header), folded: foldHeaderName(header), trusted: trusted}
+}
+
+// WithUserDomains returns a copy of ir that accepts an "@domain" suffix
+// only for one of domains (compared without regard to case, and whole: no
+// subdomains); a name without a suffix is accepted as before. Without
+// domains, any suffix is stripped, as the seed's dispatch did: then an
+// IdP that lets anyone choose "ana@elsewhere.example" for a name hands
+// them ana's instance.
+func (ir *IdentityResolver) WithUserDomains(domains ...string) *IdentityResolver {
+	c := *ir
+	c.domains = nil
+	for _, d := range domains {
+		c.domains = append(c.domains, strings.ToLower(d))
+	}
+	return &c
 }
 
 // Header returns the canonical name of the identity header.
@@ -108,8 +126,12 @@ func (ir *IdentityResolver) name(value string) (string, error) {
 	// ("ana\u00a0" is another IdP account than "ana").
 	name := strings.Trim(value, " \t")
 	if local, _, found := strings.Cut(name, "@"); found {
-		if strings.Contains(name[len(local)+1:], "@") {
+		domain := name[len(local)+1:]
+		if strings.Contains(domain, "@") {
 			return "", &IdentityError{Status: http.StatusBadRequest, Err: fmt.Errorf("%w: more than one @", ErrBadUserName)}
+		}
+		if ir.domains != nil && !slices.Contains(ir.domains, strings.ToLower(domain)) {
+			return "", &IdentityError{Status: http.StatusForbidden, Err: fmt.Errorf("%w: %q", ErrUserDomain, domain)}
 		}
 		name = local
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -178,5 +179,70 @@ func TestIdentityRefusesUnicodeSpaceAroundTheName(t *testing.T) {
 				assert.Zero(t, inst.conns.Load(), "the request reached ana's instance")
 			})
 		}
+	}
+}
+
+// With UserDomains, an "@domain" suffix is accepted only for a listed
+// domain: where the IdP lets anyone pick a name such as
+// "ana@elsewhere.example", stripping any suffix would hand them ana's
+// instance. Without them, any suffix is stripped, as the seed did.
+func TestIdentityUserDomains(t *testing.T) {
+	const h = "X-Authentik-Username"
+	cases := []struct {
+		name    string
+		domains []string
+		value   string
+		want    string
+		status  int // 0 = accepted
+	}{
+		{"no list: any domain stripped", nil, "ana@elsewhere.example", "ana", 0},
+		{"listed domain", []string{"corp.example"}, "ana@corp.example", "ana", 0},
+		{"listed domain, other case", []string{"Corp.Example"}, "ana@CORP.example", "ana", 0},
+		{"second listed domain", []string{"corp.example", "lab.example"}, "ana@lab.example", "ana", 0},
+		{"no suffix", []string{"corp.example"}, "ana", "ana", 0},
+		{"other domain", []string{"corp.example"}, "ana@elsewhere.example", "", http.StatusForbidden},
+		{"listed domain as a prefix", []string{"corp.example"}, "ana@corp.example.evil", "", http.StatusForbidden},
+		{"subdomain of a listed one", []string{"corp.example"}, "ana@x.corp.example", "", http.StatusForbidden},
+		{"empty domain", []string{"corp.example"}, "ana@", "", http.StatusForbidden},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ir := pairing.NewIdentityResolver("", nil).WithUserDomains(tc.domains...)
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.RemoteAddr = "127.0.0.1:5000"
+			r.Header[h] = []string{tc.value}
+			got, err := ir.User(r)
+			if tc.status == 0 {
+				require.NoError(t, err)
+				assert.Equal(t, tc.want, got)
+				return
+			}
+			var ie *pairing.IdentityError
+			require.ErrorAs(t, err, &ie)
+			assert.Equal(t, tc.status, ie.Status, err.Error())
+			assert.ErrorIs(t, err, pairing.ErrUserDomain)
+		})
+	}
+}
+
+// Through the dispatch, on both serving paths: a name under a domain not
+// listed is refused before anything is minted.
+func TestDispatchRefusesAnUnlistedUserDomain(t *testing.T) {
+	for _, mode := range serveModes {
+		t.Run(mode.name, func(t *testing.T) {
+			f := newFakeInstance(t, "ana", bs, "t3_session")
+			d := newDispatch(t, map[string]*fakeInstance{"ana": f}, func(o *pairing.HandlerOptions) {
+				o.UserDomains = []string{"corp.example"}
+			})
+			if mode.disableFast {
+				d.url = startFront(t, pairing.NewHandler(d.router, d.pairer, pairing.HandlerOptions{UserDomains: []string{"corp.example"}, Registerer: prometheus.NewRegistry()}),
+					pairing.FrontOptions{DisableFast: true})
+			}
+			resp, body := d.get("ana@elsewhere.example", "/", pageLoad, nil)
+			assert.Equal(t, http.StatusForbidden, resp.StatusCode, body)
+			assert.Zero(t, d.minter.calls.Load(), "nothing minted")
+			resp, _ = d.get("ana@corp.example", "/", pageLoad, nil)
+			assert.Equal(t, http.StatusFound, resp.StatusCode)
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,6 +37,7 @@ type config struct {
 	mintVersions, mintRunAs, homeRoot                                               string
 	demo, listenSet, fastPath                                                       bool
 	proxyUIDs                                                                       []uint32 // nil: no owner check
+	userDomains                                                                     []string // nil: any @domain stripped
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -47,6 +49,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.userHeader, "user-header", pairing.DefaultUserHeader, "header carrying the SSO user name")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", "127.0.0.0/8,::1/128", "comma-separated CIDRs allowed to set the user header")
 	proxyUsers := fs.String("trusted-proxy-users", "", "comma-separated user names or uids: a loopback peer may set the user header only from their sockets (read in /proc/net/tcp); empty: any local user may")
+	userDomains := fs.String("user-domains", "", "comma-separated domains a user name's @domain suffix must be one of (names without one still pass); empty: any suffix is stripped, as the seed's dispatch did")
 	fs.StringVar(&c.mintCommand, "mint-command", t3.DefaultMintCommand, "argv template minting a credential; {os_user} and {state_dir} are whole arguments; no shell")
 	fs.StringVar(&c.mintVersions, "mint-versions", "", "side-by-side prefix of staged t3 builds (the updater's T3_PREFIX): mint with the build each instance runs instead of -mint-command")
 	fs.StringVar(&c.mintRunAs, "mint-run-as", "sudo -n -u {os_user} --", "with -mint-versions: argv prefix the mint runs under")
@@ -66,8 +69,31 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-log-format must be text or json, not %q", c.logFormat)
 	}
 	var err error
+	if c.userDomains, err = parseUserDomains(*userDomains); err != nil {
+		return c, err
+	}
 	c.proxyUIDs, err = parseProxyUsers(*proxyUsers)
 	return c, err
+}
+
+// parseUserDomains reads -user-domains: comma-separated DNS names.
+func parseUserDomains(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, d := range strings.Split(s, ",") {
+		d = strings.TrimSpace(d)
+		ok := d != "" && len(d) <= 253 && !strings.HasPrefix(d, ".") && !strings.HasSuffix(d, ".") && !strings.Contains(d, "..")
+		for _, r := range d {
+			ok = ok && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.')
+		}
+		if !ok {
+			return nil, fmt.Errorf("-user-domains: %q is no domain name", d)
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 func newLogger(format string, w io.Writer) *slog.Logger {
@@ -108,7 +134,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	reg := newRegistry()
 	transport := pairing.NewUpstreamTransport()
-	opts := withOwnerCheck(pairing.HandlerOptions{UserHeader: c.userHeader, TrustedProxies: trusted, Transport: transport, Logger: log, Registerer: reg},
+	opts := withOwnerCheck(pairing.HandlerOptions{UserHeader: c.userHeader, TrustedProxies: trusted, UserDomains: c.userDomains, Transport: transport, Logger: log, Registerer: reg},
 		c.proxyUIDs, log)
 	h := pairing.NewHandler(table, pairing.NewPairer(minter, pairing.PairerOptions{Client: &http.Client{Transport: transport}}), opts)
 	ln, err := net.Listen("tcp", c.listen)

@@ -67,6 +67,10 @@ func TestRunFlagErrors(t *testing.T) {
 		{[]string{"-trusted-proxy-users", "t3fleet-no-such-user"}, 2},
 		{[]string{"-trusted-proxy-users", "4294967296"}, 2},
 		{[]string{"-trusted-proxy-users", "t3fleet-no-such-user", "-demo"}, 2},
+		{[]string{"-user-domains", "corp.example,"}, 2},
+		{[]string{"-user-domains", "ana@corp.example"}, 2},
+		{[]string{"-user-domains", "corp example"}, 2},
+		{[]string{"-user-domains", ".corp.example"}, 2},
 		{[]string{"-mint-command", "t3-mint --user={os_user}"}, 2},
 		{[]string{"-mint-command", "'unterminated"}, 2},
 		{[]string{"-table", "/nonexistent/dispatch.json", "-listen", "127.0.0.1:0"}, 1},
@@ -126,7 +130,7 @@ func oneInstanceRun(t *testing.T, args ...string) (base string, logs *lockedBuff
 // TestRunEndToEnd runs the real wiring (dispatch.json, a mint command run
 // without a shell, the CLI JSON) against a fake instance.
 func TestRunEndToEnd(t *testing.T) {
-	base, logs, dir := oneInstanceRun(t, "-user-header", "X-Remote-User", "-log-format", "json")
+	base, logs, dir := oneInstanceRun(t, "-user-header", "X-Remote-User", "-log-format", "json", "-user-domains", "corp.example")
 
 	for path, want := range map[string]string{"/healthz": "ok\n", "/metrics": "t3fleet_dispatch_pairs_total"} {
 		resp, err := http.Get(base + path)
@@ -150,6 +154,7 @@ func TestRunEndToEnd(t *testing.T) {
 		return resp
 	}
 	assert.Equal(t, http.StatusForbidden, get("mallory").StatusCode)
+	assert.Equal(t, http.StatusForbidden, get("emil.barzin@elsewhere.example").StatusCode, "a domain not in -user-domains")
 	resp := get("emil.barzin@corp.example")
 	require.Equal(t, http.StatusFound, resp.StatusCode, logs.String())
 	assert.Equal(t, "/x?y=1", resp.Header.Get("Location"))
