@@ -63,17 +63,25 @@ func TestIdentityResolver(t *testing.T) {
 			for _, kv := range tc.headers {
 				r.Header[kv[0]] = append(r.Header[kv[0]], kv[1]) // raw, as the server would store it
 			}
-			got, err := ir.User(r)
-			if tc.status == 0 {
-				require.NoError(t, err)
-				assert.Equal(t, tc.want, got)
-				return
-			}
-			var ie *pairing.IdentityError
-			require.ErrorAs(t, err, &ie)
-			assert.Equal(t, tc.status, ie.Status, err.Error())
+			checkIdentity(t, ir, r, tc.want, tc.status)
 		})
 	}
+}
+
+// checkIdentity resolves r with ir and checks the name it gives (status
+// 0) or the status it is refused with; it returns the refusal.
+func checkIdentity(t *testing.T, ir *pairing.IdentityResolver, r *http.Request, want string, status int) error {
+	t.Helper()
+	got, err := ir.User(r)
+	if status == 0 {
+		require.NoError(t, err)
+		assert.Equal(t, want, got)
+		return nil
+	}
+	var ie *pairing.IdentityError
+	require.ErrorAs(t, err, &ie)
+	assert.Equal(t, status, ie.Status, err.Error())
+	return err
 }
 
 func TestParseTrustedProxies(t *testing.T) {
@@ -211,16 +219,9 @@ func TestIdentityUserDomains(t *testing.T) {
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
 			r.RemoteAddr = "127.0.0.1:5000"
 			r.Header[h] = []string{tc.value}
-			got, err := ir.User(r)
-			if tc.status == 0 {
-				require.NoError(t, err)
-				assert.Equal(t, tc.want, got)
-				return
+			if err := checkIdentity(t, ir, r, tc.want, tc.status); tc.status != 0 {
+				assert.ErrorIs(t, err, pairing.ErrUserDomain)
 			}
-			var ie *pairing.IdentityError
-			require.ErrorAs(t, err, &ie)
-			assert.Equal(t, tc.status, ie.Status, err.Error())
-			assert.ErrorIs(t, err, pairing.ErrUserDomain)
 		})
 	}
 }
