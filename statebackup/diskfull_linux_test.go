@@ -3,6 +3,7 @@ package statebackup_test
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -85,4 +86,27 @@ func TestRestoreOnAFullDiskKeepsTheDatabase(t *testing.T) {
 		}
 	}
 	require.NotZero(t, failed)
+}
+
+// A backup that cannot fit in the free space of the destination is refused
+// before a byte is written, naming what it needs and what is free: a
+// user's database as large as the backup disk would otherwise fill it,
+// and every other user's backup with it, before failing.
+func TestBackupRefusesWhatCannotFit(t *testing.T) {
+	tg := mustSeed(t, "emil", t3test.EraC, t3test.SeedOptions{BulkRows: 4000})
+	fi, err := os.Stat(mustLive(t, tg))
+	require.NoError(t, err)
+	mnt := realtest.Tmpfs(t, 1<<20)
+	require.Greater(t, fi.Size(), int64(1<<20), "the seeded database must not fit")
+	dest := filepath.Join(mnt, "backups")
+	st := statebackup.NewStore(dest, statebackup.Options{})
+	_, err = st.Backup(bg, tg, statebackup.PrebumpLabel("0.0.99"))
+	require.ErrorIs(t, err, statebackup.ErrNoRoom)
+	require.Contains(t, err.Error(), dest)
+	require.Contains(t, err.Error(), strconv.FormatInt(fi.Size(), 10), "names what it needs")
+	staging, err := filepath.Glob(filepath.Join(dest, ".staging-*"))
+	require.NoError(t, err)
+	require.Empty(t, staging)
+	_, err = st.LatestPrebump(bg, tg)
+	require.ErrorIs(t, err, statebackup.ErrNoSnapshot)
 }

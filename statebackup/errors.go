@@ -10,6 +10,9 @@ import (
 var (
 	// ErrNoDatabase: the target's userdata directory holds no state database.
 	ErrNoDatabase = errors.New("no state database")
+	// ErrNoRoom: the destination has less free space than the snapshot may
+	// take (the live database and its WAL); nothing was written.
+	ErrNoRoom = errors.New("not enough free space for the snapshot")
 	// ErrNoUserdataDir: the target names no userdata directory (its
 	// instance keeps its state on another host). Unlike ErrNoDatabase it
 	// never means "nothing to back up yet".

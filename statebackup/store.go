@@ -187,6 +187,9 @@ func (s *Store) Backup(ctx context.Context, t Target, label string) (snap Snapsh
 		return Snapshot{}, err
 	}
 	s.removeStaleStaging()
+	if err := roomFor(src, fi.Size(), s.Dest); err != nil {
+		return Snapshot{}, err
+	}
 	// Stage in a directory only this process can write, so nobody can plant
 	// a link at the name SQLite is about to create.
 	staging, err := os.MkdirTemp(s.Dest, stagingPrefix)
