@@ -205,7 +205,7 @@ func (s *Store) Backup(ctx context.Context, t Target, label string) (snap Snapsh
 	}
 	// The disk writes the copy back while SQLite is still making it.
 	wb := startWriteBack(tmp)
-	if err := copyFn(ctx, src, tmp); err != nil {
+	if err := copyFn(ctx, src, owner, tmp); err != nil {
 		wb.abort()
 		// Both ends named: a full or failing disk is most often the
 		// destination's, which the source's path alone would hide.
@@ -298,8 +298,8 @@ func checkName(integrity bool) string {
 // vacuumInto copies src into the new file dst with VACUUM INTO on a
 // read-only connection: one read transaction, so a WAL writer is never
 // blocked and the copy is one consistent point in time.
-func (s *Store) vacuumInto(ctx context.Context, src, dst string) (err error) {
-	c, err := openRO(ctx, src, s.busyTimeout())
+func (s *Store) vacuumInto(ctx context.Context, src string, owner Owner, dst string) (err error) {
+	c, err := s.openSource(ctx, src, owner, false)
 	if err != nil {
 		return sqliteErr(ctx, err)
 	}
@@ -325,8 +325,8 @@ func (s *Store) vacuumInto(ctx context.Context, src, dst string) (err error) {
 // backupAPI copies src into the new file dst with the online backup API in
 // a single step, then makes dst a plain rollback-journal database so
 // opening it later leaves no -wal/-shm beside it.
-func (s *Store) backupAPI(ctx context.Context, src, dst string) (err error) {
-	c, err := openRO(ctx, src, s.busyTimeout())
+func (s *Store) backupAPI(ctx context.Context, src string, owner Owner, dst string) (err error) {
+	c, err := s.openSource(ctx, src, owner, true)
 	if err != nil {
 		return sqliteErr(ctx, err)
 	}
@@ -352,16 +352,10 @@ func (s *Store) backupAPI(ctx context.Context, src, dst string) (err error) {
 	if err := sqlitex.ExecuteTransient(d, "PRAGMA synchronous=OFF", nil); err != nil {
 		return sqliteErr(ctx, err)
 	}
-	// One read transaction for all the steps: one image of the source, and
-	// no restart when the server writes (a step that opened its own would
-	// see the change and start over).
-	if err := sqlitex.ExecuteTransient(c, "BEGIN", nil); err != nil {
-		return sqliteErr(ctx, err)
-	}
+	// One read transaction for all the steps (begun by openSource): one
+	// image of the source, and no restart when the server writes (a step
+	// that opened its own would see the change and start over).
 	defer sqlitex.ExecuteTransient(c, "ROLLBACK", nil)
-	if err := sqlitex.ExecuteTransient(c, "SELECT count(*) FROM sqlite_schema", nil); err != nil {
-		return sqliteErr(ctx, err)
-	}
 	b, err := sqlite.NewBackup(d, "main", c, "main")
 	if err != nil {
 		return sqliteErr(ctx, err)
@@ -384,6 +378,34 @@ func (s *Store) backupAPI(ctx context.Context, src, dst string) (err error) {
 		return sqliteErr(ctx, err)
 	}
 	return nil
+}
+
+// openSource opens the live database src read-only with its owner's
+// filesystem rights (asOwner) and reads its schema, which opens its -wal
+// and -shm too: every file of the source SQLite opens by path is opened
+// as the user, who can swap a directory on that path for a symlink into
+// another user's tree at any moment. With begin, the read is in a
+// transaction left open for the caller. The files stay open for the
+// connection's life.
+func (s *Store) openSource(ctx context.Context, src string, owner Owner, begin bool) (c *sqlite.Conn, err error) {
+	err = asOwner(owner, func() error {
+		c, err = openRO(ctx, src, s.busyTimeout())
+		if err != nil {
+			return err
+		}
+		if begin {
+			err = sqlitex.ExecuteTransient(c, "BEGIN", nil)
+		}
+		if err == nil {
+			err = sqlitex.ExecuteTransient(c, "SELECT count(*) FROM sqlite_schema", nil)
+		}
+		return err
+	})
+	if err != nil && c != nil {
+		c.Close()
+		c = nil
+	}
+	return c, err
 }
 
 // claimName picks the seed-style path for a new snapshot, adding .N when

@@ -1,0 +1,55 @@
+//go:build linux
+
+package statebackup
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// asOwner runs fn with o's filesystem rights (setfsuid/setfsgid, on one OS
+// thread locked to a goroutine of its own), when this process is root.
+//
+// SQLite opens a database, its -wal and -shm by path. The user owns the
+// directories on that path and can swap one for a symlink into another
+// user's tree between openDir's check (or SQLite's own lstat walk under
+// SQLITE_OPEN_NOFOLLOW) and the open: root would then read that user's
+// database and hand the copy to this one. Opened with the user's own
+// rights, the swap reaches nothing the user could not read anyway.
+//
+// Supplementary groups stay root's. A thread whose rights cannot be put
+// back is never reused: its goroutine exits still locked, which ends it.
+func asOwner(o Owner, fn func() error) error {
+	if os.Geteuid() != 0 || o.UID < 0 || o.GID < 0 || o.UID == 0 {
+		return fn()
+	}
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// setfsgid/setfsuid return the previous value and no error; a
+		// second call with -1 (invalid: no change) reads the current one.
+		unix.SetfsgidRetGid(o.GID)
+		unix.SetfsuidRetUid(o.UID)
+		if g, _ := unix.SetfsgidRetGid(-1); g != o.GID {
+			done <- fmt.Errorf("setfsgid %d: still %d", o.GID, g)
+			return // the thread dies with the goroutine
+		}
+		if u, _ := unix.SetfsuidRetUid(-1); u != o.UID {
+			done <- fmt.Errorf("setfsuid %d: still %d", o.UID, u)
+			return
+		}
+		err := fn()
+		unix.SetfsuidRetUid(0)
+		unix.SetfsgidRetGid(0)
+		u, _ := unix.SetfsuidRetUid(-1)
+		g, _ := unix.SetfsgidRetGid(-1)
+		if u == 0 && g == 0 {
+			runtime.UnlockOSThread()
+		}
+		done <- err
+	}()
+	return <-done
+}

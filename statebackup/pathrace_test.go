@@ -1,0 +1,80 @@
+package statebackup_test
+
+import (
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
+	"github.com/t3fleet/t3fleet/internal/realtest"
+	"github.com/t3fleet/t3fleet/statebackup"
+)
+
+// openPath makes every directory above dir traversable (t.TempDir's are
+// 0700), as /home is on a real host.
+func openPath(t *testing.T, dir string) {
+	t.Helper()
+	for d := filepath.Dir(dir); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		require.NoError(t, os.Chmod(d, 0o755))
+	}
+}
+
+// alice swaps her ~/.t3 with a symlink to bob's, over and over
+// (RENAME_EXCHANGE: always one or the other), while root backs her up.
+// openDir's walk sees her real directory, then SQLite opens the database by
+// path: a swap in between handed alice a copy of bob's database, chowned to
+// her (seen: 2 in 300 backups). SQLite is now opened with alice's own
+// filesystem rights, which cannot reach into bob's 0700 tree.
+func TestBackupPathRaceGetsNoOtherUsersDatabase(t *testing.T) {
+	realtest.NeedRoot(t)
+	const aliceUID, bobUID = 65534, 65533
+	alice := mustSeed(t, "alice", t3test.EraC, t3test.SeedOptions{Threads: 1})
+	bob := mustSeed(t, "bob", t3test.EraC, t3test.SeedOptions{Threads: 1})
+	setMarker(t, mustLive(t, alice), 1)
+	setMarker(t, mustLive(t, bob), 2)
+	aT3, bT3 := filepath.Dir(alice.UserdataDir), filepath.Dir(bob.UserdataDir)
+	openPath(t, aT3)
+	openPath(t, bT3)
+	chownTree(t, filepath.Dir(aT3), aliceUID, aliceUID)
+	chownTree(t, filepath.Dir(bT3), bobUID, bobUID)
+	require.NoError(t, os.Chmod(filepath.Dir(bT3), 0o700)) // bob's home
+	evil := aT3 + ".evil"
+	require.NoError(t, os.Symlink(bT3, evil))
+
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !stop.Load() {
+			unix.Renameat2(unix.AT_FDCWD, aT3, unix.AT_FDCWD, evil, unix.RENAME_EXCHANGE)
+		}
+	}()
+	for _, m := range []statebackup.Method{statebackup.MethodBackupAPI, statebackup.MethodVacuumInto} {
+		st := statebackup.NewStore(t.TempDir(), statebackup.Options{Method: m})
+		ok, leaked := 0, 0
+		for i := 0; i < 1500; i++ {
+			snap, err := st.Backup(bg, alice, "")
+			if err != nil {
+				if testing.Verbose() && i%100 == 0 {
+					t.Log(err)
+				}
+				continue
+			}
+			ok++
+			if marker(t, snap.Path) != 1 {
+				leaked++
+			}
+			os.Remove(snap.Path)
+			os.Remove(snap.Path + statebackup.MetadataSuffix)
+		}
+		t.Logf("%s: %d backups taken, %d of them bob's", m, ok, leaked)
+		assert.Zero(t, leaked, "%s: alice got a copy of bob's database", m)
+	}
+	stop.Store(true)
+	<-done
+}
