@@ -3,6 +3,7 @@ package statebackup
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -115,6 +116,11 @@ func (m metadata) snapshot(path string) Snapshot {
 	}
 }
 
+// maxMetadataSize bounds a metadata file (a few hundred bytes when this
+// package writes it). It lies in its user's directory: a planted file of
+// gigabytes would otherwise be decoded in memory by root, for every user.
+const maxMetadataSize = 64 << 10
+
 // readMetadata loads the metadata file beside a snapshot; a missing one is
 // (metadata{}, false, nil).
 func readMetadata(snapshotPath string) (metadata, bool, error) {
@@ -131,8 +137,13 @@ func readMetadata(snapshotPath string) (metadata, bool, error) {
 	} else if !fi.Mode().IsRegular() {
 		return metadata{}, false, fmt.Errorf("metadata %s: %w: not a regular file", snapshotPath+MetadataSuffix, ErrUnsafePath)
 	}
+	if fi, err := f.Stat(); err == nil && fi.Size() > maxMetadataSize {
+		return metadata{}, false, fmt.Errorf("metadata %s: %d bytes, more than %d: not read", snapshotPath+MetadataSuffix, fi.Size(), maxMetadataSize)
+	}
 	var m metadata
-	if err := json.NewDecoder(f).Decode(&m); err != nil {
+	// Bounded as well: the file is in the user's directory and can grow
+	// after the Stat.
+	if err := json.NewDecoder(io.LimitReader(f, maxMetadataSize)).Decode(&m); err != nil {
 		return metadata{}, false, fmt.Errorf("metadata %s: %w", snapshotPath+MetadataSuffix, err)
 	}
 	return m, true, nil
