@@ -101,23 +101,38 @@ func ownedBy(fi os.FileInfo, o Owner) bool {
 // copyFile copies src (no symlink) to a new file dst in the directory r
 // (O_EXCL), returning the sha256 of the bytes copied. dst is fsynced, and
 // given mode and owner o on its open descriptor.
-func copyFile(src string, r *os.Root, dst string, o Owner, mode os.FileMode) (string, int64, error) {
+//
+// src lies in its user's directory and can be any size, sparse too: it is
+// refused unless it is wantSize bytes (when wantSize > 0) and fits in the
+// space r's file system leaves to users (root's writes would take the
+// blocks reserved for root and fill every user's home), and no more than
+// its size at the open is copied.
+func copyFile(src string, r *os.Root, dst string, o Owner, mode os.FileMode, wantSize int64) (string, int64, error) {
 	in, err := openNoFollow(src)
 	if err != nil {
 		return "", 0, err
 	}
 	defer in.Close()
+	var size int64
 	if fi, err := in.Stat(); err != nil {
 		return "", 0, err
 	} else if !fi.Mode().IsRegular() {
 		return "", 0, fmt.Errorf("%s: %w: not a regular file", src, ErrUnsafePath)
+	} else if size = fi.Size(); wantSize > 0 && size != wantSize {
+		return "", 0, fmt.Errorf("%s: %w: %d bytes, %d recorded", src, ErrChecksum, size, wantSize)
+	}
+	if err := roomIn(r, size); err != nil {
+		return "", 0, fmt.Errorf("%s: %w", src, err)
 	}
 	out, err := r.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return "", 0, err
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(out, h), in)
+	n, err := io.Copy(io.MultiWriter(out, h), io.LimitReader(in, size+1))
+	if err == nil && n > size {
+		err = fmt.Errorf("%s: %w: grew while it was copied", src, ErrChecksum)
+	}
 	if err == nil {
 		err = setFileOwnerMode(out, o, mode)
 	}

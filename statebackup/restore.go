@@ -146,8 +146,14 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 		keepTmp = true
 		return err
 	}
-	// Mode and owner are set on the open copy.
-	sum, _, err := copyFile(snap.Path, ud, tmpName, owner, mode)
+	// Mode and owner are set on the open copy. The size recorded with the
+	// checksum is checked before the copy: the user can inflate their
+	// snapshot (sparse, for free) and the checksum is compared only after.
+	var wantSize int64
+	if snap.SHA256 != "" {
+		wantSize = snap.Size
+	}
+	sum, _, err := copyFile(snap.Path, ud, tmpName, owner, mode, wantSize)
 	if err != nil {
 		return err
 	}

@@ -25,3 +25,21 @@ func roomFor(src string, size int64, dest string) error {
 	}
 	return nil
 }
+
+// roomIn fails with ErrNoRoom when the file system of the directory r
+// has fewer than size bytes available to users (root's reserve left out).
+func roomIn(r *os.Root, size int64) error {
+	d, err := r.Open(".")
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(d.Fd()), &st); err != nil {
+		return nil // unknown: the copy finds out
+	}
+	if free := uint64(st.Bavail) * uint64(st.Bsize); uint64(size) > free {
+		return fmt.Errorf("%w: %d bytes to copy, %s has %d free", ErrNoRoom, size, r.Name(), free)
+	}
+	return nil
+}
