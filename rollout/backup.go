@@ -147,8 +147,15 @@ func (e *Engine) backedUp(ctx context.Context, m Member, version string, snap st
 		e.emit(ctx, Event{Kind: EventBackupSkipped, User: m.Unit.User, Unit: m.Unit.Name, Reason: "no database yet"})
 		return nil, nil
 	}
-	if be := (*statebackup.BackupError)(nil); errors.As(err, &be) && be.User == m.Unit.User {
-		return nil, err // named already (statebackup.Store's own)
+	return nil, stepError(err, "backup", m.Unit.User, func(e *statebackup.BackupError) string { return e.User })
+}
+
+// stepError is err as the failure of the step "<verb> <user>", the words
+// the run line and the runbook use, unless err is statebackup.Store's own
+// error E for that user, which begins with them already.
+func stepError[E error](err error, verb, user string, userOf func(E) string) error {
+	if e, ok := errors.AsType[E](err); ok && userOf(e) == user {
+		return err
 	}
-	return nil, fmt.Errorf("backup %s: %w", m.Unit.User, err)
+	return fmt.Errorf("%s %s: %w", verb, user, err)
 }

@@ -170,10 +170,7 @@ func (e *Engine) Rollback(ctx context.Context, rb Rollback) error {
 		state[i] = stopped
 		if r.Snapshot != nil {
 			if err := e.Backups.Restore(ctx, r.Member.Target(r.Snapshot.Version), *r.Snapshot); err != nil {
-				if re := (*statebackup.RestoreError)(nil); !errors.As(err, &re) || re.User != u.User {
-					err = fmt.Errorf("restore %s: %w", u.User, err) // else named already (statebackup.Store's own)
-				}
-				errs = append(errs, err)
+				errs = append(errs, stepError(err, "restore", u.User, func(e *statebackup.RestoreError) string { return e.User }))
 				state[i] = leftAlone // stopped on a database the old build cannot read
 				continue
 			}
