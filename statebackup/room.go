@@ -9,18 +9,13 @@ import (
 
 // roomFor checks, before anything is written, that dest has room for a
 // snapshot of the live database src (size bytes): at most the database
-// and its WAL, whatever method copies it. A free space that cannot be read
-// is no reason to refuse: the copy then finds out.
+// and its WAL, whatever method copies it.
 func roomFor(src string, size int64, dest string) error {
 	if fi, err := os.Lstat(src + "-wal"); err == nil && fi.Mode().IsRegular() {
 		size += fi.Size()
 	}
 	var st unix.Statfs_t
-	if err := unix.Statfs(dest, &st); err != nil {
-		return nil
-	}
-	free := uint64(st.Bavail) * uint64(st.Bsize)
-	if uint64(size) > free {
+	if free, short := shortOf(unix.Statfs(dest, &st), &st, size); short {
 		return fmt.Errorf("%w: %s may take %d bytes, %s has %d free", ErrNoRoom, src, size, dest, free)
 	}
 	return nil
@@ -35,11 +30,19 @@ func roomIn(r *os.Root, size int64) error {
 	}
 	defer d.Close()
 	var st unix.Statfs_t
-	if err := unix.Fstatfs(int(d.Fd()), &st); err != nil {
-		return nil // unknown: the copy finds out
-	}
-	if free := uint64(st.Bavail) * uint64(st.Bsize); uint64(size) > free {
+	if free, short := shortOf(unix.Fstatfs(int(d.Fd()), &st), &st, size); short {
 		return fmt.Errorf("%w: %d bytes to copy, %s has %d free", ErrNoRoom, size, r.Name(), free)
 	}
 	return nil
+}
+
+// shortOf reports the bytes st leaves to users, and whether they are fewer
+// than need. A free space that could not be read (statErr) is no reason to
+// refuse: the copy then finds out.
+func shortOf(statErr error, st *unix.Statfs_t, need int64) (uint64, bool) {
+	if statErr != nil {
+		return 0, false
+	}
+	free := uint64(st.Bavail) * uint64(st.Bsize)
+	return free, uint64(need) > free
 }
