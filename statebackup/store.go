@@ -126,9 +126,12 @@ func (s *Store) now() time.Time {
 	return s.opts.Now()
 }
 
+// discard is the logger of a Store given none.
+var discard = slog.New(slog.DiscardHandler)
+
 func (s *Store) logger() *slog.Logger {
 	if s.opts.Logger == nil {
-		return slog.New(slog.DiscardHandler)
+		return discard
 	}
 	return s.opts.Logger
 }
@@ -387,23 +390,23 @@ func (s *Store) backupAPI(ctx context.Context, src string, owner Owner, dst stri
 // another user's tree at any moment. With begin, the read is in a
 // transaction left open for the caller. The files stay open for the
 // connection's life.
-func (s *Store) openSource(ctx context.Context, src string, owner Owner, begin bool) (c *sqlite.Conn, err error) {
-	err = asOwner(owner, func() error {
-		c, err = openRO(ctx, src, s.busyTimeout())
-		if err != nil {
+func (s *Store) openSource(ctx context.Context, src string, owner Owner, begin bool) (*sqlite.Conn, error) {
+	var c *sqlite.Conn
+	err := asOwner(owner, func() error {
+		var err error
+		if c, err = openRO(ctx, src, s.busyTimeout()); err != nil {
 			return err
 		}
 		if begin {
-			err = sqlitex.ExecuteTransient(c, "BEGIN", nil)
+			if err := sqlitex.ExecuteTransient(c, "BEGIN", nil); err != nil {
+				return err
+			}
 		}
-		if err == nil {
-			err = sqlitex.ExecuteTransient(c, "SELECT count(*) FROM sqlite_schema", nil)
-		}
-		return err
+		return sqlitex.ExecuteTransient(c, "SELECT count(*) FROM sqlite_schema", nil)
 	})
 	if err != nil && c != nil {
 		c.Close()
-		c = nil
+		return nil, err
 	}
 	return c, err
 }
