@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -28,8 +29,10 @@ func openPath(t *testing.T, dir string) {
 // (RENAME_EXCHANGE: always one or the other), while root backs her up.
 // openDir's walk sees her real directory, then SQLite opens the database by
 // path: a swap in between handed alice a copy of bob's database, chowned to
-// her (seen: 2 in 300 backups). SQLite is now opened with alice's own
-// filesystem rights, which cannot reach into bob's 0700 tree.
+// her (seen: 20 of 37 backups that succeeded). SQLite is now opened with
+// alice's own filesystem rights, which cannot reach into bob's 0700 tree.
+// Most backups fail while the swaps go on; the test runs until enough
+// succeed to judge, within a deadline, and fails if none does.
 func TestBackupPathRaceGetsNoOtherUsersDatabase(t *testing.T) {
 	realtest.NeedRoot(t)
 	const aliceUID, bobUID = 65534, 65533
@@ -57,7 +60,8 @@ func TestBackupPathRaceGetsNoOtherUsersDatabase(t *testing.T) {
 	for _, m := range []statebackup.Method{statebackup.MethodBackupAPI, statebackup.MethodVacuumInto} {
 		st := statebackup.NewStore(t.TempDir(), statebackup.Options{Method: m})
 		ok, leaked := 0, 0
-		for i := 0; i < 1500; i++ {
+		deadline := time.Now().Add(20 * time.Second)
+		for i := 0; ok < 10 && time.Now().Before(deadline); i++ {
 			snap, err := st.Backup(bg, alice, "")
 			if err != nil {
 				if testing.Verbose() && i%100 == 0 {
@@ -73,6 +77,7 @@ func TestBackupPathRaceGetsNoOtherUsersDatabase(t *testing.T) {
 			os.Remove(snap.Path + statebackup.MetadataSuffix)
 		}
 		t.Logf("%s: %d backups taken, %d of them bob's", m, ok, leaked)
+		require.NotZero(t, ok, "%s: no backup succeeded while the swaps ran: nothing judged", m)
 		assert.Zero(t, leaked, "%s: alice got a copy of bob's database", m)
 	}
 	stop.Store(true)
