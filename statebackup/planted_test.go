@@ -1,6 +1,7 @@
 package statebackup_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -66,10 +67,7 @@ func TestListSkipsOversizedMetadata(t *testing.T) {
 	big := filepath.Join(dir, plant(t, dir, "prebump-0.0.98", time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)))
 	f, err := os.Create(big + statebackup.MetadataSuffix)
 	require.NoError(t, err)
-	blanks := make([]byte, 1<<20)
-	for i := range blanks {
-		blanks[i] = ' '
-	}
+	blanks := bytes.Repeat([]byte{' '}, 1<<20)
 	for range 4 { // 4 MiB here; any size in an attack
 		_, err = f.Write(blanks)
 		require.NoError(t, err)
