@@ -71,6 +71,13 @@ type dispatch struct {
 // user = SSO user). opts may adjust the handler options before it starts.
 func newDispatch(t testing.TB, instances map[string]*fakeInstance, opts func(*pairing.HandlerOptions)) *dispatch {
 	t.Helper()
+	return newDispatchOn(t, instances, opts, pairing.FrontOptions{})
+}
+
+// newDispatchOn is newDispatch served with the Front options fo (e.g. the
+// fast path off).
+func newDispatchOn(t testing.TB, instances map[string]*fakeInstance, opts func(*pairing.HandlerOptions), fo pairing.FrontOptions) *dispatch {
+	t.Helper()
 	d := &dispatch{t: t, minter: &fakeMinter{instances: map[string]*fakeInstance{}}, logs: &syncBuffer{},
 		reg: prometheus.NewRegistry(), router: mapRouter{}}
 	for user, f := range instances {
@@ -82,7 +89,7 @@ func newDispatch(t testing.TB, instances map[string]*fakeInstance, opts func(*pa
 	if opts != nil {
 		opts(&o)
 	}
-	d.url = startFront(t, pairing.NewHandler(d.router, d.pairer, o), pairing.FrontOptions{})
+	d.url = startFront(t, pairing.NewHandler(d.router, d.pairer, o), fo)
 	return d
 }
 

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -232,13 +231,9 @@ func TestDispatchRefusesAnUnlistedUserDomain(t *testing.T) {
 	for _, mode := range serveModes {
 		t.Run(mode.name, func(t *testing.T) {
 			f := newFakeInstance(t, "ana", bs, "t3_session")
-			d := newDispatch(t, map[string]*fakeInstance{"ana": f}, func(o *pairing.HandlerOptions) {
+			d := newDispatchOn(t, map[string]*fakeInstance{"ana": f}, func(o *pairing.HandlerOptions) {
 				o.UserDomains = []string{"corp.example"}
-			})
-			if mode.disableFast {
-				d.url = startFront(t, pairing.NewHandler(d.router, d.pairer, pairing.HandlerOptions{UserDomains: []string{"corp.example"}, Registerer: prometheus.NewRegistry()}),
-					pairing.FrontOptions{DisableFast: true})
-			}
+			}, pairing.FrontOptions{DisableFast: mode.disableFast})
 			resp, body := d.get("ana@elsewhere.example", "/", pageLoad, nil)
 			assert.Equal(t, http.StatusForbidden, resp.StatusCode, body)
 			assert.Zero(t, d.minter.calls.Load(), "nothing minted")
