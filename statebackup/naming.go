@@ -132,12 +132,12 @@ func readMetadata(snapshotPath string) (metadata, bool, error) {
 		return metadata{}, false, err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil {
+	switch fi, err := f.Stat(); {
+	case err != nil:
 		return metadata{}, false, err
-	} else if !fi.Mode().IsRegular() {
+	case !fi.Mode().IsRegular():
 		return metadata{}, false, fmt.Errorf("metadata %s: %w: not a regular file", snapshotPath+MetadataSuffix, ErrUnsafePath)
-	}
-	if fi, err := f.Stat(); err == nil && fi.Size() > maxMetadataSize {
+	case fi.Size() > maxMetadataSize:
 		return metadata{}, false, fmt.Errorf("metadata %s: %d bytes, more than %d: not read", snapshotPath+MetadataSuffix, fi.Size(), maxMetadataSize)
 	}
 	var m metadata
