@@ -10,19 +10,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// asOwner runs fn with o's filesystem rights (setfsuid/setfsgid, on one OS
-// thread locked to a goroutine of its own), when this process is root.
+// AsOwner runs fn with o's filesystem rights (setfsuid/setfsgid, on one OS
+// thread locked to a goroutine of its own) when this process is root and o
+// is not; otherwise it just runs fn. Only file access changes, and only on
+// fn's own goroutine: work fn hands to another runs with root's rights.
+// Files fn opens stay open, and usable by anyone, after it returns.
 //
-// SQLite opens a database, its -wal and -shm by path. The user owns the
-// directories on that path and can swap one for a symlink into another
-// user's tree between openDir's check (or SQLite's own lstat walk under
-// SQLITE_OPEN_NOFOLLOW) and the open: root would then read that user's
-// database and hand the copy to this one. Opened with the user's own
-// rights, the swap reaches nothing the user could not read anyway.
+// Use it for any open by path under a tree a user owns. SQLite opens a
+// database, its -wal and -shm by path; the user owns the directories on
+// that path and can swap one for a symlink into another user's tree
+// between a check (or SQLite's own lstat walk under SQLITE_OPEN_NOFOLLOW)
+// and the open: root would then read, or write, that user's database.
+// Opened with the user's own rights, the swap reaches nothing the user
+// could not reach anyway.
 //
 // Supplementary groups stay root's. A thread whose rights cannot be put
 // back is never reused: its goroutine exits still locked, which ends it.
-func asOwner(o Owner, fn func() error) error {
+func AsOwner(o Owner, fn func() error) error {
 	if os.Geteuid() != 0 || o.UID < 0 || o.GID < 0 || o.UID == 0 {
 		return fn()
 	}

@@ -2,5 +2,5 @@
 
 package statebackup
 
-// asOwner runs fn (filesystem rights are switched on Linux only).
-func asOwner(o Owner, fn func() error) error { return fn() }
+// AsOwner runs fn (filesystem rights are switched on Linux only).
+func AsOwner(o Owner, fn func() error) error { return fn() }

@@ -384,7 +384,7 @@ func (s *Store) backupAPI(ctx context.Context, src string, owner Owner, dst stri
 }
 
 // openSource opens the live database src read-only with its owner's
-// filesystem rights (asOwner) and reads its schema, which opens its -wal
+// filesystem rights (AsOwner) and reads its schema, which opens its -wal
 // and -shm too: every file of the source SQLite opens by path is opened
 // as the user, who can swap a directory on that path for a symlink into
 // another user's tree at any moment. With begin, the read is in a
@@ -392,7 +392,7 @@ func (s *Store) backupAPI(ctx context.Context, src string, owner Owner, dst stri
 // connection's life.
 func (s *Store) openSource(ctx context.Context, src string, owner Owner, begin bool) (*sqlite.Conn, error) {
 	var c *sqlite.Conn
-	err := asOwner(owner, func() error {
+	err := AsOwner(owner, func() error {
 		var err error
 		if c, err = openRO(ctx, src, s.busyTimeout()); err != nil {
 			return err
