@@ -3,6 +3,7 @@ package t3_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,8 +24,11 @@ func TestHealthCheckOnAFullScratchDiskBlamesNoBuild(t *testing.T) {
 	seed := seedSnapshot(t, t3test.EraB)
 	fi, err := os.Stat(seed)
 	require.NoError(t, err)
-	b := stageBuild(t, t.TempDir(), "0.0.28", t3test.Faults{}) // migrates B data: the serve writes
+	b := stageBuild(t, t3test.SharedDir(t), "0.0.28", t3test.Faults{}) // migrates B data: the serve writes
 	scratch := realtest.Tmpfs(t, 8<<20)
+	// The build runs as nobody (root owns the seed), who must pass the
+	// mount point's parent, a 0700 t.TempDir().
+	require.NoError(t, os.Chmod(filepath.Dir(scratch), 0o711))
 	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: scratch, ReadyTimeout: 30 * time.Second})
 	errs, passed := 0, 0
 	for free := fi.Size(); free < fi.Size()+256<<10; free += 16 << 10 {

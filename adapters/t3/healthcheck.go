@@ -64,8 +64,16 @@ type HealthCheckerOptions struct {
 	StopGrace time.Duration
 	// ServeArgs are extra arguments after the serve argv (e.g. "--no-browser").
 	ServeArgs []string
-	// Env is the children's environment; nil inherits the process's.
+	// Env is the children's environment; nil inherits the process's, with
+	// HOME set to a scratch directory of the user the build runs as.
 	Env []string
+	// RunAs is who the serve and the CLI run as when this process is root;
+	// nil means the seed file's owner (the data is theirs, so whatever it
+	// makes the build do, it does with their rights), or nobody when root
+	// owns the seed. A UID of 0 runs them as root. Not root, this process
+	// runs them as itself. Either way the user must be able to reach the
+	// build and TempDir (a directory others can pass, as /var/tmp).
+	RunAs *statebackup.Owner
 	// Logger gets one line per step; nil discards.
 	Logger *slog.Logger
 }
@@ -77,7 +85,9 @@ type HealthCheckerOptions struct {
 // that GET /api/auth/session accepts, and reads the migration ledger. A
 // serve that loses its port to another process before binding it (the port
 // was free when picked) gets another, up to three; losing all three is an
-// error, not a verdict on the build. It implements rollout.HealthChecker.
+// error, not a verdict on the build. Run as root, it runs the build as a
+// user (HealthCheckerOptions.RunAs), never as root. It implements
+// rollout.HealthChecker.
 type HealthChecker struct {
 	opts HealthCheckerOptions
 	log  *slog.Logger
@@ -163,7 +173,8 @@ func (h *HealthChecker) check(ctx context.Context, b rollout.Build, seed string)
 	// The seed is copied first and only the copy is read: its directory is
 	// its user's, who could swap the file between two opens.
 	copied := filepath.Join(base, "userdata", "state.sqlite")
-	if err := copySeed(seed, copied); err != nil {
+	owner, err := copySeed(seed, copied)
+	if err != nil {
 		return rollout.HealthReport{}, err
 	}
 	before, err := readLedgerMax(copied)
@@ -173,19 +184,29 @@ func (h *HealthChecker) check(ctx context.Context, b rollout.Build, seed string)
 	if err := quiesceCopy(filepath.Join(base, "userdata")); err != nil {
 		return rollout.HealthReport{}, err
 	}
+	// The build runs as a user, never as root (account); the scratch tree
+	// becomes theirs, and every later read in it is made with their rights.
+	run := h.account(owner)
+	home := filepath.Join(scratch, "home")
+	if run != nil {
+		if err := run.handOver(scratch, base, home); err != nil {
+			return rollout.HealthReport{}, err
+		}
+	}
+	env := h.env(run, home)
 	// 1. It answers, without migration errors and without exiting, on a
 	// port of its own (another try on another if one is taken meanwhile).
-	sp, rep, err := h.startReady(ctx, b, base)
+	sp, rep, err := h.startReady(ctx, b, base, run, env)
 	if sp == nil {
 		return rep, err
 	}
 	defer h.stop(sp)
 	baseURL := sp.baseURL
-	logs = func() string { return sp.out.String() + readLogs(base) }
+	logs = func() string { return sp.out.String() + run.readLogs(base) }
 	client := sp.client
 	// 2. Mint with the build's own CLI.
 	mintOut, err := runCLI(ctx, []string{b.Bin, "auth", "pairing", "create", "--base-dir", base, "--ttl", formatTTL(DefaultMintTTL), "--json"},
-		h.opts.Env, h.opts.MintTimeout)
+		env, h.opts.MintTimeout, run.credential())
 	if err != nil {
 		return fail("mint: %v", err), nil
 	}
@@ -220,7 +241,8 @@ func (h *HealthChecker) check(ctx context.Context, b rollout.Build, seed string)
 		return rep, nil
 	}
 	// 5. The ledger shows the migrations ran.
-	after, err := readLedgerMax(liveDB(base))
+	var after int
+	err = run.files(func() (err error) { after, err = readLedgerMax(liveDB(base)); return err })
 	if err != nil {
 		rep.Reason = fmt.Sprintf("ledger: %v", err)
 		return rep, nil
@@ -293,6 +315,14 @@ func lastLine(s string) string {
 		return s[i+1:]
 	}
 	return s
+}
+
+// readLogs reads the serve's logs (readLogs) with r's rights: the serve
+// owns the tree and can link its log directory anywhere.
+func (r *runner) readLogs(base string) string {
+	var logs string
+	_ = r.files(func() error { logs = readLogs(base); return nil })
+	return logs
 }
 
 // readLogs concatenates the server's own log files: those directly in

@@ -63,8 +63,8 @@ func TestHealthCheck(t *testing.T) {
 		{"wedged listener", t3test.EraC, "0.0.30", t3test.Faults{Wedged: true}, false, "", 0, "not ready within"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tmp := t.TempDir()
-			b := stageBuild(t, t.TempDir(), tc.version, tc.faults)
+			tmp := t3test.SharedDir(t)
+			b := stageBuild(t, t3test.SharedDir(t), tc.version, tc.faults)
 			seed := seedSnapshot(t, tc.seed)
 			seedBefore, err := os.ReadFile(seed)
 			require.NoError(t, err)
@@ -103,8 +103,8 @@ func TestHealthCheck(t *testing.T) {
 // The check's first poll lands there; it must not wait out a whole request
 // timeout (10 s by default) on that connection.
 func TestHealthCheckThroughTheStartWindow(t *testing.T) {
-	b := stageBuild(t, t.TempDir(), "0.0.30", t3test.Faults{DeafStart: 700 * time.Millisecond})
-	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t.TempDir()})
+	b := stageBuild(t, t3test.SharedDir(t), "0.0.30", t3test.Faults{DeafStart: 700 * time.Millisecond})
+	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t3test.SharedDir(t)})
 	rep, err := hc.Check(context.Background(), b, seedSnapshot(t, t3test.EraC))
 	require.NoError(t, err)
 	require.True(t, rep.Passed, rep.Reason)
@@ -114,21 +114,22 @@ func TestHealthCheckThroughTheStartWindow(t *testing.T) {
 // The seed snapshot is taken whatever the user was doing: a turn in flight
 // in it is one t3 would continue at start, its provider started in the
 // user's real workspace (on by default). The health check's serve must
-// never do that: it runs the candidate on a copy, as the updater's user.
+// never do that: it runs the candidate on a copy (and as the seed's owner,
+// or nobody, when the updater is root).
 func TestHealthCheckNeverContinuesTheSeedsThreads(t *testing.T) {
 	for _, tc := range []struct {
 		era     t3test.Era
 		version string
 	}{{t3test.EraC, "0.0.30"}, {t3test.EraE, "0.0.46-nightly.20260901.900"}} {
 		t.Run(string(tc.era), func(t *testing.T) {
-			dir, ws := t.TempDir(), t.TempDir()
+			dir, ws := t3test.SharedDir(t), t3test.SharedDir(t)
 			require.NoError(t, t3test.SeedState(dir, tc.era, t3test.SeedOptions{Threads: 2, ActiveTurns: 2, Workspace: ws}))
 			seed := t3test.LiveDB(dir)
 			before, err := os.ReadFile(seed)
 			require.NoError(t, err)
 
-			b := stageBuild(t, t.TempDir(), tc.version, t3test.Faults{})
-			rep, err := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t.TempDir()}).Check(context.Background(), b, seed)
+			b := stageBuild(t, t3test.SharedDir(t), tc.version, t3test.Faults{})
+			rep, err := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t3test.SharedDir(t)}).Check(context.Background(), b, seed)
 			require.NoError(t, err)
 			require.True(t, rep.Passed, rep.Reason)
 			left, err := os.ReadDir(ws)
@@ -142,23 +143,23 @@ func TestHealthCheckNeverContinuesTheSeedsThreads(t *testing.T) {
 }
 
 func TestHealthCheckInfrastructureErrors(t *testing.T) {
-	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t.TempDir(), ReadyTimeout: time.Second})
-	b := stageBuild(t, t.TempDir(), "0.0.30", t3test.Faults{})
+	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t3test.SharedDir(t), ReadyTimeout: time.Second})
+	b := stageBuild(t, t3test.SharedDir(t), "0.0.30", t3test.Faults{})
 
-	rep, err := hc.Check(context.Background(), b, filepath.Join(t.TempDir(), "missing.sqlite"))
+	rep, err := hc.Check(context.Background(), b, filepath.Join(t3test.SharedDir(t), "missing.sqlite"))
 	assert.Error(t, err, "no seed")
 	assert.False(t, rep.Passed)
 	assert.NotEmpty(t, rep.Reason)
 
-	rep, err = hc.Check(context.Background(), rollout.Build{Version: "0.0.30", Bin: filepath.Join(t.TempDir(), "t3")}, seedSnapshot(t, t3test.EraC))
+	rep, err = hc.Check(context.Background(), rollout.Build{Version: "0.0.30", Bin: filepath.Join(t3test.SharedDir(t), "t3")}, seedSnapshot(t, t3test.EraC))
 	require.NoError(t, err, "a build whose binary does not run is the build's verdict")
 	assert.False(t, rep.Passed)
 	assert.Contains(t, rep.Reason, "serve did not start")
 }
 
 func TestHealthCheckHonoursContext(t *testing.T) {
-	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t.TempDir()})
-	b := stageBuild(t, t.TempDir(), "0.0.30", t3test.Faults{Wedged: true})
+	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t3test.SharedDir(t)})
+	b := stageBuild(t, t3test.SharedDir(t), "0.0.30", t3test.Faults{Wedged: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -201,11 +202,12 @@ func TestHealthCheckServeLosesItsPort(t *testing.T) {
 		{"always", 99, false, "3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := stageBuild(t, t.TempDir(), "0.0.30", t3test.Faults{})
+			b := stageBuild(t, t3test.SharedDir(t), "0.0.30", t3test.Faults{})
 			// The wrapper sends its first serves to the other process's
 			// port (the fake's last --port wins), as if that process had
 			// bound the one picked first.
-			dir := t.TempDir()
+			dir := t3test.SharedDir(t)
+			require.NoError(t, os.Chmod(dir, 0o777)) // the wrapper counts here, as the build's user
 			count, wrapper := filepath.Join(dir, "serves"), filepath.Join(dir, "t3")
 			script := fmt.Sprintf(`#!/bin/sh
 if [ "$1" = serve ]; then
@@ -216,7 +218,7 @@ exec '%[3]s' "$@"
 `, count, tc.losses, b.Bin, other.Addr().(*net.TCPAddr).Port)
 			require.NoError(t, os.WriteFile(wrapper, []byte(script), 0o755))
 			b.Bin = wrapper
-			hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t.TempDir(), ReadyTimeout: 30 * time.Second})
+			hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t3test.SharedDir(t), ReadyTimeout: 30 * time.Second})
 
 			rep, err := hc.Check(context.Background(), b, seedSnapshot(t, t3test.EraC))
 			serves, rerr := os.ReadFile(count)
@@ -240,8 +242,10 @@ exec '%[3]s' "$@"
 // group's signals) holding its output: the check still ends on time, not
 // when that child closes the pipe.
 func TestHealthCheckEndsDespiteADetachedChild(t *testing.T) {
-	pidfile := filepath.Join(t.TempDir(), "pid")
-	bin := filepath.Join(t.TempDir(), "t3")
+	pids := t3test.SharedDir(t)
+	require.NoError(t, os.Chmod(pids, 0o777)) // written as the build's user
+	pidfile := filepath.Join(pids, "pid")
+	bin := filepath.Join(t3test.SharedDir(t), "t3")
 	body := "#!/bin/sh\nsetsid sleep 20 & echo $! > " + pidfile + "\nexec sleep 20\n"
 	require.NoError(t, os.WriteFile(bin, []byte(body), 0o755))
 	t.Cleanup(func() {
@@ -252,7 +256,7 @@ func TestHealthCheckEndsDespiteADetachedChild(t *testing.T) {
 			}
 		}
 	})
-	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t.TempDir(), ReadyTimeout: 300 * time.Millisecond,
+	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t3test.SharedDir(t), ReadyTimeout: 300 * time.Millisecond,
 		StopGrace: 300 * time.Millisecond})
 	start := time.Now()
 	rep, err := hc.Check(context.Background(), rollout.Build{Version: "0.0.30", Bin: bin}, seedSnapshot(t, t3test.EraC))
@@ -267,14 +271,14 @@ func TestHealthCheckEndsDespiteADetachedChild(t *testing.T) {
 // migrates, so the ledger's largest id goes down from the seed's. That is
 // not a build that failed to migrate.
 func TestHealthCheckAfterTheLegacyLedgerRowsAreNormalized(t *testing.T) {
-	b := stageBuild(t, t.TempDir(), "0.0.28", t3test.Faults{})
+	b := stageBuild(t, t3test.SharedDir(t), "0.0.28", t3test.Faults{})
 	seed := seedSnapshot(t, t3test.EraB)
 	conn, err := sqlite.OpenConn(seed, sqlite.OpenReadWrite)
 	require.NoError(t, err)
 	require.NoError(t, sqlitex.ExecuteTransient(conn, `INSERT INTO effect_sql_migrations (migration_id, name) VALUES
 		(100, 'ProjectionThreadsArchivedAtCompatibilityBackfill'), (109, 'ProjectionThreadShellSummaryCompatibilityBackfill')`, nil))
 	require.NoError(t, conn.Close())
-	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t.TempDir(), ReadyTimeout: 30 * time.Second})
+	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t3test.SharedDir(t), ReadyTimeout: 30 * time.Second})
 
 	rep, err := hc.Check(context.Background(), b, seed)
 	require.NoError(t, err)

@@ -16,52 +16,61 @@ import (
 	"zombiezen.com/go/sqlite/sqlitex"
 )
 
-// copySeed copies the snapshot (and a -wal beside it, if any) to dst. The
-// seed lies in a snapshot directory its user owns: a symlink (to a
-// database not theirs) or anything but a regular file is refused
-// (statebackup.ErrUnsafePath), and a FIFO is opened without blocking.
-func copySeed(seed, dst string) error {
+// copySeed copies the snapshot (and a -wal beside it, if any) to dst and
+// returns the snapshot's owner. The seed lies in a snapshot directory its
+// user owns: a symlink (to a database not theirs) or anything but a
+// regular file is refused (statebackup.ErrUnsafePath), and a FIFO is
+// opened without blocking.
+func copySeed(seed, dst string) (statebackup.Owner, error) {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return fmt.Errorf("scratch: %w", err)
+		return statebackup.Owner{}, fmt.Errorf("scratch: %w", err)
 	}
-	if err := copyFile(seed, dst); err != nil {
-		return fmt.Errorf("copy seed: %w", err)
+	owner, err := copyFile(seed, dst)
+	if err != nil {
+		return statebackup.Owner{}, fmt.Errorf("copy seed: %w", err)
 	}
-	if err := copyFile(seed+"-wal", dst+"-wal"); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("copy seed: %w", err)
+	if _, err := copyFile(seed+"-wal", dst+"-wal"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return statebackup.Owner{}, fmt.Errorf("copy seed: %w", err)
 	}
-	return nil
+	return owner, nil
 }
 
-func copyFile(src, dst string) error {
+// copyFile copies src to dst and returns the owner of the file it read.
+func copyFile(src, dst string) (statebackup.Owner, error) {
+	none := statebackup.Owner{UID: -1, GID: -1}
 	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, syscall.ELOOP) {
-		return fmt.Errorf("%s: %w: a symlink (refused, never followed)", src, statebackup.ErrUnsafePath)
+		return none, fmt.Errorf("%s: %w: a symlink (refused, never followed)", src, statebackup.ErrUnsafePath)
 	}
 	if err != nil {
-		return err
+		return none, err
 	}
 	defer in.Close()
-	if fi, err := in.Stat(); err != nil {
-		return err
+	fi, err := in.Stat()
+	if err != nil {
+		return none, err
 	} else if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s: %w: not a regular file (%s)", src, statebackup.ErrUnsafePath, fi.Mode().Type())
+		return none, fmt.Errorf("%s: %w: not a regular file (%s)", src, statebackup.ErrUnsafePath, fi.Mode().Type())
+	}
+	owner := none
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		owner = statebackup.Owner{UID: int(st.Uid), GID: int(st.Gid)}
 	}
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return err
+		return none, err
 	}
 	if _, err := io.Copy(out, in); err != nil {
 		out.Close()
-		return err
+		return none, err
 	}
-	return out.Close()
+	return owner, out.Close()
 }
 
 // quiesceCopy keeps the scratch serve from taking up the seed's work. The
 // snapshot is taken whatever the user was doing, and t3 continues at start
 // the threads whose turn or run was in flight (on by default), which starts
-// their provider in the user's real workspace, as the updater's user. So
+// their provider in the user's real workspace, as the build's user. So
 // the copy gets a settings.json that turns that off, and whatever the idle
 // gate would count as in flight in it is marked ended: thread sessions'
 // active turns, turns and statev2 runs in any state but an end state (a

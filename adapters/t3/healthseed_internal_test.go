@@ -32,7 +32,8 @@ func TestQuiesceCopy(t *testing.T) {
 				run(t, db, `UPDATE projection_turns SET state = 'pending' WHERE state = 'running' AND thread_id = 'thread-0001'`)
 			}
 			userdata := filepath.Join(t.TempDir(), "userdata")
-			require.NoError(t, copySeed(db, filepath.Join(userdata, "state.sqlite")))
+			_, err := copySeed(db, filepath.Join(userdata, "state.sqlite"))
+			require.NoError(t, err)
 			require.NoError(t, quiesceCopy(userdata))
 
 			settings, err := os.ReadFile(filepath.Join(userdata, "settings.json"))

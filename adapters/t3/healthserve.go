@@ -37,7 +37,7 @@ type serveProc struct {
 // A nil serveProc comes with the build's verdict (a failed report, nil
 // error), or with an error when the check could not run: no free port, or
 // the port taken by another process serveAttempts times in a row.
-func (h *HealthChecker) startReady(ctx context.Context, b rollout.Build, base string) (*serveProc, rollout.HealthReport, error) {
+func (h *HealthChecker) startReady(ctx context.Context, b rollout.Build, base string, run *runner, env []string) (*serveProc, rollout.HealthReport, error) {
 	for attempt := 1; ; attempt++ {
 		port, err := freePort()
 		if err != nil {
@@ -48,22 +48,26 @@ func (h *HealthChecker) startReady(ctx context.Context, b rollout.Build, base st
 			client:  &http.Client{Timeout: h.opts.RequestTimeout}}
 		argv := append([]string{b.Bin, "serve", "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--base-dir", base}, h.opts.ServeArgs...)
 		sp.cmd = exec.Command(argv[0], argv[1:]...)
-		sp.cmd.Env = h.opts.Env
+		sp.cmd.Env = env
 		sp.cmd.Stdout, sp.cmd.Stderr = sp.out, sp.out
-		sp.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a wrapper's children die with it
+		// Setpgid: a wrapper's children die with it.
+		sp.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: run.credential()}
 		// A child in a session of its own escapes the group's signals and
 		// may hold the output pipe: Wait stops waiting for it a second
 		// after the serve itself has ended.
 		sp.cmd.WaitDelay = time.Second
-		h.log.Info("health check serve", "version", b.Version, "argv", argv)
+		h.log.Info("health check serve", "version", b.Version, "argv", argv, "as", run.String())
 		if err := sp.cmd.Start(); err != nil {
+			if run.cannotRun(err) {
+				return nil, fail("serve did not start: %v", err), fmt.Errorf("the build runs as %s, who cannot run it: %w (the staged build must be open to every user, as the shared t3 is, and the user one this process can become)", run, err)
+			}
 			if hostShortOf(err) {
 				return nil, fail("serve did not start: %v", err), fmt.Errorf("serve could not be started: %w", err)
 			}
 			return nil, fail("serve did not start: %v", err), nil
 		}
 		go func() { sp.waitErr = sp.cmd.Wait(); close(sp.exited) }()
-		rep, ok := h.waitReady(ctx, sp, func() string { return sp.out.String() + readLogs(base) })
+		rep, ok := h.waitReady(ctx, sp, func() string { return sp.out.String() + run.readLogs(base) })
 		if ok {
 			return sp, rep, nil
 		}

@@ -161,7 +161,7 @@ func (m *CLIMinter) Mint(ctx context.Context, in t3fleet.Instance) (pairing.Cred
 	if err != nil {
 		return pairing.Credential{}, fmt.Errorf("mint for %s: %w", in.User, err)
 	}
-	out, err := runCLI(ctx, argv, m.opts.Env, m.opts.Timeout)
+	out, err := runCLI(ctx, argv, m.opts.Env, m.opts.Timeout, nil)
 	if err != nil {
 		return pairing.Credential{}, err
 	}

@@ -148,7 +148,7 @@ func (m *VersionMinter) Mint(ctx context.Context, in t3fleet.Instance) (pairing.
 	if err != nil {
 		return pairing.Credential{}, fmt.Errorf("mint for %s: %w", in.User, err)
 	}
-	out, err := runCLI(ctx, argv, m.opts.Env, m.opts.Timeout)
+	out, err := runCLI(ctx, argv, m.opts.Env, m.opts.Timeout, nil)
 	if err != nil {
 		return pairing.Credential{}, fmt.Errorf("mint for %s: %w", in.User, err)
 	}
@@ -160,7 +160,7 @@ func (m *VersionMinter) Mint(ctx context.Context, in t3fleet.Instance) (pairing.
 }
 
 // runCLI runs argv (no shell) and returns its stdout, or a *MintCommandError.
-func runCLI(ctx context.Context, argv, env []string, timeout time.Duration) ([]byte, error) {
+func runCLI(ctx context.Context, argv, env []string, timeout time.Duration, cred *syscall.Credential) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
@@ -170,7 +170,7 @@ func runCLI(ctx context.Context, argv, env []string, timeout time.Duration) ([]b
 	// command) passes on to the CLI it runs; a SIGKILL it could not. Two
 	// seconds later the command itself is killed, and once it has ended,
 	// whatever of the group is left (and ours to signal).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = 2 * time.Second
 	var stdout, stderr bytes.Buffer

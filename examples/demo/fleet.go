@@ -240,7 +240,11 @@ func (f *fleet) engine(logger *slog.Logger, onEvent func(rollout.Event)) (*rollo
 	}}
 	return &rollout.Engine{
 		Units: units, Registry: f.registry, Installer: f.inst, Backups: f.store,
-		Health:   t3a.NewHealthChecker(t3a.HealthCheckerOptions{TempDir: scratch, ReadyTimeout: 10 * time.Second}),
+		// The demo's users are names, not accounts: every file is this
+		// process's, so its builds run as this process's user, even as
+		// root (a real updater runs them as the seed's owner).
+		Health: t3a.NewHealthChecker(t3a.HealthCheckerOptions{TempDir: scratch, ReadyTimeout: 10 * time.Second,
+			RunAs: &statebackup.Owner{UID: os.Geteuid(), GID: os.Getegid()}}),
 		Verifier: ver,
 		// A short quiet threshold: the demo's "idle" user went quiet a moment ago.
 		Idle:    idlegate.NewDBOracle(idlegate.DBOptions{QuietThreshold: 2 * time.Second}),

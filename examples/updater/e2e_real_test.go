@@ -81,7 +81,7 @@ func newRealFleetWith(t *testing.T, from, to string, users []string, busy string
 	for _, v := range []string{from, to} {
 		require.NoError(t, reg.PublishT3(ctx, v, "nightly", npmtest.PublishOptions{CLI: cli, Faults: publish[v].String()}))
 	}
-	dir := t.TempDir()
+	dir := t3test.SharedDir(t) // the health check runs builds as nobody, who must reach the prefix
 	f := &realFleet{t: t, reg: reg, cli: cli, prefix: filepath.Join(dir, "prefix"), home: filepath.Join(dir, "home"),
 		users: users, insts: map[string]t3fleet.Instance{}, broken: map[string]string{},
 		store: statebackup.NewStore(filepath.Join(dir, "backups"), statebackup.Options{})}
@@ -144,7 +144,7 @@ type routerFunc func(string) (t3fleet.Instance, bool)
 func (r routerFunc) Route(sso string) (t3fleet.Instance, bool) { return r(sso) }
 
 func (f *realFleet) engine(o rollout.Options) *rollout.Engine {
-	dir := f.t.TempDir()
+	dir := t3test.SharedDir(f.t) // the health check's scratch: nobody must pass
 	o.StateDir, o.FreezeFile, o.TmpDir, o.LockWait = filepath.Join(dir, "state"), filepath.Join(dir, "freeze"), dir, -1
 	if o.VerifyTimeout == 0 {
 		o.VerifyTimeout = 8 * time.Second // a healthy restart verifies in ~0.1 s; a broken one waits all of this

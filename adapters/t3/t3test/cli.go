@@ -83,3 +83,21 @@ func WriteBuild(dir, cli, version string, faults Faults) (string, error) {
 	}
 	return bin, nil
 }
+
+// SharedDir returns a new directory under os.TempDir() that every user can
+// pass through but not list (0711), removed when tb ends. Run as root, the
+// health check runs a build as another user (the seed's owner, or nobody),
+// who cannot pass t.TempDir()'s 0700: stage builds and give the check its
+// TempDir here, as production does under /var/tmp and a 0755 prefix.
+func SharedDir(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "t3test-shared-")
+	if err == nil {
+		err = os.Chmod(dir, 0o711)
+	}
+	if err != nil {
+		tb.Fatalf("t3test: shared dir: %v", err)
+	}
+	tb.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
+}
