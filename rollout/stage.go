@@ -124,6 +124,11 @@ func (e *Engine) checkBuild(ctx context.Context, b Build, seed string) (HealthRe
 		return HealthReport{}, fmt.Errorf("health check scratch: %w", err)
 	}
 	defer os.RemoveAll(dir)
+	// A checker run as root runs the build as another user (the seed's
+	// owner), who must reach it, as every user reaches the shared prefix.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return HealthReport{}, fmt.Errorf("health check scratch: %w", err)
+	}
 	cb, err := e.CandidateInstaller(dir).Stage(ctx, b.Version)
 	if err != nil {
 		return HealthReport{}, fmt.Errorf("stage candidate %s: %w", b.Version, err)

@@ -100,8 +100,12 @@ func TestHealthCheckOfBinarylessBuild(t *testing.T) {
 		_, err := os.Stat(b.Dir)
 		return rollout.HealthReport{Passed: err == nil}, nil
 	}}
+	var scratchMode os.FileMode
 	e.CandidateInstaller = func(dir string) rollout.Installer {
 		return &rollouttest.Installer{StageFunc: func(_ context.Context, v string) (rollout.Build, error) {
+			if fi, err := os.Stat(dir); err == nil {
+				scratchMode = fi.Mode().Perm()
+			}
 			d := filepath.Join(dir, v)
 			return rollout.Build{Version: v, Dir: d, Bin: filepath.Join(d, "t3")}, os.MkdirAll(d, 0o755)
 		}}
@@ -111,6 +115,9 @@ func TestHealthCheckOfBinarylessBuild(t *testing.T) {
 	require.Equal(t, rollout.OutcomeDone, res.Outcome)
 	require.Equal(t, v2, checked.Version)
 	require.NotEmpty(t, checked.Bin)
+	// A health checker run as root runs the build as another user, who
+	// must reach it: the candidate's scratch is open as a prefix is.
+	require.Equal(t, os.FileMode(0o755), scratchMode, "the candidate's scratch lets the build's user through")
 	_, err = os.Stat(checked.Dir)
 	require.True(t, os.IsNotExist(err), "scratch removed")
 }
