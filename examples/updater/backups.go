@@ -6,10 +6,14 @@ import (
 	"io"
 	"text/tabwriter"
 	"time"
+
+	"github.com/t3fleet/t3fleet"
 )
 
 // cmdBackups is `updater backups [--user U]`: every snapshot, newest first,
-// with label, time, size, schema level and whether it was verified.
+// with label, time, size, schema level and whether it was verified. Path,
+// label and version are the user's to choose (a file they name in their
+// backup directory, metadata they plant beside it): t3fleet.Printable.
 func cmdBackups(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return opsCLI{}.backups(ctx, args, stdout, stderr)
 }
@@ -45,8 +49,8 @@ func (o opsCLI) backups(ctx context.Context, args []string, stdout, stderr io.Wr
 			if !s.Verified {
 				schema, verified = "?", "no (no metadata)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u, s.Label, s.Time.UTC().Format(time.RFC3339),
-				humanBytes(s.Size), schema, verified, dash(s.Version), s.Path)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u, t3fleet.Printable(s.Label), s.Time.UTC().Format(time.RFC3339),
+				humanBytes(s.Size), schema, verified, dash(t3fleet.Printable(s.Version)), t3fleet.Printable(s.Path))
 		}
 	}
 	tw.Flush()
