@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/t3fleet/t3fleet"
 	"github.com/t3fleet/t3fleet/adapters/hostfiles"
 	"github.com/t3fleet/t3fleet/rollout"
 )
@@ -193,7 +194,29 @@ func textLogger(w io.Writer) *slog.Logger {
 	}))
 }
 
+// cmdError prints err as "updater <name>: <errText>" and returns 1.
 func cmdError(stderr io.Writer, name string, err error) int {
-	fmt.Fprintf(stderr, "updater %s: %v\n", name, err)
+	fmt.Fprintf(stderr, "updater %s: %s\n", name, errText(err))
 	return 1
+}
+
+// errText is err as the operator reads it. An error's text quotes what
+// users control (the path of a snapshot in their directory, what their
+// instance answered), so it is rendered with t3fleet.Printable like any
+// such string; every error the updater prints goes through here. The
+// lines errors.Join puts between errors stay lines, each error rendered
+// on its own.
+func errText(err error) string {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var raw, out []string
+		for _, e := range j.Unwrap() {
+			raw = append(raw, e.Error())
+			out = append(out, errText(e))
+		}
+		// fmt.Errorf with several %w has the same method, not the lines.
+		if strings.Join(raw, "\n") == err.Error() {
+			return strings.Join(out, "\n")
+		}
+	}
+	return t3fleet.Printable(err.Error())
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/t3fleet/t3fleet"
 	"github.com/t3fleet/t3fleet/rollout"
 	"github.com/t3fleet/t3fleet/statebackup"
 )
@@ -107,7 +108,7 @@ func (o opsCLI) restore(ctx context.Context, args []string, stdout, stderr io.Wr
 			// Start again whatever happened: a failed restore left the old
 			// database whole.
 			if err := units.Start(context.WithoutCancel(ctx), unit); err != nil {
-				fmt.Fprintf(stderr, "updater restore: start %s: %v\n", unit.Name, err)
+				fmt.Fprintf(stderr, "updater restore: start %s: %s\n", unit.Name, errText(err))
 				return
 			}
 			fmt.Fprintf(stdout, "started %s\n", unit.Name)
@@ -116,7 +117,8 @@ func (o opsCLI) restore(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err := st.Restore(ctx, t, snap); err != nil {
 		return cmdError(stderr, "restore", err)
 	}
-	fmt.Fprintf(stdout, "%s: restored %s (%s, schema %s)\n", u, snap.Path, snap.Label, schemaText(snap))
+	// A snapshot's name and its label are its user's to choose.
+	fmt.Fprintf(stdout, "%s: restored %s (%s, schema %s)\n", u, t3fleet.Printable(snap.Path), t3fleet.Printable(snap.Label), schemaText(snap))
 	if units != nil && !stopped {
 		// It was down before (a rollback that failed leaves it so), and a
 		// restore alone does not bring the user back: say how.
