@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/t3fleet/t3fleet"
 )
 
 // Defaults of DrainOptions.
@@ -82,25 +84,32 @@ func (r DrainResult) ExitCode() int {
 	return 1
 }
 
-// Line is the one-line summary a command prints.
+// Line is the one-line summary a command prints. Why a user still waits
+// is their idle gate's verdict, which names their processes; it and the
+// reason go through t3fleet.Printable, each waiting user on their own.
 func (r DrainResult) Line() string {
+	q := t3fleet.Printable
 	switch r.Outcome {
 	case DrainDone:
+		waiting := make([]string, len(r.Waiting))
+		for i, w := range r.Waiting {
+			waiting[i] = q(w)
+		}
 		return fmt.Sprintf("migrate-idle: migrated=%d [%s] cleared=%d waiting=%d [%s] stale=%d took=%s",
 			len(r.Migrated), strings.Join(r.Migrated, " "), len(r.Cleared), len(r.Waiting),
-			strings.Join(r.Waiting, ", "), len(r.Stale), r.Took.Round(time.Millisecond))
+			strings.Join(waiting, ", "), len(r.Stale), r.Took.Round(time.Millisecond))
 	case DrainFrozen:
-		return "FROZEN: " + r.Reason
+		return "FROZEN: " + q(r.Reason)
 	case DrainLocked:
-		return "another run holds the lock: " + r.Reason
+		return "another run holds the lock: " + q(r.Reason)
 	case DrainPendingRun:
-		return "migrate-idle: " + r.Reason
+		return "migrate-idle: " + q(r.Reason)
 	case DrainRolledBack:
-		return "rolled back: " + r.Reason
+		return "rolled back: " + q(r.Reason)
 	case DrainRollbackFailed:
-		return "ROLLBACK FAILED: " + r.Reason
+		return "ROLLBACK FAILED: " + q(r.Reason)
 	}
-	return "migrate-idle failed: " + r.Reason
+	return "migrate-idle failed: " + q(r.Reason)
 }
 
 // MigrateIdle is one `updater migrate-idle`: under the lock, and unless

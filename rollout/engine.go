@@ -166,32 +166,36 @@ func (r Result) ExitCode() int {
 	return 1
 }
 
-// Line is the one-line summary a command prints.
+// Line is the one-line summary a command prints (the journal's line of
+// `updater run`). Versions and the reason go through t3fleet.Printable: a
+// reason may quote what a user's instance answered or their idle gate's
+// verdict, and a rollback's reason is read back from the journal.
 func (r Result) Line() string {
+	q := t3fleet.Printable
 	switch r.Outcome {
 	case OutcomeDone:
 		s := fmt.Sprintf("done: %s -> %s restarted=%d deferred=%d took=%s",
-			r.Previous, r.Target, len(r.Restarted), len(r.Deferred), r.Took.Round(time.Millisecond))
+			q(r.Previous), q(r.Target), len(r.Restarted), len(r.Deferred), r.Took.Round(time.Millisecond))
 		if r.Unproven {
 			s += " (no unit verified it yet: last-good unchanged)"
 		}
 		return s
 	case OutcomeFrozen:
-		return "FROZEN: " + r.Reason
+		return "FROZEN: " + q(r.Reason)
 	case OutcomeRefused:
-		return "refused: " + r.Reason
+		return "refused: " + q(r.Reason)
 	case OutcomeLocked:
-		return "another run holds the lock: " + r.Reason
+		return "another run holds the lock: " + q(r.Reason)
 	case OutcomeHealthCheckFailed:
-		return "HEALTH-CHECK FAILED (" + r.Reason + ")"
+		return "HEALTH-CHECK FAILED (" + q(r.Reason) + ")"
 	case OutcomeRolledBack:
-		return "rolled back " + r.Target + ": " + r.Reason
+		return "rolled back " + q(r.Target) + ": " + q(r.Reason)
 	case OutcomeRollbackFailed:
-		return "ROLLBACK FAILED: " + r.Reason
+		return "ROLLBACK FAILED: " + q(r.Reason)
 	case OutcomeInterrupted:
-		return "INTERRUPTED: " + r.Reason
+		return "INTERRUPTED: " + q(r.Reason)
 	}
-	return "failed: " + r.Reason
+	return "failed: " + q(r.Reason)
 }
 
 func (e *Engine) now() time.Time {

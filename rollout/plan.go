@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/t3fleet/t3fleet"
 	"github.com/t3fleet/t3fleet/statebackup"
 )
 
@@ -216,31 +217,35 @@ func newest(snaps []statebackup.Snapshot) (statebackup.Snapshot, bool) {
 	return best, ok
 }
 
-// Lines renders the plan for a terminal, one fact per line.
+// Lines renders the plan for a terminal, one fact per line. Every string
+// it did not make itself goes through t3fleet.Printable (see Status.Lines):
+// why a user would be deferred is their idle gate's verdict, which names
+// their processes; a reason may quote what their instance answered.
 func (p Plan) Lines() []string {
 	var out []string
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
-	add("current %s, last-good %s", orNone(p.Current), orNone(p.LastGood))
-	add("target %s: %s", p.Target, p.Why)
+	q := t3fleet.Printable
+	add("current %s, last-good %s", orNone(q(p.Current)), orNone(q(p.LastGood)))
+	add("target %s: %s", q(p.Target), q(p.Why))
 	if p.Journal != nil {
-		add("an unfinished run (%s -> %s, phase %s) would be finished first", p.Journal.Previous, p.Journal.Target, p.Journal.Phase)
+		add("an unfinished run (%s -> %s, phase %s) would be finished first", q(p.Journal.Previous), q(p.Journal.Target), q(string(p.Journal.Phase)))
 	}
 	if p.Freeze != nil {
 		if p.Expired {
-			add("freeze expired, would be ignored: %s", p.Freeze)
+			add("freeze expired, would be ignored: %s", q(p.Freeze.String()))
 		} else {
-			add("FROZEN: %s", p.Freeze)
+			add("FROZEN: %s", q(p.Freeze.String()))
 		}
 	}
 	if p.Refusal != "" {
-		add("refused: %s", p.Refusal)
+		add("refused: %s", q(p.Refusal))
 	}
 	if p.Go {
-		add("would roll out %s -> %s; health check seeded from %s", orNone(p.Current), p.Target, orNone(p.Seed))
+		add("would roll out %s -> %s; health check seeded from %s", orNone(q(p.Current)), q(p.Target), orNone(q(p.Seed)))
 		switch {
 		case len(p.PathUsers) > 0:
 			add("verification path: before any change, %s in turn, until one pairs through the dispatch on %s (else VERIFY-PATH BROKEN, nothing changes)",
-				strings.Join(p.PathUsers, ", "), orNone(p.Current))
+				strings.Join(p.PathUsers, ", "), orNone(q(p.Current)))
 		case p.PathCheckSkipped:
 			add("verification path: not checked (--skip-path-check)")
 		default:
@@ -250,13 +255,13 @@ func (p Plan) Lines() []string {
 		add("would not roll out")
 	}
 	for i, u := range p.Users {
-		add("%d. %s (%s) db=%dB backup=%s -> %s (%s)", i+1, u.User, u.Unit, u.DBSize, u.Backup, u.Action, u.Why)
+		add("%d. %s (%s) db=%dB backup=%s -> %s (%s)", i+1, u.User, q(u.Unit), u.DBSize, q(u.Backup), u.Action, q(u.Why))
 	}
 	if p.Candidate != nil {
 		if p.Candidate.Passed {
-			add("candidate health check passed (endpoint %s, cookie %s, schema %d, took %s)", p.Candidate.Endpoint, p.Candidate.Cookie, p.Candidate.Schema, p.Candidate.Took.Round(time.Millisecond))
+			add("candidate health check passed (endpoint %s, cookie %s, schema %d, took %s)", q(p.Candidate.Endpoint), q(p.Candidate.Cookie), p.Candidate.Schema, p.Candidate.Took.Round(time.Millisecond))
 		} else {
-			add("candidate HEALTH-CHECK FAILED (%s)", p.Candidate.Reason)
+			add("candidate HEALTH-CHECK FAILED (%s)", q(p.Candidate.Reason))
 		}
 	}
 	if p.Go {

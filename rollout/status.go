@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/t3fleet/t3fleet"
 	"github.com/t3fleet/t3fleet/statebackup"
 )
 
@@ -142,24 +143,29 @@ func (e *Engine) fleetStatus(ctx context.Context, s Status) (Status, error) {
 	return s, nil
 }
 
-// Lines renders the status for a terminal.
+// Lines renders the status for a terminal. Every string it did not make
+// itself goes through t3fleet.Printable: a running version is what a
+// user's instance answers, a backup's path names a file in the user's
+// directory, an error or a freeze reason may quote either, and the state
+// files are read back as they are found.
 func (s Status) Lines() []string {
 	var out []string
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
-	lastGood := orNone(s.LastGood)
+	p := t3fleet.Printable
+	lastGood := orNone(p(s.LastGood))
 	if s.LastGoodUnknown {
 		lastGood = "unknown (unreadable, below)"
 	}
-	add("current %s, last-good %s", orNone(s.Current), lastGood)
+	add("current %s, last-good %s", orNone(p(s.Current)), lastGood)
 	switch {
 	case s.FreezeUnknown:
 		add("freeze unknown (unreadable, below): runs stop until it can be read")
 	case s.Freeze == nil:
 		add("not frozen")
 	case s.Expired:
-		add("freeze expired (ignored): %s", s.Freeze)
+		add("freeze expired (ignored): %s", p(s.Freeze.String()))
 	default:
-		add("FROZEN: %s", s.Freeze)
+		add("FROZEN: %s", p(s.Freeze.String()))
 	}
 	if j := s.Journal; j != nil {
 		next := "the next run finishes it"
@@ -169,41 +175,42 @@ func (s Status) Lines() []string {
 		case PhaseRollback:
 			next = "the next run finishes the rollback"
 		}
-		add("unfinished run: %s -> %s, phase %s, step %s (%s)", j.Previous, j.Target, j.Phase, j.Step, next)
+		add("unfinished run: %s -> %s, phase %s, step %s (%s)", p(j.Previous), p(j.Target), p(string(j.Phase)), p(j.Step), next)
 	}
 	if c := s.Cycle; c != nil {
-		add("unfinished %s of %s onto %s, phase %s (the next run, drain or watchdog tick finishes it first)", c.Label, c.User, c.Version, c.Phase)
+		add("unfinished %s of %s onto %s, phase %s (the next run, drain or watchdog tick finishes it first)", p(c.Label), p(c.User), p(c.Version), p(c.Phase))
 	}
 	for _, d := range s.DeadEnds {
-		add("dead end %s: %s", d.Version, d.Reason)
+		add("dead end %s: %s", p(d.Version), p(d.Reason))
 	}
 	for _, m := range s.Markers {
-		add("deferred %s -> %s since %s", m.User, m.Target, m.Written.UTC().Format(time.RFC3339))
+		add("deferred %s -> %s since %s", m.User, p(m.Target), m.Written.UTC().Format(time.RFC3339))
 	}
 	for _, is := range s.Instances {
-		state := is.Status.State
+		state := p(is.Status.State)
 		if state == "" {
 			state = "unknown"
 		}
-		line := fmt.Sprintf("%s %s %s version=%s", is.User, is.Unit, state, orNone(is.Version))
+		// An instance Fleet could not place may have an invalid user name.
+		line := fmt.Sprintf("%s %s %s version=%s", p(is.User), p(is.Unit), state, orNone(p(is.Version)))
 		if !is.Status.ActiveSince.IsZero() {
 			line += " since=" + is.Status.ActiveSince.UTC().Format(time.RFC3339)
 		}
 		if is.Deferred != "" {
-			line += " deferred->" + is.Deferred
+			line += " deferred->" + p(is.Deferred)
 		}
 		if is.NewestBackup != nil {
-			line += fmt.Sprintf(" backup=%s (%s)", is.NewestBackup.Path, is.NewestBackup.Time.UTC().Format(time.RFC3339))
+			line += fmt.Sprintf(" backup=%s (%s)", p(is.NewestBackup.Path), is.NewestBackup.Time.UTC().Format(time.RFC3339))
 		} else {
 			line += " backup=(none)"
 		}
 		if is.Err != "" {
-			line += " error=" + is.Err
+			line += " error=" + p(is.Err)
 		}
 		out = append(out, line)
 	}
 	for _, err := range s.Unreadable {
-		add("UNREADABLE: %v", err)
+		add("UNREADABLE: %s", p(err.Error()))
 	}
 	return out
 }

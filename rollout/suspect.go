@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/t3fleet/t3fleet"
 )
 
 // Watchdog restart history, kept in the updater's state directory (not on
@@ -145,11 +147,16 @@ func SuspectBuilds(rs []WatchdogRestart, within time.Duration) []SuspectBuild {
 	return out
 }
 
-// String is the line `updater status` prints.
+// String is the line `updater status` prints. Version and users are read
+// back from the watchdog's file: t3fleet.Printable.
 func (b SuspectBuild) String() string {
+	users := make([]string, len(b.Users))
+	for i, u := range b.Users {
+		users[i] = t3fleet.Printable(u)
+	}
 	return fmt.Sprintf("SUSPECT build %s: %d watchdog restart(s) within %s of its rollout at %s (users: %s; last %s)",
-		b.Version, b.Restarts, DefaultSuspectWithin, b.RolledOut.UTC().Format(time.RFC3339),
-		strings.Join(b.Users, " "), b.Last.UTC().Format(time.RFC3339))
+		t3fleet.Printable(b.Version), b.Restarts, DefaultSuspectWithin, b.RolledOut.UTC().Format(time.RFC3339),
+		strings.Join(users, " "), b.Last.UTC().Format(time.RFC3339))
 }
 
 // DrainWatchdogLines are the status lines of the idle drainer and the
@@ -167,8 +174,9 @@ func (e *Engine) DrainWatchdogLines(staleAfter time.Duration) ([]string, error) 
 		staleAfter = DefaultStaleMarkerAge
 	}
 	for _, m := range StaleMarkers(markers, now, staleAfter) {
+		// The marker's content is read back as found: t3fleet.Printable.
 		out = append(out, fmt.Sprintf("STALE deferral %s -> %s: waiting since %s (over %s); check its idle gate",
-			m.User, m.Target, m.Written.UTC().Format(time.RFC3339), staleAfter))
+			m.User, t3fleet.Printable(m.Target), m.Written.UTC().Format(time.RFC3339), staleAfter))
 	}
 	rs, err := st.WatchdogRestarts()
 	if err != nil && !errors.Is(err, ErrMalformed) {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/t3fleet/t3fleet"
 )
 
 // Defaults of WatchdogOptions.
@@ -121,10 +123,11 @@ type WatchdogResult struct {
 }
 
 // Lines renders the tick for a log: one line per unit that is not OK, then
-// a count.
+// a count. A reason may quote what a user's instance answered to the
+// probe: t3fleet.Printable.
 func (r WatchdogResult) Lines() []string {
 	if r.Locked {
-		return []string{"another run holds the lock: " + r.Reason}
+		return []string{"another run holds the lock: " + t3fleet.Printable(r.Reason)}
 	}
 	var out []string
 	ok := 0
@@ -135,13 +138,13 @@ func (r WatchdogResult) Lines() []string {
 		}
 		l := fmt.Sprintf("watchdog %s: %s failures=%d", u.User, u.Action, u.Failures)
 		if u.Reason != "" {
-			l += " (" + u.Reason + ")"
+			l += " (" + t3fleet.Printable(u.Reason) + ")"
 		}
 		out = append(out, l)
 	}
 	out = append(out, fmt.Sprintf("watchdog: %d of %d answering", ok, len(r.Units)))
 	if r.Reason != "" {
-		out = append(out, "watchdog stopped: "+r.Reason)
+		out = append(out, "watchdog stopped: "+t3fleet.Printable(r.Reason))
 	}
 	return out
 }

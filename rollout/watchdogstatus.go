@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/t3fleet/t3fleet"
 )
 
 // StatusLines says, for each of users, what the watchdog holds against its
@@ -25,7 +27,9 @@ func (w *Watchdog) StatusLines(users []string) ([]string, error) {
 		slices.SortFunc(recent, time.Time.Compare)
 		last := ""
 		if c.LastError != "" {
-			last = "; last: " + c.LastError
+			// What the probe met: what the user's instance answered, or
+			// the error of its connection (t3fleet.Printable).
+			last = "; last: " + t3fleet.Printable(c.LastError)
 		}
 		switch {
 		case c.Exhausted && len(recent) >= o.MaxRestarts:
