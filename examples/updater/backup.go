@@ -51,7 +51,7 @@ func (o opsCLI) backup(ctx context.Context, args []string, stdout, stderr io.Wri
 			continue
 		case err != nil:
 			failed++
-			fmt.Fprintf(stdout, "%s: FAILED: %v\n", u, err)
+			fmt.Fprintf(stdout, "%s: FAILED: %s\n", u, errText(err))
 			continue
 		}
 		fmt.Fprintf(stdout, "%s: %s (%s, schema %d, %s)\n", u, snap.Path, humanBytes(snap.Size),
@@ -59,7 +59,7 @@ func (o opsCLI) backup(ctx context.Context, args []string, stdout, stderr io.Wri
 		if *keep > 0 {
 			if err := st.Prune(ctx, t, *keep); err != nil {
 				failed++
-				fmt.Fprintf(stdout, "%s: prune FAILED: %v\n", u, err)
+				fmt.Fprintf(stdout, "%s: prune FAILED: %s\n", u, errText(err))
 			}
 		}
 	}

@@ -39,7 +39,7 @@ func (o opsCLI) backups(ctx context.Context, args []string, stdout, stderr io.Wr
 	for _, u := range users {
 		snaps, err := st.List(ctx, c.target(u))
 		if err != nil {
-			fmt.Fprintf(stderr, "updater backups: %v\n", err)
+			fmt.Fprintf(stderr, "updater backups: %s\n", errText(err))
 			code = 1
 			continue
 		}

@@ -63,6 +63,6 @@ func printDrainWatchdogStatus(e *rollout.Engine, stdout, stderr io.Writer) {
 		fmt.Fprintln(stdout, l)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "updater status: drain/watchdog: %v\n", err)
+		fmt.Fprintf(stderr, "updater status: drain/watchdog: %s\n", errText(err))
 	}
 }

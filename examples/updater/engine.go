@@ -85,7 +85,7 @@ func (r rolloutCLI) config(name string, args []string, stderr io.Writer, extra f
 	c, err := r.parseConfig(name, args, stderr, extra)
 	var fe flagError
 	if err != nil && !errors.As(err, &fe) {
-		fmt.Fprintf(stderr, "updater %s: %v\n", name, err)
+		fmt.Fprintf(stderr, "updater %s: %s\n", name, errText(err))
 	}
 	return c, err
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/t3fleet/t3fleet"
 	"github.com/t3fleet/t3fleet/rollout"
 )
 
@@ -41,6 +42,7 @@ func (r rolloutCLI) freeze(_ context.Context, args []string, stdout, stderr io.W
 	if err != nil {
 		return cmdError(stderr, "freeze", err)
 	}
-	fmt.Fprintf(stdout, "FROZEN: %s (%s)\n", f, e.Freezer().Path)
+	// Printed as status prints it.
+	fmt.Fprintf(stdout, "FROZEN: %s (%s)\n", t3fleet.Printable(f.String()), e.Freezer().Path)
 	return 0
 }

@@ -124,3 +124,18 @@ func TestRolloutCommandsEscapeUserNames(t *testing.T) {
 		})
 	}
 }
+
+// A freeze file can hold what a user controls: a rollback's reason quotes
+// their instance's answer. unfreeze prints the freeze it lifted.
+func TestUnfreezeEscapesTheFreezeItLifts(t *testing.T) {
+	for _, h := range hostileNames {
+		t.Run(h.name, func(t *testing.T) {
+			f := newCLIFixture(t)
+			require.NoError(t, os.WriteFile(f.env["T3_FREEZE_FILE"], []byte("reason: rolled back: "+h.s+" answered\nwho: ops\n"), 0o644))
+			code, out, errs := call(f, "unfreeze")
+			require.Equal(t, 0, code, errs)
+			assertPlain(t, out, 1)
+			assert.Contains(t, out, "unfrozen (was: ")
+		})
+	}
+}

@@ -131,7 +131,7 @@ func (o opsCLI) users(c config, user string, stderr io.Writer) ([]string, error)
 		if m == nil {
 			return nil, err
 		}
-		fmt.Fprintf(stderr, "warning: %v\n", err)
+		fmt.Fprintf(stderr, "warning: %s\n", errText(err))
 	}
 	users := m.OSUsers()
 	if len(users) == 0 {

@@ -42,7 +42,7 @@ func (r rolloutCLI) status(ctx context.Context, args []string, stdout, stderr io
 func (r rolloutCLI) printWatchdogUnits(e *rollout.Engine, s rollout.Status, stdout, stderr io.Writer) {
 	o, err := r.watchdogOptions()
 	if err != nil {
-		fmt.Fprintf(stderr, "updater status: watchdog: %v\n", err)
+		fmt.Fprintf(stderr, "updater status: watchdog: %s\n", errText(err))
 		return
 	}
 	users := make([]string, 0, len(s.Instances))
@@ -54,6 +54,6 @@ func (r rolloutCLI) printWatchdogUnits(e *rollout.Engine, s rollout.Status, stdo
 		fmt.Fprintln(stdout, l)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "updater status: watchdog: %v\n", err)
+		fmt.Fprintf(stderr, "updater status: watchdog: %s\n", errText(err))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/t3fleet/t3fleet"
 	"github.com/t3fleet/t3fleet/rollout"
 )
 
@@ -28,6 +29,7 @@ func (r rolloutCLI) unfreeze(_ context.Context, args []string, stdout, stderr io
 		fmt.Fprintln(stdout, "not frozen")
 		return 0
 	}
-	fmt.Fprintf(stdout, "unfrozen (was: %s)\n", was)
+	// A rollback's reason in it may quote what a user's instance answered.
+	fmt.Fprintf(stdout, "unfrozen (was: %s)\n", t3fleet.Printable(was.String()))
 	return 0
 }
