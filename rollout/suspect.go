@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/t3fleet/t3fleet"
 )
@@ -35,7 +36,7 @@ type WatchdogRestart struct {
 }
 
 // RecordWatchdogRestart appends r to the history, dropping lines older than
-// 30 days. Lines: "<time> <version> <user> <rolled-out or ->".
+// 30 days. Lines: "<time> <version or -> <user> <rolled-out or ->".
 func (s State) RecordWatchdogRestart(r WatchdogRestart) error {
 	rs, err := s.WatchdogRestarts()
 	if err != nil && !errors.Is(err, ErrMalformed) {
@@ -51,8 +52,11 @@ func (s State) RecordWatchdogRestart(r WatchdogRestart) error {
 		if !x.RolledOut.IsZero() {
 			ro = x.RolledOut.UTC().Format(time.RFC3339)
 		}
+		// The version is what the user's instance answered: one that is
+		// not a version (a newline in it would forge other users'
+		// records) is recorded as unknown.
 		v := x.Version
-		if v == "" {
+		if _, err := ParseVersion(v); err != nil || strings.ContainsFunc(v, unicode.IsSpace) {
 			v = "-"
 		}
 		fmt.Fprintf(&buf, "%s %s %s %s\n", x.Time.UTC().Format(time.RFC3339), v, x.User, ro)

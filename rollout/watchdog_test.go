@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/t3fleet/t3fleet/rollout"
@@ -307,4 +308,25 @@ func TestWatchdogTornCountersStartOver(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, rollout.UnitCounters{}, c)
 	f.tick(t)
+}
+
+// The version in a restart record is what a user's instance answered: a
+// newline or a blank in it must not forge records for other users (status
+// prints them as SUSPECT builds). Such a version is recorded as unknown.
+func TestWatchdogRestartRecordsNoForgedLine(t *testing.T) {
+	st := rollout.State{Dir: t.TempDir()}
+	at := time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
+	forged := "0.0.31\n" + at.Format(time.RFC3339) + " 0.0.32 carol " + at.Format(time.RFC3339)
+	for _, v := range []string{forged, "0.0.31 0.0.32", "0.0.31\t", "\x1b[2J0.0.31"} {
+		require.NoError(t, st.RecordWatchdogRestart(rollout.WatchdogRestart{Time: at, Version: v, User: "bob", RolledOut: at}))
+	}
+	require.NoError(t, st.RecordWatchdogRestart(rollout.WatchdogRestart{Time: at, Version: "0.0.31-nightly.20261101.1", User: "bob"}))
+	rs, err := st.WatchdogRestarts()
+	require.NoError(t, err)
+	require.Len(t, rs, 5, "one record per restart")
+	for _, r := range rs[:4] {
+		assert.Equal(t, "bob", r.User)
+		assert.Empty(t, r.Version, "an answer that is no version is recorded as unknown")
+	}
+	assert.Equal(t, "0.0.31-nightly.20261101.1", rs[4].Version)
 }

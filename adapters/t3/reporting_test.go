@@ -2,8 +2,11 @@ package t3_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"testing"
 
@@ -62,4 +65,36 @@ func ExampleReportingUnits() {
 	v, err := units.RunningVersion(context.Background(), rollout.Unit{Name: "t3-serve@ana.service", User: "ana"})
 	fmt.Println(v, err)
 	// Output: 0.0.31 <nil>
+}
+
+// What an instance answers for its version is the user's to choose: one
+// that is not a t3 version string is an error (ErrBadVersion), never a
+// version that status prints or the watchdog records.
+func TestServerVersionRefusesWhatIsNoVersion(t *testing.T) {
+	for _, tc := range []struct {
+		answer string
+		ok     bool
+	}{
+		{"0.0.30", true},
+		{"0.0.46-nightly.20260901.900", true},
+		{"0.0.31\n2026-11-01T03:00:00Z 0.0.32 carol -", false},
+		{"0.0.31 0.0.32", false},
+		{"\x1b[2J0.0.31", false},
+		{"../../bin/sh", false},
+	} {
+		t.Run(fmt.Sprintf("%q", tc.answer), func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_ = json.NewEncoder(w).Encode(map[string]string{"serverVersion": tc.answer})
+			}))
+			t.Cleanup(srv.Close)
+			v, err := t3a.ServerVersion(context.Background(), nil, 0, srv.URL)
+			if tc.ok {
+				require.NoError(t, err)
+				assert.Equal(t, tc.answer, v)
+				return
+			}
+			assert.ErrorIs(t, err, t3a.ErrBadVersion)
+			assert.Empty(t, v)
+		})
+	}
 }

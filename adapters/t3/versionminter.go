@@ -37,7 +37,8 @@ const (
 var ErrVersionNotInstalled = errors.New("instance's version is not installed")
 
 // ErrBadVersion is wrapped when an instance reports a version that is not a
-// plain t3 version string (it would reach a path).
+// plain t3 version string (it would reach a path, a status line or a
+// record).
 var ErrBadVersion = errors.New("instance reported an unusable version")
 
 var versionRE = regexp.MustCompile(`^v?[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z]+(\.[0-9A-Za-z]+)*)?$`)
@@ -239,7 +240,10 @@ func formatTTL(d time.Duration) string {
 // ServerVersion asks the instance at baseURL which version it runs, from
 // its unauthenticated environment endpoint (the authoritative answer: the
 // version of the process that is running, not of what is installed). A zero
-// timeout means DefaultRequestTimeout; a nil client, a plain one.
+// timeout means DefaultRequestTimeout; a nil client, a plain one. The
+// answer is the instance's, so its user's to choose: one that is not a t3
+// version string is ErrBadVersion, never text for a status line or a
+// record.
 func ServerVersion(ctx context.Context, c *http.Client, timeout time.Duration, baseURL string) (string, error) {
 	if c == nil {
 		c = &http.Client{}
@@ -247,5 +251,12 @@ func ServerVersion(ctx context.Context, c *http.Client, timeout time.Duration, b
 	if timeout <= 0 {
 		timeout = DefaultRequestTimeout
 	}
-	return serverVersion(ctx, c, timeout, baseURL)
+	v, err := serverVersion(ctx, c, timeout, baseURL)
+	if err != nil {
+		return "", err
+	}
+	if !versionRE.MatchString(v) {
+		return "", fmt.Errorf("version probe: %w: %q", ErrBadVersion, v)
+	}
+	return v, nil
 }
