@@ -3,6 +3,7 @@ package statebackup_test
 import (
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +17,9 @@ import (
 	"github.com/t3fleet/t3fleet/statebackup"
 )
 
+// The uids of the two users of the path-race tests.
+const aliceUID, bobUID = 65534, 65533
+
 // openPath makes every directory above dir traversable (t.TempDir's are
 // 0700), as /home is on a real host.
 func openPath(t *testing.T, dir string) {
@@ -25,8 +29,55 @@ func openPath(t *testing.T, dir string) {
 	}
 }
 
-// alice swaps her ~/.t3 with a symlink to bob's, over and over
-// (RENAME_EXCHANGE: always one or the other), while root backs her up.
+// twoHomes seeds alice's and bob's t3 state, runs prep on them (as root,
+// before they change hands), then gives each home to its user, bob's 0700:
+// alice cannot reach into it with her own rights.
+func twoHomes(t *testing.T, era t3test.Era, prep func(alice, bob statebackup.Target)) (alice, bob statebackup.Target) {
+	t.Helper()
+	alice = mustSeed(t, "alice", era, t3test.SeedOptions{Threads: 1})
+	bob = mustSeed(t, "bob", era, t3test.SeedOptions{Threads: 1})
+	prep(alice, bob)
+	aT3, bT3 := filepath.Dir(alice.UserdataDir), filepath.Dir(bob.UserdataDir)
+	openPath(t, aT3)
+	openPath(t, bT3)
+	chownTree(t, filepath.Dir(aT3), aliceUID, aliceUID)
+	chownTree(t, filepath.Dir(bT3), bobUID, bobUID)
+	require.NoError(t, os.Chmod(filepath.Dir(bT3), 0o700)) // bob's home
+	return alice, bob
+}
+
+// swapping has alice swap her ~/.t3 with a symlink to bob's, over and over
+// (RENAME_EXCHANGE: always one or the other), until the returned stop is
+// called (at the latest when t ends); stop leaves her real directory in
+// place.
+func swapping(t *testing.T, alice, bob statebackup.Target) (stop func()) {
+	t.Helper()
+	aT3, bT3 := filepath.Dir(alice.UserdataDir), filepath.Dir(bob.UserdataDir)
+	evil := aT3 + ".evil"
+	require.NoError(t, os.Symlink(bT3, evil))
+	var halt atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !halt.Load() {
+			unix.Renameat2(unix.AT_FDCWD, aT3, unix.AT_FDCWD, evil, unix.RENAME_EXCHANGE)
+		}
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			halt.Store(true)
+			<-done
+			if fi, err := os.Lstat(aT3); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+				require.NoError(t, unix.Renameat2(unix.AT_FDCWD, aT3, unix.AT_FDCWD, evil, unix.RENAME_EXCHANGE))
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// alice swaps her ~/.t3 with a symlink to bob's while root backs her up.
 // openDir's walk sees her real directory, then SQLite opens the database by
 // path: a swap in between handed alice a copy of bob's database, chowned to
 // her (seen: 20 of 37 backups that succeeded). SQLite is now opened with
@@ -35,28 +86,11 @@ func openPath(t *testing.T, dir string) {
 // succeed to judge, within a deadline, and fails if none does.
 func TestBackupPathRaceGetsNoOtherUsersDatabase(t *testing.T) {
 	realtest.NeedRoot(t)
-	const aliceUID, bobUID = 65534, 65533
-	alice := mustSeed(t, "alice", t3test.EraC, t3test.SeedOptions{Threads: 1})
-	bob := mustSeed(t, "bob", t3test.EraC, t3test.SeedOptions{Threads: 1})
-	setMarker(t, mustLive(t, alice), 1)
-	setMarker(t, mustLive(t, bob), 2)
-	aT3, bT3 := filepath.Dir(alice.UserdataDir), filepath.Dir(bob.UserdataDir)
-	openPath(t, aT3)
-	openPath(t, bT3)
-	chownTree(t, filepath.Dir(aT3), aliceUID, aliceUID)
-	chownTree(t, filepath.Dir(bT3), bobUID, bobUID)
-	require.NoError(t, os.Chmod(filepath.Dir(bT3), 0o700)) // bob's home
-	evil := aT3 + ".evil"
-	require.NoError(t, os.Symlink(bT3, evil))
-
-	var stop atomic.Bool
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for !stop.Load() {
-			unix.Renameat2(unix.AT_FDCWD, aT3, unix.AT_FDCWD, evil, unix.RENAME_EXCHANGE)
-		}
-	}()
+	alice, bob := twoHomes(t, t3test.EraC, func(alice, bob statebackup.Target) {
+		setMarker(t, mustLive(t, alice), 1)
+		setMarker(t, mustLive(t, bob), 2)
+	})
+	swapping(t, alice, bob)
 	for _, m := range []statebackup.Method{statebackup.MethodBackupAPI, statebackup.MethodVacuumInto} {
 		st := statebackup.NewStore(t.TempDir(), statebackup.Options{Method: m})
 		ok, leaked := 0, 0
@@ -80,6 +114,4 @@ func TestBackupPathRaceGetsNoOtherUsersDatabase(t *testing.T) {
 		require.NotZero(t, ok, "%s: no backup succeeded while the swaps ran: nothing judged", m)
 		assert.Zero(t, leaked, "%s: alice got a copy of bob's database", m)
 	}
-	stop.Store(true)
-	<-done
 }
