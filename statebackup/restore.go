@@ -179,7 +179,7 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 		keepTmp = true
 		return err
 	}
-	if err := s.checkpoint(ctx, ud, live); err != nil {
+	if err := s.checkpoint(ctx, ud, live, owner); err != nil {
 		if errors.Is(err, ErrBusy) || ctx.Err() != nil {
 			return fmt.Errorf("old database still in use (is the instance stopped?): %w", err)
 		}
@@ -251,35 +251,43 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 // checkpoint folds live's WAL into its main file (TRUNCATE), so the main
 // file is whole without it. A missing database (in ud, the directory live
 // is in) is not an error.
-func (s *Store) checkpoint(ctx context.Context, ud *os.Root, live string) (err error) {
+//
+// SQLite opens the database, its -wal and -shm by path, and may delete the
+// -wal on close: all of it runs with owner's filesystem rights (AsOwner).
+// The user can swap a directory on that path for a symlink into another
+// user's tree between SQLite's lstat walk and any of those opens; as root,
+// the checkpoint would then write that user's WAL into their database (or
+// into this one) and truncate it. As the owner, the swap reaches nothing
+// the owner could not write anyway, and SQLite creates the sidecars as
+// the owner: there is nothing left for FixSidecars to give back.
+func (s *Store) checkpoint(ctx context.Context, ud *os.Root, live string, owner Owner) error {
 	if _, err := ud.Lstat(filepath.Base(live)); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	c, err := sqlite.OpenConn(live, sqlite.OpenReadWrite|openNoFollowFlag)
-	if err != nil {
-		return sqliteErr(ctx, err)
-	}
-	c.SetBusyTimeout(s.busyTimeout())
-	c.SetInterrupt(ctx.Done())
-	defer func() {
-		if cerr := c.Close(); err == nil && cerr != nil {
-			err = cerr
+	return AsOwner(owner, func() (err error) {
+		c, err := sqlite.OpenConn(live, sqlite.OpenReadWrite|openNoFollowFlag)
+		if err != nil {
+			return sqliteErr(ctx, err)
 		}
-		if ferr := fixSidecarsIn(ud, filepath.Base(live)); err == nil && ferr != nil {
-			err = ferr
+		defer func() {
+			if cerr := c.Close(); err == nil && cerr != nil {
+				err = cerr
+			}
+		}()
+		c.SetBusyTimeout(s.busyTimeout())
+		c.SetInterrupt(ctx.Done())
+		busy := 0
+		err = sqlitex.ExecuteTransient(c, "PRAGMA wal_checkpoint(TRUNCATE)", &sqlitex.ExecOptions{
+			ResultFunc: func(st *sqlite.Stmt) error { busy = st.ColumnInt(0); return nil },
+		})
+		if err != nil {
+			return sqliteErr(ctx, err)
 		}
-	}()
-	busy := 0
-	err = sqlitex.ExecuteTransient(c, "PRAGMA wal_checkpoint(TRUNCATE)", &sqlitex.ExecOptions{
-		ResultFunc: func(st *sqlite.Stmt) error { busy = st.ColumnInt(0); return nil },
+		if busy != 0 {
+			return fmt.Errorf("%w: checkpoint blocked by another connection", ErrBusy)
+		}
+		return nil
 	})
-	if err != nil {
-		return sqliteErr(ctx, err)
-	}
-	if busy != 0 {
-		return fmt.Errorf("%w: checkpoint blocked by another connection", ErrBusy)
-	}
-	return nil
 }
 
 // freeAside returns base, or base.N, whichever names no file in ud yet
