@@ -165,7 +165,13 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 	if snap.SHA256 != "" && !strings.EqualFold(sum, snap.SHA256) {
 		return &ChecksumError{Path: snap.Path, Want: snap.SHA256, Got: sum}
 	}
-	if _, err := checkDB(ctx, tmp, s.opts.IntegrityCheck, false, s.busyTimeout()); err != nil {
+	// The copy is opened by path in the user's directory: with the owner's
+	// rights, as the checkpoint below, so a swapped ~/.t3 cannot have root
+	// open a file of that name in another user's tree.
+	if err := AsOwner(owner, func() error {
+		_, err := checkDB(ctx, tmp, s.opts.IntegrityCheck, false, s.busyTimeout())
+		return err
+	}); err != nil {
 		return err
 	}
 	if err := removeSidecars(ud, tmpName); err != nil {
