@@ -122,26 +122,38 @@ func (o *DBOracle) idle(ctx context.Context, in t3fleet.Instance) (Verdict, erro
 		return Verdict{}, fmt.Errorf("%w: instance has no state directory on this host", ErrNoState)
 	}
 	userdata := filepath.Join(in.StateDir, "userdata")
-	path, err := statebackup.LiveDB(userdata)
+	path, owner, err := statebackup.LiveDBOwner(userdata)
 	if err != nil {
 		return Verdict{}, fmt.Errorf("%w: %w", ErrNoState, err)
 	}
-	paths := []string{path}
-	// state.sqlite chosen over a statev2.sqlite beside it, by file times
-	// alone: a build back on state.sqlite, or the frozen copy touched or a
-	// clock stepped back under a live statev2. Fail closed: its runs count.
-	if v2 := filepath.Join(userdata, statebackup.StateV2DB); filepath.Base(path) == statebackup.StateDB {
-		if _, err := os.Lstat(v2); err == nil {
-			paths = append(paths, v2)
-		}
-	}
+	// Everything below opens or stats by path under the user's tree, which
+	// the user can swap for a symlink into another user's at any moment:
+	// it runs with the owner's filesystem rights, so a swap reaches nothing
+	// the owner could not read anyway (and SQLite creates any -shm as the
+	// owner: nothing is left for root to chown back).
 	var acts []activity
-	for _, p := range paths {
-		a, err := o.read(ctx, p)
-		if err != nil {
-			return Verdict{}, err
+	err = statebackup.AsOwner(owner, func() error {
+		paths := []string{path}
+		// state.sqlite chosen over a statev2.sqlite beside it, by file
+		// times alone: a build back on state.sqlite, or the frozen copy
+		// touched or a clock stepped back under a live statev2. Fail
+		// closed: its runs count.
+		if v2 := filepath.Join(userdata, statebackup.StateV2DB); filepath.Base(path) == statebackup.StateDB {
+			if _, err := os.Lstat(v2); err == nil {
+				paths = append(paths, v2)
+			}
 		}
-		acts = append(acts, a...)
+		for _, p := range paths {
+			a, err := o.read(ctx, p)
+			if err != nil {
+				return err
+			}
+			acts = append(acts, a...)
+		}
+		return nil
+	})
+	if err != nil {
+		return Verdict{}, err
 	}
 	now := o.opts.Now()
 	var v Verdict
@@ -210,18 +222,14 @@ func parseTime(s string) (time.Time, error) {
 }
 
 // read opens path read-only and collects what its activity tables say.
+// The caller runs it with the database owner's rights (AsOwner).
 func (o *DBOracle) read(ctx context.Context, path string) (acts []activity, err error) {
 	u := url.URL{Scheme: "file", Path: path, RawQuery: "mode=ro"}
 	c, err := sqlite.OpenConn(u.String(), sqlite.OpenReadOnly|sqlite.OpenURI|openNoFollow)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	defer func() {
-		c.Close()
-		if ferr := statebackup.FixSidecars(path); err == nil && ferr != nil {
-			err = ferr
-		}
-	}()
+	defer c.Close()
 	c.SetBusyTimeout(o.opts.BusyTimeout)
 	c.SetInterrupt(ctx.Done())
 	// The scan below touches every session row once: a small page cache is

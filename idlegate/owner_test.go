@@ -17,13 +17,15 @@ import (
 )
 
 // As root, a verdict on a database owned by another uid with no -shm must
-// leave every file in its directory with that uid.
+// leave every file in its directory with that uid: the gate reads with
+// that uid's filesystem rights, so SQLite creates the -shm as that uid.
 func TestDBOracleAsRootLeavesNoRootOwnedFiles(t *testing.T) {
 	realtest.NeedRoot(t)
 	const uid, gid = 4242, 4343
 	base := filepath.Join(t.TempDir(), ".t3")
 	seed(t3test.EraD, 0)(t, base)
 	ud := t3test.UserDataDir(base)
+	openPath(t, base) // the user reads their own database: their path is traversable, as a real home is
 	_, err := os.Stat(filepath.Join(ud, "state.sqlite-shm"))
 	require.ErrorIs(t, err, os.ErrNotExist)
 	require.NoError(t, filepath.WalkDir(ud, func(p string, d fs.DirEntry, err error) error {

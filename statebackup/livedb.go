@@ -32,6 +32,19 @@ func LiveDB(userdataDir string) (string, error) {
 	return path, err
 }
 
+// LiveDBOwner is LiveDB with the owner of the database it picks, read in
+// userdataDir opened once (no symlink on the way followed): the owner of
+// the file in the user's own directory, whatever is swapped over its path
+// meanwhile. Open the database with that owner's rights (AsOwner): SQLite
+// opens it, and its -wal and -shm, by path.
+func LiveDBOwner(userdataDir string) (string, Owner, error) {
+	path, fi, err := liveIn(userdataDir)
+	if err != nil {
+		return "", Owner{}, err
+	}
+	return path, ownerOf(fi), nil
+}
+
 // liveIn is LiveDB with the live database's file info, read in
 // userdataDir opened once (openDir): its owner is the user's.
 func liveIn(userdataDir string) (string, os.FileInfo, error) {
