@@ -33,6 +33,16 @@
 //		// defer the restart; log v.Reason; alert when v.Suspicious
 //	}
 //
+// # Running as root
+//
+// [DBOracle] finds the live database and its owner in the user's
+// directory opened once ([statebackup.LiveDBOwner]), then reads it, and a
+// statev2.sqlite beside it, with that owner's filesystem rights
+// ([statebackup.AsOwner]): SQLite opens the files by path, and the user can
+// swap ~/.t3 for a symlink into another user's tree at any moment; as the
+// owner, the swap reaches nothing the user could not read anyway. Any -shm
+// SQLite creates is the owner's, so the gate chowns nothing.
+//
 // # What it does not do
 //
 // It never writes to the database, never takes a write lock, and does not

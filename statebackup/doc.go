@@ -35,23 +35,34 @@
 //
 // # Running as root
 //
-// Opening a WAL database creates -wal and -shm files; created by root they
-// would lock the user's server out. Every open by this package is followed
-// by [FixSidecars], which gives them back to the database's owner.
-//
 // The user owns every directory under their home and can swap one for a
 // symlink into another user's tree at any time. A target whose path has a
 // symlink anywhere is refused with [ErrUnsafePath] (SQLite's rule with
 // SQLITE_OPEN_NOFOLLOW), and the user's directory is opened once, without
 // following a link, for every rename, link, removal and chown that follows.
 //
+// SQLite still opens a database, its -wal and -shm by path, after its own
+// check: a swap in between would have root read or write another user's
+// database. Every SQLite open in the user's directory runs in [AsOwner]
+// with the live database's owner (read in the directory opened once):
+// the backup's read of the live database, and the restore's check of its
+// copy and checkpoint of the old database. A swap then reaches nothing
+// that user could not reach anyway. [LiveDBOwner] gives other packages
+// (the idle gate) the live database and that owner.
+//
+// Opening a WAL database creates -wal and -shm files; created by root they
+// would lock the user's server out. Opened as the owner, they are the
+// owner's; the backup still follows its read, and every check, with
+// [FixSidecars], which gives a sidecar anyone else owns back to the
+// database's owner.
+//
 // # Restoring
 //
 // Restore (instance stopped) copies the snapshot beside the live database,
 // verifies sha256 and integrity, checkpoints the old database so its main
-// file is whole, hard-links it aside, moves its -wal/-shm aside, and renames
-// the copy onto the live name, then deletes what it set aside (kept with
-// [Options.KeepReplaced]). A crash at any [RestoreStep] leaves the old or
+// file is whole (both as the database's owner), hard-links it aside, moves
+// its -wal/-shm aside, and renames the copy onto the live name, then
+// deletes what it set aside (kept with [Options.KeepReplaced]). A crash at any [RestoreStep] leaves the old or
 // the new database whole under the live name.
 //
 // # What it does not do

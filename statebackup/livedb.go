@@ -122,7 +122,8 @@ func ownerOf(fi os.FileInfo) Owner {
 // owner of dbPath, when this process runs as root and they belong to someone
 // else. A root-owned -shm in a user's data directory would lock that user's
 // server out of its own database. SQLite already does this for files it
-// creates as root; this is the second belt, run after every open by root.
+// creates as root, and files opened in AsOwner are created as the owner;
+// this is the second belt, run after the backup's read and every check.
 //
 // The database and its sidecars are looked up in one directory, opened
 // once (openDir): the user owns the directories on the way and could swap
