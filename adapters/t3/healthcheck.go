@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"zombiezen.com/go/sqlite"
@@ -64,8 +66,10 @@ type HealthCheckerOptions struct {
 	StopGrace time.Duration
 	// ServeArgs are extra arguments after the serve argv (e.g. "--no-browser").
 	ServeArgs []string
-	// Env is the children's environment; nil inherits the process's, with
-	// HOME set to a scratch directory of the user the build runs as.
+	// Env is the children's environment. Nil inherits the process's when
+	// it runs them as itself; run as another user (RunAs), they get only
+	// its PATH, TZ, LANG, LANGUAGE and LC_*, with HOME a scratch directory
+	// of that user's, and USER and LOGNAME theirs.
 	Env []string
 	// RunAs is who the serve and the CLI run as when this process is root;
 	// nil means the seed file's owner (the data is theirs, so whatever it
@@ -177,11 +181,11 @@ func (h *HealthChecker) check(ctx context.Context, b rollout.Build, seed string)
 	if err != nil {
 		return rollout.HealthReport{}, err
 	}
-	before, err := readLedgerMax(copied)
+	before, err := readLedgerMax(ctx, copied)
 	if err != nil {
 		return rollout.HealthReport{}, fmt.Errorf("seed %s, copied to %s: %w", seed, copied, err)
 	}
-	if err := quiesceCopy(filepath.Join(base, "userdata")); err != nil {
+	if err := quiesceCopy(ctx, filepath.Join(base, "userdata")); err != nil {
 		return rollout.HealthReport{}, err
 	}
 	// The build runs as a user, never as root (account); the scratch tree
@@ -206,7 +210,7 @@ func (h *HealthChecker) check(ctx context.Context, b rollout.Build, seed string)
 	client := sp.client
 	// 2. Mint with the build's own CLI.
 	mintOut, err := runCLI(ctx, []string{b.Bin, "auth", "pairing", "create", "--base-dir", base, "--ttl", formatTTL(DefaultMintTTL), "--json"},
-		env, h.opts.MintTimeout, run.credential())
+		env, h.opts.MintTimeout, run)
 	if err != nil {
 		return fail("mint: %v", err), nil
 	}
@@ -242,7 +246,7 @@ func (h *HealthChecker) check(ctx context.Context, b rollout.Build, seed string)
 	}
 	// 5. The ledger shows the migrations ran.
 	var after int
-	err = run.files(func() (err error) { after, err = readLedgerMax(liveDB(base)); return err })
+	err = run.files(func() (err error) { after, err = readLedgerMax(ctx, liveDB(base)); return err })
 	if err != nil {
 		rep.Reason = fmt.Sprintf("ledger: %v", err)
 		return rep, nil
@@ -325,25 +329,79 @@ func (r *runner) readLogs(base string) string {
 	return logs
 }
 
+// Bounds on what readLogs reads: the serve (or its user) shapes the
+// directories, with as many entries, links and sparse files as it likes.
+const (
+	maxLogEntries = 1024               // entries of a directory looked at
+	maxLogBytes   = 8 * maxServeOutput // bytes read in all
+)
+
 // readLogs concatenates the server's own log files: those directly in
 // <base>/userdata/logs (where t3 keeps server.log) and, for older layouts,
 // <base>/logs. Subdirectories (provider/, terminals/) hold what agents and
 // shells printed, which may quote any error text, so they are not read.
+// A file of maxServeOutput bytes or more is skipped, its size taken from
+// the open file; each is opened without blocking (a FIFO swapped in after
+// the listing) and must still be a regular file; a directory's first
+// maxLogEntries entries are looked at, and maxLogBytes read in all.
 func readLogs(base string) string {
 	var buf bytes.Buffer
 	for _, dir := range []string{filepath.Join(base, "userdata", "logs"), filepath.Join(base, "logs")} {
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			if !e.Type().IsRegular() {
-				continue
+		for _, name := range logNames(dir) {
+			if buf.Len() >= maxLogBytes {
+				return buf.String()
 			}
-			if b, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil && len(b) < maxServeOutput {
-				buf.Write(b)
-				buf.WriteByte('\n')
-			}
+			appendLog(&buf, filepath.Join(dir, name))
 		}
 	}
 	return buf.String()
+}
+
+// logNames returns, sorted, the names of the regular files among the first
+// maxLogEntries entries of dir.
+func logNames(dir string) []string {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	var names []string
+	for seen := 0; seen < maxLogEntries; {
+		entries, err := d.ReadDir(min(256, maxLogEntries-seen))
+		for _, e := range entries {
+			if e.Type().IsRegular() {
+				names = append(names, e.Name())
+			}
+		}
+		seen += len(entries)
+		if err != nil || len(entries) == 0 {
+			break
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// appendLog appends the file at path and a newline to buf when it is a
+// regular file under maxServeOutput bytes, and buf has room for it.
+func appendLog(buf *bytes.Buffer, path string) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() >= maxServeOutput || int(fi.Size()) > maxLogBytes-buf.Len() {
+		return
+	}
+	start := buf.Len()
+	// It may have grown since: read no more than the bound allows.
+	n, err := buf.ReadFrom(io.LimitReader(f, int64(min(maxServeOutput, maxLogBytes-start))))
+	if err != nil || n >= maxServeOutput || buf.Len() >= maxLogBytes {
+		buf.Truncate(start)
+		return
+	}
+	buf.WriteByte('\n')
 }
 
 // liveDB is the database the build left live: statev2.sqlite when it made
@@ -357,8 +415,9 @@ func liveDB(base string) string {
 }
 
 // readLedgerMax reads the schema level of the database at path, as
-// statebackup records it for a snapshot (0 with no ledger).
-func readLedgerMax(path string) (int, error) {
+// statebackup records it for a snapshot (0 with no ledger), until ctx ends
+// (the database is the user's, or the build's).
+func readLedgerMax(ctx context.Context, path string) (int, error) {
 	if _, err := os.Stat(path); err != nil {
 		return 0, err
 	}
@@ -367,6 +426,7 @@ func readLedgerMax(path string) (int, error) {
 		return 0, err
 	}
 	defer conn.Close()
+	conn.SetInterrupt(ctx.Done())
 	conn.SetBusyTimeout(5 * time.Second)
 	return statebackup.SchemaLevel(conn)
 }

@@ -1,6 +1,7 @@
 package t3
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -74,8 +75,9 @@ func copyFile(src, dst string) (statebackup.Owner, error) {
 // the copy gets a settings.json that turns that off, and whatever the idle
 // gate would count as in flight in it is marked ended: thread sessions'
 // active turns, turns and statev2 runs in any state but an end state (a
-// copy: the seed is untouched).
-func quiesceCopy(userdata string) error {
+// copy: the seed is untouched). The database is the user's, triggers
+// included, which the updates fire as root: it runs until ctx ends.
+func quiesceCopy(ctx context.Context, userdata string) error {
 	settings := []byte(`{"continueThreadsAfterServerUpdate":false}` + "\n")
 	if err := os.WriteFile(filepath.Join(userdata, "settings.json"), settings, 0o600); err != nil {
 		return fmt.Errorf("scratch: %w", err)
@@ -85,6 +87,7 @@ func quiesceCopy(userdata string) error {
 		return fmt.Errorf("scratch: %w", err)
 	}
 	defer c.Close()
+	c.SetInterrupt(ctx.Done())
 	cols := map[string]bool{} // "table.column" of the ones quiesced
 	err = sqlitex.ExecuteTransient(c, `SELECT m.name || '.' || p.name FROM sqlite_master m, pragma_table_info(m.name) p
 		WHERE m.type = 'table' AND m.name IN ('projection_thread_sessions', 'projection_turns', 'orchestration_v2_projection_runs')`,

@@ -1,6 +1,7 @@
 package t3
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,7 +35,7 @@ func TestQuiesceCopy(t *testing.T) {
 			userdata := filepath.Join(t.TempDir(), "userdata")
 			_, err := copySeed(db, filepath.Join(userdata, "state.sqlite"))
 			require.NoError(t, err)
-			require.NoError(t, quiesceCopy(userdata))
+			require.NoError(t, quiesceCopy(context.Background(), userdata))
 
 			settings, err := os.ReadFile(filepath.Join(userdata, "settings.json"))
 			require.NoError(t, err)

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -15,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/t3fleet/t3fleet/adapters/hostfiles"
 	"github.com/t3fleet/t3fleet/rollout"
 )
 
@@ -29,6 +33,9 @@ type serveProc struct {
 	exited  chan struct{}
 	waitErr error // once exited is closed
 	out     *boundedBuffer
+	port    int
+	uid     uint32 // the serve's, who must own the listener on port
+	stolen  string // another user's listener found on port (waitReady)
 	baseURL string
 	client  *http.Client
 }
@@ -43,15 +50,15 @@ func (h *HealthChecker) startReady(ctx context.Context, b rollout.Build, base st
 		if err != nil {
 			return nil, rollout.HealthReport{}, fmt.Errorf("free port: %w", err)
 		}
-		sp := &serveProc{exited: make(chan struct{}), out: &boundedBuffer{max: maxServeOutput},
+		sp := &serveProc{exited: make(chan struct{}), out: &boundedBuffer{max: maxServeOutput}, port: port, uid: run.uid(),
 			baseURL: "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 			client:  &http.Client{Timeout: h.opts.RequestTimeout}}
 		argv := append([]string{b.Bin, "serve", "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--base-dir", base}, h.opts.ServeArgs...)
 		sp.cmd = exec.Command(argv[0], argv[1:]...)
 		sp.cmd.Env = env
 		sp.cmd.Stdout, sp.cmd.Stderr = sp.out, sp.out
-		// Setpgid: a wrapper's children die with it.
-		sp.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: run.credential()}
+		sp.cmd.SysProcAttr = run.procAttr()
+		sp.cmd.Dir = run.dir()
 		// A child in a session of its own escapes the group's signals and
 		// may hold the output pipe: Wait stops waiting for it a second
 		// after the serve itself has ended.
@@ -72,11 +79,15 @@ func (h *HealthChecker) startReady(ctx context.Context, b rollout.Build, base st
 			return sp, rep, nil
 		}
 		h.stop(sp)
-		if !portTaken(sp.out.String()) {
+		if sp.stolen == "" && !portTaken(sp.out.String()) {
 			return nil, rep, nil
 		}
 		if attempt == serveAttempts {
-			err := fmt.Errorf("serve lost its port to another process %d times: %s", attempt, lastLine(sp.out.String()))
+			last := lastLine(sp.out.String())
+			if sp.stolen != "" {
+				last = "another user's listener " + sp.stolen
+			}
+			err := fmt.Errorf("serve lost its port to another process %d times: %s", attempt, last)
 			return nil, fail("%v", err), err
 		}
 		h.log.Warn("health check serve lost its port to another process; again on another", "port", port, "attempt", attempt)
@@ -113,7 +124,10 @@ var portInUse = regexp.MustCompile(`\bport \d+( on \S+)? is already in use`)
 
 // waitReady polls the environment endpoint until it answers 200, failing
 // early on a migration error in the log, on the serve exiting, on ctx or on
-// ReadyTimeout.
+// ReadyTimeout. An answer counts only while no other user's listener holds
+// the port (the port is let go between its pick and the serve's bind, and
+// every user reads it in the serve's command line): one that does is
+// noted in sp.stolen, and the serve has lost its port.
 func (h *HealthChecker) waitReady(ctx context.Context, sp *serveProc, logs func() string) (rollout.HealthReport, bool) {
 	deadline := time.NewTimer(h.opts.ReadyTimeout)
 	defer deadline.Stop()
@@ -131,6 +145,10 @@ func (h *HealthChecker) waitReady(ctx context.Context, sp *serveProc, logs func(
 		default:
 		}
 		if _, err := serverVersion(ctx, sp.client, h.opts.RequestTimeout, sp.baseURL); err == nil {
+			if l := foreignListener(hostfiles.DefaultTCPTableDir, sp.port, sp.uid); l != "" {
+				sp.stolen = l
+				return fail("port %d is held by another user's listener, %s", sp.port, l), false
+			}
 			return rollout.HealthReport{}, true
 		}
 		select {
@@ -147,17 +165,50 @@ func (h *HealthChecker) waitReady(ctx context.Context, sp *serveProc, logs func(
 	}
 }
 
-// stop ends the serve's process group: SIGTERM, then SIGKILL after StopGrace.
+// stop ends the serve's process group: SIGTERM, then SIGKILL after
+// StopGrace. The serve itself gets both by its pid as well: run in this
+// process's session, it can move itself into another group of it, and the
+// wait for it would never end.
 func (h *HealthChecker) stop(sp *serveProc) {
 	pid := sp.cmd.Process.Pid
 	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	_ = sp.cmd.Process.Signal(syscall.SIGTERM) // a pidfd: never another process
 	select {
 	case <-sp.exited:
 	case <-time.After(h.opts.StopGrace):
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		_ = sp.cmd.Process.Kill()
 		<-sp.exited
 	}
 	_ = syscall.Kill(-pid, syscall.SIGKILL) // leftovers in the group, if any
+}
+
+// foreignListener returns a listening socket on port that a connection to
+// 127.0.0.1:port may reach (bound to it, or to the unspecified address)
+// whose owner is not uid, as "<address> (uid <n>)", from the socket tables
+// in dir; "" when there is none, or the tables cannot be read (nothing
+// then says the port is another's).
+func foreignListener(dir string, port int, uid uint32) string {
+	const listen = 10
+	loopback := netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	for _, name := range []string{"tcp", "tcp6"} {
+		path := filepath.Join(dir, name)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		socks, err := hostfiles.ParseTCPTable(path, data)
+		if err != nil {
+			continue
+		}
+		for _, s := range socks {
+			a := s.Local.Addr().Unmap()
+			if s.State == listen && int(s.Local.Port()) == port && s.UID != uid && (a == loopback || a.IsUnspecified()) {
+				return fmt.Sprintf("%s (uid %d)", s.Local, s.UID)
+			}
+		}
+	}
+	return ""
 }
 
 func freePort() (int, error) {
@@ -169,30 +220,46 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// boundedBuffer keeps the first max bytes written, safely for two writers.
+// boundedBuffer keeps the first max bytes written, safely for two writers,
+// and drops the rest (a writer is never stopped: it would block on a full
+// pipe).
 type boundedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-	max int
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	max     int
+	dropped bool
 }
 
 func (b *boundedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if room := b.max - b.buf.Len(); room > 0 {
-		if len(p) > room {
-			b.buf.Write(p[:room])
-		} else {
-			b.buf.Write(p)
-		}
+	n := len(p)
+	if room := max(b.max-b.buf.Len(), 0); n > room {
+		b.dropped = true
+		p = p[:room]
 	}
-	return len(p), nil
+	b.buf.Write(p)
+	return n, nil
 }
 
 func (b *boundedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Bytes returns a copy of what was kept.
+func (b *boundedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+// Dropped reports whether more was written than kept.
+func (b *boundedBuffer) Dropped() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.dropped
 }
 
 // hostShortOf says whether a failed start is the host's (no processes,

@@ -25,6 +25,7 @@ const nobodyID = 65534
 type runner struct {
 	owner statebackup.Owner
 	how   string // "the seed's owner", "nobody" or "RunAs", for messages
+	home  string // its home in scratch (handOver), the children's working directory
 }
 
 // account picks who runs the build. Only root can choose: the seed's owner
@@ -84,11 +85,46 @@ func (r *runner) credential() *syscall.Credential {
 	return &syscall.Credential{Uid: uint32(r.owner.UID), Gid: uint32(r.owner.GID), Groups: []uint32{}}
 }
 
+// procAttr is the children's process attributes: a process group of their
+// own, so that a wrapper's children die with it. Run as the runner, a
+// session of their own too: in this process's they would have its
+// controlling terminal (root's, run by hand), to read what root types and
+// type into its shell; and a session leader cannot leave its group, which
+// the stop signals.
+func (r *runner) procAttr() *syscall.SysProcAttr {
+	if r == nil {
+		return &syscall.SysProcAttr{Setpgid: true}
+	}
+	return &syscall.SysProcAttr{Setsid: true, Credential: r.credential()}
+}
+
+// uid is the children's uid: the runner's, or this process's.
+func (r *runner) uid() uint32 {
+	if r == nil {
+		return uint32(os.Geteuid())
+	}
+	return uint32(r.owner.UID)
+}
+
+// dir is the children's working directory: this process's when r is nil,
+// else the runner's home, never root's own (relative paths from a directory
+// under one the runner cannot pass would reach beyond it).
+func (r *runner) dir() string {
+	if r == nil {
+		return ""
+	}
+	return r.home
+}
+
 // handOver gives the runner the scratch tree, still reachable by root
 // alone: base (the copy of the seed) and home become its own, and scratch
 // lets it through (0711) without letting it list. It then checks, with the
 // runner's rights, that the copy can be opened for writing: a TempDir under
 // a directory others cannot pass would otherwise fail every build.
+//
+// base and home are 0700: scratch lets every user through, and what the
+// build writes in its tree with an ordinary umask (its log, a new
+// database) is the seed's data, which no other user may read.
 func (r *runner) handOver(scratch, base, home string) error {
 	if err := os.Mkdir(home, 0o700); err != nil {
 		return fmt.Errorf("scratch: %w", err)
@@ -100,10 +136,14 @@ func (r *runner) handOver(scratch, base, home string) error {
 			}
 			return os.Lchown(path, r.owner.UID, r.owner.GID)
 		})
+		if err == nil {
+			err = os.Chmod(dir, 0o700)
+		}
 		if err != nil {
 			return fmt.Errorf("scratch: hand over to %s: %w", r, err)
 		}
 	}
+	r.home = home
 	if err := os.Chmod(scratch, 0o711); err != nil {
 		return fmt.Errorf("scratch: %w", err)
 	}
@@ -130,15 +170,25 @@ func (r *runner) files(fn func() error) error {
 	return statebackup.AsOwner(r.owner, fn)
 }
 
-// env is the children's environment: Env when set; else this process's,
-// with HOME moved to home when another user runs the build (root's would
-// be unwritable, or worse, shared).
+// env is the children's environment: Env when set; else, when this
+// process runs them as itself, its own; else, for another user, only the
+// locale, time zone and PATH of this process's, with HOME (home), USER and
+// LOGNAME theirs. The rest of root's environment (whatever secrets its
+// unit or shell holds) is not theirs to read, and they read their own
+// processes' in /proc.
 func (h *HealthChecker) env(r *runner, home string) []string {
 	if h.opts.Env != nil || r == nil {
 		return h.opts.Env
 	}
-	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "HOME=") })
-	return append(env, "HOME="+home)
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return k != "PATH" && k != "TZ" && k != "LANG" && k != "LANGUAGE" && !strings.HasPrefix(k, "LC_")
+	})
+	env = append(env, "HOME="+home)
+	if u, err := user.LookupId(strconv.Itoa(r.owner.UID)); err == nil {
+		env = append(env, "USER="+u.Username, "LOGNAME="+u.Username)
+	}
+	return env
 }
 
 // cannotRun says whether a failed start is the runner's lack of rights on

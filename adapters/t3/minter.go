@@ -30,6 +30,9 @@ const DefaultMintTimeout = 20 * time.Second
 // maxStderr bounds how much of the CLI's stderr an error carries.
 const maxStderr = 2048
 
+// maxCLIStderr bounds how much of the CLI's stderr is kept to take it from.
+const maxCLIStderr = 64 << 10
+
 // ErrBadMintOutput is wrapped when the CLI exited 0 but printed no usable
 // credential JSON.
 var ErrBadMintOutput = errors.New("mint printed no credential")

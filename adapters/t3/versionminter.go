@@ -1,7 +1,6 @@
 package t3
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -160,8 +159,12 @@ func (m *VersionMinter) Mint(ctx context.Context, in t3fleet.Instance) (pairing.
 	return cred, nil
 }
 
-// runCLI runs argv (no shell) and returns its stdout, or a *MintCommandError.
-func runCLI(ctx context.Context, argv, env []string, timeout time.Duration, cred *syscall.Credential) ([]byte, error) {
+// runCLI runs argv (no shell) as run (as this process when nil; see
+// runner.procAttr and runner.dir) and returns its stdout, or a
+// *MintCommandError. Its stdout is kept up to maxServeOutput (more is an
+// ErrBadMintOutput: no credential is that long) and its stderr up to
+// maxCLIStderr, however much it prints before its timeout.
+func runCLI(ctx context.Context, argv, env []string, timeout time.Duration, run *runner) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
@@ -171,11 +174,12 @@ func runCLI(ctx context.Context, argv, env []string, timeout time.Duration, cred
 	// command) passes on to the CLI it runs; a SIGKILL it could not. Two
 	// seconds later the command itself is killed, and once it has ended,
 	// whatever of the group is left (and ours to signal).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
+	cmd.SysProcAttr = run.procAttr()
+	cmd.Dir = run.dir()
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = 2 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	stdout, stderr := &boundedBuffer{max: maxServeOutput}, &boundedBuffer{max: maxCLIStderr}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	err := cmd.Run()
 	if cmd.Process != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
@@ -190,6 +194,9 @@ func runCLI(ctx context.Context, argv, env []string, timeout time.Duration, cred
 			err = fmt.Errorf("%w (after %s)", ctx.Err(), timeout)
 		}
 		return nil, &MintCommandError{Argv: argv, ExitCode: code, Stderr: trimStderr(stderr.Bytes()), Err: err}
+	}
+	if stdout.Dropped() {
+		return nil, fmt.Errorf("%s: %w: more than %d bytes of output", argv[0], ErrBadMintOutput, maxServeOutput)
 	}
 	return stdout.Bytes(), nil
 }
