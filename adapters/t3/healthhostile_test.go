@@ -224,30 +224,6 @@ func TestHealthCheckEndsOnASeedThatNeverAnswers(t *testing.T) {
 	require.Error(t, err, "no verdict on the build (reason: %s)", reason)
 }
 
-// Reads with the build user's rights are theirs alone: not root's
-// supplementary groups too (root has group root among them when it runs
-// the updater from a login or sudo). Here the serve links the old layout's
-// log directory to one group root may read, holding a migration error.
-func TestHealthCheckReadsWithoutRootsGroups(t *testing.T) {
-	realtest.NeedRoot(t)
-	groups, err := syscall.Getgroups()
-	require.NoError(t, err)
-	require.NoError(t, syscall.Setgroups([]int{0}))
-	t.Cleanup(func() { _ = syscall.Setgroups(groups) })
-
-	secret := filepath.Join(t3test.SharedDir(t), "rootgroup")
-	require.NoError(t, os.Mkdir(secret, 0o750))
-	require.NoError(t, os.WriteFile(filepath.Join(secret, "server.log"),
-		[]byte(`Migration "31_AuthAuthorizationScopes" failed: group root's words`+"\n"), 0o640))
-	b := wrapBuild(t, stageBuild(t, t3test.SharedDir(t), "0.0.30", t3test.Faults{}),
-		fmt.Sprintf(`[ "$1" = serve ] && ln -s '%s' "$base/logs"`, secret))
-	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t3test.SharedDir(t), ReadyTimeout: 30 * time.Second})
-
-	rep, err := hc.Check(context.Background(), b, seedSnapshot(t, t3test.EraC))
-	require.NoError(t, err)
-	assert.True(t, rep.Passed, "a file only group root can read reached the verdict: %s", rep.Reason)
-}
-
 // ttyHelperEnv, set, makes TestHealthCheckBuildCannotReachRootsTerminal
 // the checker run on a terminal: it names the directory for marks.
 const ttyHelperEnv = "T3FLEET_TEST_TTY_MARKS"

@@ -7,6 +7,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,21 +91,41 @@ func TestHealthCheckRunsTheBuildAsAUserNeverRoot(t *testing.T) {
 
 // From its start the serve owns the scratch tree and can link anything
 // into it: the check's own reads there (the logs it scans, the ledger) are
-// made with the serve's rights, never root's. Here the serve links the old
-// layout's log directory to one only root can read, holding a migration
-// error: read as root, it would fail a good build.
+// made with the serve's rights, never root's, nor with root's
+// supplementary groups (group root is among them when the updater runs
+// from a login or sudo). Here the serve links the old layout's log
+// directory to one only root, or group root, can read, holding a
+// migration error: read with root's rights, it would fail a good build.
 func TestHealthCheckReadsTheServesTreeWithItsRights(t *testing.T) {
 	realtest.NeedRoot(t)
-	secret := t.TempDir() // 0700, root's
-	require.NoError(t, os.WriteFile(filepath.Join(secret, "server.log"),
-		[]byte(`Migration "31_AuthAuthorizationScopes" failed: root's own words`+"\n"), 0o600))
-	b := wrapBuild(t, stageBuild(t, t3test.SharedDir(t), "0.0.30", t3test.Faults{}),
-		fmt.Sprintf(`[ "$1" = serve ] && ln -s '%s' "$base/logs"`, secret))
-	hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t3test.SharedDir(t), ReadyTimeout: 30 * time.Second})
+	for _, tc := range []struct {
+		name      string
+		dir, file os.FileMode
+		groups    []int // this process's supplementary groups meanwhile
+	}{
+		{"root's", 0o700, 0o600, nil},
+		{"group root's", 0o750, 0o640, []int{0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.groups != nil {
+				groups, err := syscall.Getgroups()
+				require.NoError(t, err)
+				require.NoError(t, syscall.Setgroups(tc.groups))
+				t.Cleanup(func() { _ = syscall.Setgroups(groups) })
+			}
+			secret := filepath.Join(t3test.SharedDir(t), "secret")
+			require.NoError(t, os.Mkdir(secret, tc.dir))
+			require.NoError(t, os.WriteFile(filepath.Join(secret, "server.log"),
+				[]byte(`Migration "31_AuthAuthorizationScopes" failed: `+tc.name+" words\n"), tc.file))
+			b := wrapBuild(t, stageBuild(t, t3test.SharedDir(t), "0.0.30", t3test.Faults{}),
+				fmt.Sprintf(`[ "$1" = serve ] && ln -s '%s' "$base/logs"`, secret))
+			hc := t3.NewHealthChecker(t3.HealthCheckerOptions{TempDir: t3test.SharedDir(t), ReadyTimeout: 30 * time.Second})
 
-	rep, err := hc.Check(context.Background(), b, seedSnapshot(t, t3test.EraC))
-	require.NoError(t, err)
-	assert.True(t, rep.Passed, "a file only root can read reached the verdict: %s", rep.Reason)
+			rep, err := hc.Check(context.Background(), b, seedSnapshot(t, t3test.EraC))
+			require.NoError(t, err)
+			assert.True(t, rep.Passed, "a file only %s rights can read reached the verdict: %s", tc.name, rep.Reason)
+		})
+	}
 }
 
 // The build's user must reach the scratch copy and the build itself. Where
