@@ -42,7 +42,7 @@ func LiveDBOwner(userdataDir string) (string, Owner, error) {
 	if err != nil {
 		return "", Owner{}, err
 	}
-	return path, ownerOf(fi), nil
+	return path, OwnerOf(fi), nil
 }
 
 // liveIn is LiveDB with the live database's file info, read in
@@ -106,11 +106,11 @@ func FileOwner(path string) (Owner, os.FileMode, error) {
 	if err != nil {
 		return Owner{}, 0, err
 	}
-	return ownerOf(fi), fi.Mode(), nil
+	return OwnerOf(fi), fi.Mode(), nil
 }
 
 // ownerOf is the numeric owner in fi ({-1, -1} where the system has none).
-func ownerOf(fi os.FileInfo) Owner {
+func OwnerOf(fi os.FileInfo) Owner {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return Owner{-1, -1}
@@ -154,7 +154,7 @@ func fixSidecarsIn(r *os.Root, name string) error {
 		}
 		return err
 	}
-	want := ownerOf(fi)
+	want := OwnerOf(fi)
 	var errs []error
 	for _, s := range sidecarSuffixes {
 		if err := fixOwner(r, name+s, want); err != nil {

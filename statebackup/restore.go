@@ -116,7 +116,7 @@ func (s *Store) Restore(ctx context.Context, t Target, snap Snapshot) (err error
 	case !fi.Mode().IsRegular():
 		return fmt.Errorf("%s: %w: not a regular file", live, ErrUnsafePath)
 	}
-	owner, mode := ownerOf(fi), fi.Mode().Perm()
+	owner, mode := OwnerOf(fi), fi.Mode().Perm()
 	if fi.IsDir() {
 		mode = 0o600
 	}

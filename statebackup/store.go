@@ -177,7 +177,7 @@ func (s *Store) Backup(ctx context.Context, t Target, label string) (snap Snapsh
 	if err != nil {
 		return Snapshot{}, err
 	}
-	owner := ownerOf(fi)
+	owner := OwnerOf(fi)
 	if _, err := os.Stat(s.Dest); os.IsNotExist(err) {
 		if err := os.MkdirAll(s.Dest, 0o700); err != nil {
 			return Snapshot{}, err

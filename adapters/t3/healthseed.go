@@ -53,10 +53,7 @@ func copyFile(src, dst string) (statebackup.Owner, error) {
 	} else if !fi.Mode().IsRegular() {
 		return none, fmt.Errorf("%s: %w: not a regular file (%s)", src, statebackup.ErrUnsafePath, fi.Mode().Type())
 	}
-	owner := none
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		owner = statebackup.Owner{UID: int(st.Uid), GID: int(st.Gid)}
-	}
+	owner := statebackup.OwnerOf(fi)
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return none, err
