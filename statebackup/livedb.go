@@ -109,7 +109,8 @@ func FileOwner(path string) (Owner, os.FileMode, error) {
 	return OwnerOf(fi), fi.Mode(), nil
 }
 
-// ownerOf is the numeric owner in fi ({-1, -1} where the system has none).
+// OwnerOf is the numeric owner in fi, as an open file's Stat gives it
+// ({-1, -1} where the system has none).
 func OwnerOf(fi os.FileInfo) Owner {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
