@@ -191,13 +191,12 @@ func (h *HealthChecker) check(ctx context.Context, b rollout.Build, seed string)
 	// The build runs as a user, never as root (account); the scratch tree
 	// becomes theirs, and every later read in it is made with their rights.
 	run := h.account(owner)
-	home := filepath.Join(scratch, "home")
 	if run != nil {
-		if err := run.handOver(scratch, base, home); err != nil {
+		if err := run.handOver(scratch, base); err != nil {
 			return rollout.HealthReport{}, err
 		}
 	}
-	env := h.env(run, home)
+	env := h.env(run)
 	// 1. It answers, without migration errors and without exiting, on a
 	// port of its own (another try on another if one is taken meanwhile).
 	sp, rep, err := h.startReady(ctx, b, base, run, env)

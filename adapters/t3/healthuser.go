@@ -76,26 +76,19 @@ func (r *runner) String() string {
 	return fmt.Sprintf("uid %d gid %d (%s)", r.owner.UID, r.owner.GID, r.how)
 }
 
-// credential is the children's: the runner's ids and no supplementary
-// group (root's would otherwise stay).
-func (r *runner) credential() *syscall.Credential {
-	if r == nil {
-		return nil
-	}
-	return &syscall.Credential{Uid: uint32(r.owner.UID), Gid: uint32(r.owner.GID), Groups: []uint32{}}
-}
-
 // procAttr is the children's process attributes: a process group of their
 // own, so that a wrapper's children die with it. Run as the runner, a
 // session of their own too: in this process's they would have its
 // controlling terminal (root's, run by hand), to read what root types and
 // type into its shell; and a session leader cannot leave its group, which
-// the stop signals.
+// the stop signals. They get the runner's ids and no supplementary group
+// (root's would otherwise stay).
 func (r *runner) procAttr() *syscall.SysProcAttr {
 	if r == nil {
 		return &syscall.SysProcAttr{Setpgid: true}
 	}
-	return &syscall.SysProcAttr{Setsid: true, Credential: r.credential()}
+	cred := &syscall.Credential{Uid: uint32(r.owner.UID), Gid: uint32(r.owner.GID), Groups: []uint32{}}
+	return &syscall.SysProcAttr{Setsid: true, Credential: cred}
 }
 
 // uid is the children's uid: the runner's, or this process's.
@@ -117,7 +110,8 @@ func (r *runner) dir() string {
 }
 
 // handOver gives the runner the scratch tree, still reachable by root
-// alone: base (the copy of the seed) and home become its own, and scratch
+// alone: base (the copy of the seed) and a new home, scratch/home, become
+// its own, and scratch
 // lets it through (0711) without letting it list. It then checks, with the
 // runner's rights, that the copy can be opened for writing: a TempDir under
 // a directory others cannot pass would otherwise fail every build.
@@ -125,7 +119,8 @@ func (r *runner) dir() string {
 // base and home are 0700: scratch lets every user through, and what the
 // build writes in its tree with an ordinary umask (its log, a new
 // database) is the seed's data, which no other user may read.
-func (r *runner) handOver(scratch, base, home string) error {
+func (r *runner) handOver(scratch, base string) error {
+	home := filepath.Join(scratch, "home")
 	if err := os.Mkdir(home, 0o700); err != nil {
 		return fmt.Errorf("scratch: %w", err)
 	}
@@ -172,11 +167,11 @@ func (r *runner) files(fn func() error) error {
 
 // env is the children's environment: Env when set; else, when this
 // process runs them as itself, its own; else, for another user, only the
-// locale, time zone and PATH of this process's, with HOME (home), USER and
+// locale, time zone and PATH of this process's, with HOME (r.home), USER and
 // LOGNAME theirs. The rest of root's environment (whatever secrets its
 // unit or shell holds) is not theirs to read, and they read their own
 // processes' in /proc.
-func (h *HealthChecker) env(r *runner, home string) []string {
+func (h *HealthChecker) env(r *runner) []string {
 	if h.opts.Env != nil || r == nil {
 		return h.opts.Env
 	}
@@ -184,7 +179,7 @@ func (h *HealthChecker) env(r *runner, home string) []string {
 		k, _, _ := strings.Cut(kv, "=")
 		return k != "PATH" && k != "TZ" && k != "LANG" && k != "LANGUAGE" && !strings.HasPrefix(k, "LC_")
 	})
-	env = append(env, "HOME="+home)
+	env = append(env, "HOME="+r.home)
 	if u, err := user.LookupId(strconv.Itoa(r.owner.UID)); err == nil {
 		env = append(env, "USER="+u.Username, "LOGNAME="+u.Username)
 	}
