@@ -17,6 +17,9 @@ import (
 // DefaultTCPTableDir holds Linux's tables of TCP sockets, tcp and tcp6.
 const DefaultTCPTableDir = "/proc/net"
 
+// TCPListen is the kernel's state of a listening socket (TCPSocket.State).
+const TCPListen = 10
+
 // Why TCPTable cannot name a socket's owner.
 var (
 	// ErrMalformedSocketLine: a line of a socket table that does not read
@@ -34,7 +37,7 @@ var (
 // TCPSocket is one line of a socket table.
 type TCPSocket struct {
 	Local, Remote netip.AddrPort // IPv4 sockets of an IPv6 table as ::ffff:a.b.c.d
-	State         uint8          // the kernel's TCP state (1: established, 6: TIME-WAIT, 10: listen)
+	State         uint8          // the kernel's TCP state (1: established, 6: TIME-WAIT, TCPListen)
 	UID           uint32         // the owner, as the reader's user namespace sees it
 	Inode         uint64         // 0 for a socket no process holds
 }
@@ -67,13 +70,52 @@ func (t *TCPTable) PeerUID(local, remote netip.AddrPort) (uint32, error) {
 	return uid, nil
 }
 
-func (t *TCPTable) peerUID(local, remote netip.AddrPort) (uint32, error) {
+// dir is where the tables are read.
+func (t *TCPTable) dir() (string, error) {
 	dir := t.Dir
 	if dir == "" {
 		dir = defaultTCPTableDir
 	}
 	if dir == "" {
-		return 0, fmt.Errorf("socket tables on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+		return "", fmt.Errorf("socket tables on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+	}
+	return dir, nil
+}
+
+// Listeners returns the listening sockets on port, of both tables. A
+// table that cannot be read whole is left out, and its error returned
+// beside the other's sockets.
+func (t *TCPTable) Listeners(port uint16) ([]TCPSocket, error) {
+	dir, err := t.dir()
+	if err != nil {
+		return nil, err
+	}
+	var out []TCPSocket
+	var errs []error
+	for _, name := range []string{"tcp", "tcp6"} {
+		path := filepath.Join(dir, name)
+		data, err := os.ReadFile(path)
+		var found []TCPSocket
+		if err == nil {
+			err = scanTCPTable(path, data, func(s TCPSocket) {
+				if s.State == TCPListen && s.Local.Port() == port {
+					found = append(found, s)
+				}
+			})
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, found...)
+	}
+	return out, errors.Join(errs...)
+}
+
+func (t *TCPTable) peerUID(local, remote netip.AddrPort) (uint32, error) {
+	dir, err := t.dir()
+	if err != nil {
+		return 0, err
 	}
 	if !local.IsValid() || !remote.IsValid() {
 		return 0, errors.New("an address is missing")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/t3fleet/t3fleet/adapters/hostfiles"
 )
 
 // Which listeners on the serve's port are another user's, in the socket
@@ -50,7 +51,7 @@ func TestForeignListener(t *testing.T) {
 				require.NoError(t, os.WriteFile(filepath.Join(dir, "tcp"), []byte(v4+tc.tcp), 0o644))
 				require.NoError(t, os.WriteFile(filepath.Join(dir, "tcp6"), []byte(v6+tc.tcp6), 0o644))
 			}
-			assert.Equal(t, tc.want, foreignListener(dir, port, uid))
+			assert.Equal(t, tc.want, foreignListener(&hostfiles.TCPTable{Dir: dir}, port, uid))
 		})
 	}
 }

@@ -8,9 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -145,7 +143,7 @@ func (h *HealthChecker) waitReady(ctx context.Context, sp *serveProc, logs func(
 		default:
 		}
 		if _, err := serverVersion(ctx, sp.client, h.opts.RequestTimeout, sp.baseURL); err == nil {
-			if l := foreignListener(hostfiles.DefaultTCPTableDir, sp.port, sp.uid); l != "" {
+			if l := foreignListener(&hostfiles.TCPTable{}, sp.port, sp.uid); l != "" {
 				sp.stolen = l
 				return fail("port %d is held by another user's listener, %s", sp.port, l), false
 			}
@@ -186,26 +184,14 @@ func (h *HealthChecker) stop(sp *serveProc) {
 // foreignListener returns a listening socket on port that a connection to
 // 127.0.0.1:port may reach (bound to it, or to the unspecified address)
 // whose owner is not uid, as "<address> (uid <n>)", from the socket tables
-// in dir; "" when there is none, or the tables cannot be read (nothing
-// then says the port is another's).
-func foreignListener(dir string, port int, uid uint32) string {
-	const listen = 10
+// of t; "" when there is none, or the tables cannot be read (nothing then
+// says the port is another's).
+func foreignListener(t *hostfiles.TCPTable, port int, uid uint32) string {
 	loopback := netip.AddrFrom4([4]byte{127, 0, 0, 1})
-	for _, name := range []string{"tcp", "tcp6"} {
-		path := filepath.Join(dir, name)
-		data, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		socks, err := hostfiles.ParseTCPTable(path, data)
-		if err != nil {
-			continue
-		}
-		for _, s := range socks {
-			a := s.Local.Addr().Unmap()
-			if s.State == listen && int(s.Local.Port()) == port && s.UID != uid && (a == loopback || a.IsUnspecified()) {
-				return fmt.Sprintf("%s (uid %d)", s.Local, s.UID)
-			}
+	socks, _ := t.Listeners(uint16(port))
+	for _, s := range socks {
+		if a := s.Local.Addr().Unmap(); s.UID != uid && (a == loopback || a.IsUnspecified()) {
+			return fmt.Sprintf("%s (uid %d)", s.Local, s.UID)
 		}
 	}
 	return ""
