@@ -205,7 +205,7 @@ func (h *HealthChecker) check(ctx context.Context, b rollout.Build, seed string)
 	}
 	defer h.stop(sp)
 	baseURL := sp.baseURL
-	logs = func() string { return sp.out.String() + run.readLogs(base) }
+	logs = sp.logs
 	client := sp.client
 	// 2. Mint with the build's own CLI.
 	mintOut, err := runCLI(ctx, []string{b.Bin, "auth", "pairing", "create", "--base-dir", base, "--ttl", formatTTL(DefaultMintTTL), "--json"},

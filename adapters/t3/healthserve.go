@@ -31,12 +31,18 @@ type serveProc struct {
 	exited  chan struct{}
 	waitErr error // once exited is closed
 	out     *boundedBuffer
+	base    string  // its base dir
+	run     *runner // who it runs as
 	port    int
 	uid     uint32 // the serve's, who must own the listener on port
 	stolen  string // another user's listener found on port (waitReady)
 	baseURL string
 	client  *http.Client
 }
+
+// logs is what the serve printed, then its log files (read with its
+// user's rights).
+func (sp *serveProc) logs() string { return sp.out.String() + sp.run.readLogs(sp.base) }
 
 // startReady starts the build's serve on base and waits until it answers.
 // A nil serveProc comes with the build's verdict (a failed report, nil
@@ -48,7 +54,7 @@ func (h *HealthChecker) startReady(ctx context.Context, b rollout.Build, base st
 		if err != nil {
 			return nil, rollout.HealthReport{}, fmt.Errorf("free port: %w", err)
 		}
-		sp := &serveProc{exited: make(chan struct{}), out: &boundedBuffer{max: maxServeOutput}, port: port, uid: run.uid(),
+		sp := &serveProc{exited: make(chan struct{}), out: &boundedBuffer{max: maxServeOutput}, base: base, run: run, port: port, uid: run.uid(),
 			baseURL: "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 			client:  &http.Client{Timeout: h.opts.RequestTimeout}}
 		argv := append([]string{b.Bin, "serve", "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--base-dir", base}, h.opts.ServeArgs...)
@@ -72,7 +78,7 @@ func (h *HealthChecker) startReady(ctx context.Context, b rollout.Build, base st
 			return nil, fail("serve did not start: %v", err), nil
 		}
 		go func() { sp.waitErr = sp.cmd.Wait(); close(sp.exited) }()
-		rep, ok := h.waitReady(ctx, sp, func() string { return sp.out.String() + run.readLogs(base) })
+		rep, ok := h.waitReady(ctx, sp)
 		if ok {
 			return sp, rep, nil
 		}
@@ -126,7 +132,8 @@ var portInUse = regexp.MustCompile(`\bport \d+( on \S+)? is already in use`)
 // the port (the port is let go between its pick and the serve's bind, and
 // every user reads it in the serve's command line): one that does is
 // noted in sp.stolen, and the serve has lost its port.
-func (h *HealthChecker) waitReady(ctx context.Context, sp *serveProc, logs func() string) (rollout.HealthReport, bool) {
+func (h *HealthChecker) waitReady(ctx context.Context, sp *serveProc) (rollout.HealthReport, bool) {
+	logs := sp.logs
 	deadline := time.NewTimer(h.opts.ReadyTimeout)
 	defer deadline.Stop()
 	wait := 20 * time.Millisecond
