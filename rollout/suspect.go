@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/t3fleet/t3fleet"
 )
@@ -56,7 +55,7 @@ func (s State) RecordWatchdogRestart(r WatchdogRestart) error {
 		// not a version (a newline in it would forge other users'
 		// records) is recorded as unknown.
 		v := x.Version
-		if _, err := ParseVersion(v); err != nil || strings.ContainsFunc(v, unicode.IsSpace) {
+		if _, err := ParseVersion(v); err != nil {
 			v = "-"
 		}
 		fmt.Fprintf(&buf, "%s %s %s %s\n", x.Time.UTC().Format(time.RFC3339), v, x.User, ro)
