@@ -25,7 +25,7 @@ func TestDBOracleAsRootLeavesNoRootOwnedFiles(t *testing.T) {
 	base := filepath.Join(t.TempDir(), ".t3")
 	seed(t3test.EraD, 0)(t, base)
 	ud := t3test.UserDataDir(base)
-	openPath(t, base) // the user reads their own database: their path is traversable, as a real home is
+	realtest.OpenPath(t, base) // the user reads their own database: their path is traversable, as a real home is
 	_, err := os.Stat(filepath.Join(ud, "state.sqlite-shm"))
 	require.ErrorIs(t, err, os.ErrNotExist)
 	require.NoError(t, filepath.WalkDir(ud, func(p string, d fs.DirEntry, err error) error {

@@ -4,13 +4,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
 	"github.com/t3fleet/t3fleet/idlegate"
@@ -50,7 +48,7 @@ func TestDBOraclePathRaceReadsNoOtherUsersDatabase(t *testing.T) {
 				c.prep(t, aliceBase)
 			}
 			require.NoError(t, os.Chmod(home, 0o755))
-			openPath(t, home)
+			realtest.OpenPath(t, home)
 			chownTree(t, filepath.Dir(aliceBase), aliceUID)
 			chownTree(t, filepath.Dir(bobBase), bobUID)
 			require.NoError(t, os.Chmod(filepath.Dir(bobBase), 0o700)) // bob's home
@@ -60,7 +58,7 @@ func TestDBOraclePathRaceReadsNoOtherUsersDatabase(t *testing.T) {
 			require.NoError(t, err)
 			require.True(t, v.Idle, "alice, before the swaps: %s", v.Reason)
 
-			stop := swapping(t, aliceBase, bobBase)
+			stop := realtest.SwapWithSymlink(t, aliceBase, bobBase)
 			ok, leaked := 0, 0
 			deadline := time.Now().Add(10 * time.Second)
 			for i := 0; ok < 50 && time.Now().Before(deadline); i++ {
@@ -84,15 +82,6 @@ func TestDBOraclePathRaceReadsNoOtherUsersDatabase(t *testing.T) {
 	}
 }
 
-// openPath makes every directory above dir traversable (t.TempDir's are
-// 0700), as /home is on a real host.
-func openPath(t *testing.T, dir string) {
-	t.Helper()
-	for d := filepath.Dir(dir); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-		require.NoError(t, os.Chmod(d, 0o755))
-	}
-}
-
 // chownTree gives every file under dir to uid (and the group of that
 // number).
 func chownTree(t *testing.T, dir string, uid int) {
@@ -103,32 +92,4 @@ func chownTree(t *testing.T, dir string, uid int) {
 		}
 		return os.Lchown(p, uid, uid)
 	}))
-}
-
-// swapping swaps the directory dir with a symlink to target, over and over
-// (RENAME_EXCHANGE: always one or the other), until the returned stop is
-// called; stop leaves the real directory in place.
-func swapping(t *testing.T, dir, target string) (stop func()) {
-	t.Helper()
-	evil := dir + ".evil"
-	require.NoError(t, os.Symlink(target, evil))
-	var halt atomic.Bool
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for !halt.Load() {
-			unix.Renameat2(unix.AT_FDCWD, dir, unix.AT_FDCWD, evil, unix.RENAME_EXCHANGE)
-		}
-	}()
-	stop = func() {
-		if halt.Swap(true) {
-			return
-		}
-		<-done
-		if fi, err := os.Lstat(dir); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-			require.NoError(t, unix.Renameat2(unix.AT_FDCWD, dir, unix.AT_FDCWD, evil, unix.RENAME_EXCHANGE))
-		}
-	}
-	t.Cleanup(stop)
-	return stop
 }

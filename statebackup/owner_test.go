@@ -75,7 +75,7 @@ func TestRootLeavesNoRootOwnedFiles(t *testing.T) {
 			_, err := os.Stat(live + "-shm")
 			require.ErrorIs(t, err, os.ErrNotExist, "no -shm before the snapshot")
 			chownTree(t, tg.UserdataDir, otherUID, otherGID)
-			openPath(t, tg.UserdataDir) // the user reaches their own directory
+			realtest.OpenPath(t, tg.UserdataDir) // the user reaches their own directory
 
 			st, dest := newStore(t, statebackup.Options{})
 			snap, err := st.Backup(bg, tg, "")

@@ -3,14 +3,11 @@ package statebackup_test
 import (
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/t3fleet/t3fleet/adapters/t3/t3test"
 	"github.com/t3fleet/t3fleet/internal/realtest"
@@ -19,15 +16,6 @@ import (
 
 // The uids of the two users of the path-race tests.
 const aliceUID, bobUID = 65534, 65533
-
-// openPath makes every directory above dir traversable (t.TempDir's are
-// 0700), as /home is on a real host.
-func openPath(t *testing.T, dir string) {
-	t.Helper()
-	for d := filepath.Dir(dir); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-		require.NoError(t, os.Chmod(d, 0o755))
-	}
-}
 
 // twoHomes seeds alice's and bob's t3 state, runs prep on them (as root,
 // before they change hands), then gives each home to its user, bob's 0700:
@@ -38,43 +26,20 @@ func twoHomes(t *testing.T, era t3test.Era, prep func(alice, bob statebackup.Tar
 	bob = mustSeed(t, "bob", era, t3test.SeedOptions{Threads: 1})
 	prep(alice, bob)
 	aT3, bT3 := filepath.Dir(alice.UserdataDir), filepath.Dir(bob.UserdataDir)
-	openPath(t, aT3)
-	openPath(t, bT3)
+	realtest.OpenPath(t, aT3)
+	realtest.OpenPath(t, bT3)
 	chownTree(t, filepath.Dir(aT3), aliceUID, aliceUID)
 	chownTree(t, filepath.Dir(bT3), bobUID, bobUID)
 	require.NoError(t, os.Chmod(filepath.Dir(bT3), 0o700)) // bob's home
 	return alice, bob
 }
 
-// swapping has alice swap her ~/.t3 with a symlink to bob's, over and over
-// (RENAME_EXCHANGE: always one or the other), until the returned stop is
-// called (at the latest when t ends); stop leaves her real directory in
-// place.
+// swapping has alice swap her ~/.t3 with a symlink to bob's, over and over,
+// until the returned stop is called (at the latest when t ends); stop
+// leaves her real directory in place.
 func swapping(t *testing.T, alice, bob statebackup.Target) (stop func()) {
 	t.Helper()
-	aT3, bT3 := filepath.Dir(alice.UserdataDir), filepath.Dir(bob.UserdataDir)
-	evil := aT3 + ".evil"
-	require.NoError(t, os.Symlink(bT3, evil))
-	var halt atomic.Bool
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for !halt.Load() {
-			unix.Renameat2(unix.AT_FDCWD, aT3, unix.AT_FDCWD, evil, unix.RENAME_EXCHANGE)
-		}
-	}()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			halt.Store(true)
-			<-done
-			if fi, err := os.Lstat(aT3); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-				require.NoError(t, unix.Renameat2(unix.AT_FDCWD, aT3, unix.AT_FDCWD, evil, unix.RENAME_EXCHANGE))
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return realtest.SwapWithSymlink(t, filepath.Dir(alice.UserdataDir), filepath.Dir(bob.UserdataDir))
 }
 
 // alice swaps her ~/.t3 with a symlink to bob's while root backs her up.
