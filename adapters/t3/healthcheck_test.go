@@ -206,8 +206,7 @@ func TestHealthCheckServeLosesItsPort(t *testing.T) {
 			// The wrapper sends its first serves to the other process's
 			// port (the fake's last --port wins), as if that process had
 			// bound the one picked first.
-			dir := t3test.SharedDir(t)
-			require.NoError(t, os.Chmod(dir, 0o777)) // the wrapper counts here, as the build's user
+			dir := marksDir(t) // the wrapper counts here, as the build's user
 			count, wrapper := filepath.Join(dir, "serves"), filepath.Join(dir, "t3")
 			script := fmt.Sprintf(`#!/bin/sh
 if [ "$1" = serve ]; then
@@ -242,9 +241,7 @@ exec '%[3]s' "$@"
 // group's signals) holding its output: the check still ends on time, not
 // when that child closes the pipe.
 func TestHealthCheckEndsDespiteADetachedChild(t *testing.T) {
-	pids := t3test.SharedDir(t)
-	require.NoError(t, os.Chmod(pids, 0o777)) // written as the build's user
-	pidfile := filepath.Join(pids, "pid")
+	pidfile := filepath.Join(marksDir(t), "pid") // written as the build's user
 	bin := filepath.Join(t3test.SharedDir(t), "t3")
 	body := "#!/bin/sh\nsetsid sleep 20 & echo $! > " + pidfile + "\nexec sleep 20\n"
 	require.NoError(t, os.WriteFile(bin, []byte(body), 0o755))

@@ -53,6 +53,20 @@ func checkWithin(t *testing.T, ctx context.Context, d time.Duration, hc *t3.Heal
 	}
 }
 
+// awaitFile returns what the file at path holds once it is there, polling
+// until d has passed: a build run as another user says where it is (its
+// tree, its port) in such a file, written whole by a rename.
+func awaitFile(path string, d time.Duration) ([]byte, error) {
+	deadline := time.Now().Add(d)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil || time.Now().After(deadline) {
+			return b, err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // A build run as a user gets nothing of the root updater's own state: not
 // its working directory (a directory under one the user cannot pass, from
 // which relative paths would reach root's files) and not its environment
@@ -77,8 +91,7 @@ func TestHealthCheckBuildGetsNothingOfRootsAmbientState(t *testing.T) {
 		}, `env >> "$marks/leak"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			marks := t3test.SharedDir(t)
-			require.NoError(t, os.Chmod(marks, 0o777))
+			marks := marksDir(t)
 			b := wrapBuild(t, stageBuild(t, t3test.SharedDir(t), "0.0.30", t3test.Faults{}),
 				fmt.Sprintf(`marks='%s'; echo "$1" >> "$marks/steps"; %s`, marks, tc.probe))
 			seed := seedSnapshot(t, t3test.EraC)
@@ -116,8 +129,7 @@ func TestHealthCheckStopsAServeThatLeftItsGroup(t *testing.T) {
 		{"as root (RunAs uid 0: the attributes of a checker not run as root)", &statebackup.Owner{UID: 0, GID: 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			marks := t3test.SharedDir(t)
-			require.NoError(t, os.Chmod(marks, 0o777))
+			marks := marksDir(t)
 			inner := stageBuild(t, t3test.SharedDir(t), "0.0.30", t3test.Faults{})
 			// The serve moves itself into the group of its parent (the
 			// checker), then runs the build.
@@ -150,8 +162,7 @@ fi`, marks, inner.Bin))
 // every other user of the host, as the seed's own directory is.
 func TestHealthCheckScratchIsClosedToOtherUsers(t *testing.T) {
 	realtest.NeedRoot(t)
-	marks := t3test.SharedDir(t)
-	require.NoError(t, os.Chmod(marks, 0o777))
+	marks := marksDir(t)
 	// The mint step (the serve is up and has written its log) says where
 	// the tree is, then waits for the other user's attempt.
 	b := wrapBuild(t, stageBuild(t, t3test.SharedDir(t), "0.0.30", t3test.Faults{}), fmt.Sprintf(`if [ "$1" = auth ]; then
@@ -166,31 +177,26 @@ fi`, marks))
 	tried := make(chan error, 1)
 	go func() {
 		defer func() { _ = os.WriteFile(filepath.Join(marks, "tried"), nil, 0o644) }()
-		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
-			base, err := os.ReadFile(filepath.Join(marks, "base"))
-			if err != nil {
-				time.Sleep(20 * time.Millisecond)
-				continue
-			}
-			log := t3test.LogPath(strings.TrimSpace(string(base)))
-			if _, err := os.Stat(log); err != nil {
-				tried <- fmt.Errorf("the serve wrote no log at %s: %w", log, err)
-				return
-			}
-			tried <- statebackup.AsOwner(other, func() error {
-				b, err := os.ReadFile(log)
-				if err == nil {
-					return fmt.Errorf("uid %d read %d bytes of %s", other.UID, len(b), log)
-				}
-				if !errors.Is(err, os.ErrPermission) {
-					return fmt.Errorf("uid %d: %w", other.UID, err)
-				}
-				return nil
-			})
+		base, err := awaitFile(filepath.Join(marks, "base"), 20*time.Second)
+		if err != nil {
+			tried <- fmt.Errorf("the mint never said where the tree is: %w", err)
 			return
 		}
-		tried <- errors.New("the mint never said where the tree is")
+		log := t3test.LogPath(strings.TrimSpace(string(base)))
+		if _, err := os.Stat(log); err != nil {
+			tried <- fmt.Errorf("the serve wrote no log at %s: %w", log, err)
+			return
+		}
+		tried <- statebackup.AsOwner(other, func() error {
+			b, err := os.ReadFile(log)
+			if err == nil {
+				return fmt.Errorf("uid %d read %d bytes of %s", other.UID, len(b), log)
+			}
+			if !errors.Is(err, os.ErrPermission) {
+				return fmt.Errorf("uid %d: %w", other.UID, err)
+			}
+			return nil
+		})
 	}()
 
 	rep, err := hc.Check(context.Background(), b, seed)
@@ -259,8 +265,7 @@ func TestHealthCheckBuildCannotReachRootsTerminal(t *testing.T) {
 	defer pts.Close()
 	go func() { _, _ = io.Copy(io.Discard, ptmx) }() // the helper's output
 
-	marks := t3test.SharedDir(t)
-	require.NoError(t, os.Chmod(marks, 0o777))
+	marks := marksDir(t)
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -285,8 +290,7 @@ func TestHealthCheckBuildCannotReachRootsTerminal(t *testing.T) {
 // gets another.
 func TestHealthCheckIgnoresAnotherUsersListener(t *testing.T) {
 	realtest.NeedRoot(t)
-	marks := t3test.SharedDir(t)
-	require.NoError(t, os.Chmod(marks, 0o777))
+	marks := marksDir(t)
 	// The first serve, as a real one does, takes a while to bind: the
 	// squatter (the test, as root) gets there first.
 	b := wrapBuild(t, stageBuild(t, t3test.SharedDir(t), "0.0.30", t3test.Faults{}), fmt.Sprintf(`if [ "$1" = serve ] && mkdir '%[1]s/once' 2>/dev/null; then
@@ -302,31 +306,26 @@ fi`, marks))
 	squatted := make(chan error, 1)
 	go func() {
 		defer func() { _ = os.WriteFile(filepath.Join(marks, "bound"), nil, 0o644) }()
-		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
-			port, err := os.ReadFile(filepath.Join(marks, "port"))
-			if err != nil {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			l, err := net.Listen("tcp", "127.0.0.1:"+strings.TrimSpace(string(port)))
-			if err != nil {
-				squatted <- err
-				return
-			}
-			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Path == t3.EnvironmentPath {
-					_, _ = io.WriteString(w, `{"serverVersion":"0.0.30"}`)
-					return
-				}
-				http.Error(w, "squatted", http.StatusInternalServerError)
-			})}
-			go func() { _ = srv.Serve(l) }()
-			t.Cleanup(func() { _ = srv.Close() })
-			squatted <- nil
+		port, err := awaitFile(filepath.Join(marks, "port"), 20*time.Second)
+		if err != nil {
+			squatted <- fmt.Errorf("the serve never said its port: %w", err)
 			return
 		}
-		squatted <- errors.New("the serve never said its port")
+		l, err := net.Listen("tcp", "127.0.0.1:"+strings.TrimSpace(string(port)))
+		if err != nil {
+			squatted <- err
+			return
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == t3.EnvironmentPath {
+				_, _ = io.WriteString(w, `{"serverVersion":"0.0.30"}`)
+				return
+			}
+			http.Error(w, "squatted", http.StatusInternalServerError)
+		})}
+		go func() { _ = srv.Serve(l) }()
+		t.Cleanup(func() { _ = srv.Close() })
+		squatted <- nil
 	}()
 
 	rep, err := hc.Check(context.Background(), b, seed)

@@ -36,6 +36,15 @@ exec '` + b.Bin + `' "$@"
 	return b
 }
 
+// marksDir is a directory every user can write to (a SharedDir made
+// 0777): the build, run as another user, leaves its marks there.
+func marksDir(t *testing.T) string {
+	t.Helper()
+	dir := t3test.SharedDir(t)
+	require.NoError(t, os.Chmod(dir, 0o777))
+	return dir
+}
+
 // nobody is the system's nobody as the check picks it.
 func nobody(t *testing.T) string {
 	u, err := user.Lookup("nobody")
@@ -65,8 +74,7 @@ func TestHealthCheckRunsTheBuildAsAUserNeverRoot(t *testing.T) {
 		{"RunAs", 4242, 4243, &statebackup.Owner{UID: 4300, GID: 4301}, "4300 4301", "RunAs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			marks := t3test.SharedDir(t)
-			require.NoError(t, os.Chmod(marks, 0o777))
+			marks := marksDir(t)
 			b := wrapBuild(t, stageBuild(t, t3test.SharedDir(t), "0.0.30", t3test.Faults{}),
 				fmt.Sprintf(`echo "$(id -u) $(id -g) $(id -G) $HOME" > '%s/'"$1"`, marks))
 			seed := seedSnapshot(t, t3test.EraC)
