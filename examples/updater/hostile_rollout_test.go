@@ -107,14 +107,14 @@ func TestRolloutCommandsEscapeUserNames(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			wantCode, plain, plainErr := run(t, c.cmd, c.setup, "plain-value")
-			lines := len(bytes.Split(bytes.TrimSuffix([]byte(plain), []byte("\n")), []byte("\n")))
+			lines, errLines := lineCount(plain), lineCount(plainErr)
 			for _, h := range hostileNames {
 				t.Run(h.name, func(t *testing.T) {
 					code, out, errs := run(t, c.cmd, c.setup, h.s)
 					require.Equal(t, wantCode, code, "stdout:\n%s\nstderr:\n%s\nordinary stderr:\n%s", out, errs, plainErr)
 					assertPlain(t, out, lines)
 					if errs != "" {
-						assertPlain(t, errs, len(bytes.Split(bytes.TrimSuffix([]byte(errs), []byte("\n")), []byte("\n"))))
+						assertPlain(t, errs, errLines)
 					}
 					if c.quoted {
 						assert.Contains(t, out, strconv.Quote(h.s))

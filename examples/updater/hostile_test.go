@@ -53,6 +53,11 @@ func pathWant(path string, plainInside bool) string {
 	return strconv.Quote(path)
 }
 
+// lineCount is how many lines out holds, a last newline ending the last.
+func lineCount(out string) int {
+	return len(strings.Split(strings.TrimSuffix(out, "\n"), "\n"))
+}
+
 // assertPlain checks that out is valid UTF-8 of printable runes and
 // newlines, in exactly lines lines: nothing a user wrote can move the
 // cursor, colour the terminal or start a line of its own.
