@@ -292,12 +292,12 @@ func TestHealthCheckIgnoresAnotherUsersListener(t *testing.T) {
 	realtest.NeedRoot(t)
 	marks := marksDir(t)
 	// The first serve, as a real one does, takes a while to bind: the
-	// squatter (the test, as root) gets there first.
+	// squatter (the test, as root) gets there first, and the serve waits
+	// until the checker has asked the squatter whether it is ready.
 	b := wrapBuild(t, stageBuild(t, t3test.SharedDir(t), "0.0.30", t3test.Faults{}), fmt.Sprintf(`if [ "$1" = serve ] && mkdir '%[1]s/once' 2>/dev/null; then
   prev=; for a in "$@"; do [ "$prev" = --port ] && port=$a; prev=$a; done
   echo "$port" > '%[1]s/port.tmp' && mv '%[1]s/port.tmp' '%[1]s/port'
-  i=0; while [ ! -e '%[1]s/bound' ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
-  sleep 1
+  i=0; while [ ! -e '%[1]s/probed' ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
 fi`, marks))
 	seed := seedSnapshot(t, t3test.EraC)
 	require.NoError(t, os.Chown(seed, 4242, 4242))
@@ -305,20 +305,23 @@ fi`, marks))
 
 	squatted := make(chan error, 1)
 	go func() {
-		defer func() { _ = os.WriteFile(filepath.Join(marks, "bound"), nil, 0o644) }()
+		probed := func() { _ = os.WriteFile(filepath.Join(marks, "probed"), nil, 0o644) }
 		port, err := awaitFile(filepath.Join(marks, "port"), 20*time.Second)
 		if err != nil {
+			probed() // no squatter: the serve waits no more
 			squatted <- fmt.Errorf("the serve never said its port: %w", err)
 			return
 		}
 		l, err := net.Listen("tcp", "127.0.0.1:"+strings.TrimSpace(string(port)))
 		if err != nil {
+			probed()
 			squatted <- err
 			return
 		}
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == t3.EnvironmentPath {
 				_, _ = io.WriteString(w, `{"serverVersion":"0.0.30"}`)
+				probed()
 				return
 			}
 			http.Error(w, "squatted", http.StatusInternalServerError)
