@@ -34,6 +34,12 @@ type FrontOptions struct {
 	// DisableFast hands every connection to net/http: the Handler alone,
 	// for comparison or as an escape hatch.
 	DisableFast bool
+	// PlainIO reads and writes the browsers' connections through net.Conn.
+	// By default the fast path uses system calls the Go scheduler does not
+	// see, on Linux, which keeps the runtime's sysmon thread from waking
+	// each time the process comes back from idle (docs/performance.md).
+	// For comparison or as an escape hatch; UpstreamTransport has the same.
+	PlainIO bool
 }
 
 // Front serves a Handler on a listener. It carries the steady state itself,
@@ -301,8 +307,9 @@ func (fc *fastConn) serve() {
 		}
 	}
 	fc.peerIP = peerIP(fc.nc.RemoteAddr())
-	fc.br = bufio.NewReaderSize(fc.nc, 16<<10)
-	fc.bw = bufio.NewWriterSize(fc.nc, 16<<10)
+	rw := socketIO(fc.nc, f.opts.PlainIO)
+	fc.br = bufio.NewReaderSize(rw, 16<<10)
+	fc.bw = bufio.NewWriterSize(rw, 16<<10)
 	// A new connection's first head must come within ReadHeaderTimeout, as
 	// net/http has it; only a kept-alive one waits IdleTimeout for the next.
 	fc.nc.SetReadDeadline(time.Now().Add(f.opts.ReadHeaderTimeout))

@@ -41,6 +41,10 @@ type UpstreamTransport struct {
 	MaxIdleConnsPerHost int
 	// IdleConnTimeout: zero means DefaultIdleConnTimeout.
 	IdleConnTimeout time.Duration
+	// PlainIO reads and writes the instances' connections through
+	// net.Conn instead of with system calls the Go scheduler does not see
+	// (Linux only; FrontOptions.PlainIO has the why).
+	PlainIO bool
 
 	once sync.Once
 	mu   sync.Mutex
@@ -172,7 +176,8 @@ func (t *UpstreamTransport) dial(ctx context.Context, host string) (*upstreamCon
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", host, err)
 	}
-	return &upstreamConn{nc: nc, host: host, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
+	rw := socketIO(nc, t.PlainIO)
+	return &upstreamConn{nc: nc, host: host, br: bufio.NewReaderSize(rw, 16<<10), bw: bufio.NewWriterSize(rw, 4<<10)}, nil
 }
 
 // acquire returns a pooled connection to host on a first attempt (reused
