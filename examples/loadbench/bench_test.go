@@ -15,7 +15,7 @@ import (
 //
 //	go test -run '^$' -bench Dispatch -benchmem ./examples/loadbench/
 func BenchmarkDispatch(b *testing.B) {
-	st, err := startStack(context.Background(), io.Discard, false, false)
+	st, err := startStack(context.Background(), io.Discard, stackOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -45,6 +45,7 @@ type config struct {
 	assetPath   string
 	bare        bool
 	netHTTP     bool
+	plainIO     bool
 	relay       bool
 	nginx       bool
 	nginxWork   string
@@ -68,6 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.assetPath, "asset-path", DefaultAssetPath, "path the asset runs fetch")
 	fs.BoolVar(&c.bare, "bare", false, "measure a plain httputil.ReverseProxy instead of the dispatch (the floor of any net/http proxy here)")
 	fs.BoolVar(&c.netHTTP, "net-http", false, "measure the dispatch with its fast path off: every request on net/http's server")
+	fs.BoolVar(&c.plainIO, "plain-io", false, "the dispatch reads and writes its sockets through net.Conn, not with raw system calls (for comparison)")
 	fs.BoolVar(&c.relay, "relay", false, "measure a TCP relay in Go that parses no HTTP instead of the dispatch (the floor of a Go proxy hop here)")
 	fs.BoolVar(&c.nginx, "nginx", false, "measure a real nginx (keep-alive upstream) instead of the dispatch: the issue's reference (needs nginx: apt-get install -y nginx-light)")
 	fs.StringVar(&c.nginxWork, "nginx-workers", DefaultNginxWorkers, "nginx worker_processes with -nginx or -versus-nginx (a number or auto)")
@@ -91,6 +93,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-only %q: want asset or page", c.only)
 	case btoi(c.bare)+btoi(c.netHTTP)+btoi(c.relay)+btoi(c.nginx)+btoi(c.versusNginx) > 1:
 		return c, errors.New("-bare, -net-http, -relay, -nginx and -versus-nginx exclude each other")
+	case c.plainIO && (c.relay || c.nginx):
+		return c, errors.New("-plain-io is about the dispatch: not taken with -relay or -nginx")
 	case c.versusNginx && c.cpuProfile != "":
 		return c, errors.New("-cpuprofile is not taken with -versus-nginx (it profiles one proxy's passes)")
 	case !validNginxWorkers(c.nginxWork):
@@ -138,7 +142,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := startStack(ctx, stderr, c.bare, c.netHTTP)
+	st, err := startStack(ctx, stderr, stackOptions{bare: c.bare, netHTTP: c.netHTTP, plainIO: c.plainIO})
 	if err != nil {
 		return fmt.Errorf("start proxy and upstream: %w", err)
 	}
@@ -173,6 +177,9 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		proxy = "a bare httputil.ReverseProxy"
 	case c.nginx:
 		proxy = fmt.Sprintf("nginx (worker_processes %s, upstream keepalive 32)", c.nginxWork)
+	}
+	if c.plainIO {
+		proxy += ", sockets read and written through net.Conn"
 	}
 	fmt.Fprintf(stdout, "loadbench: %s, %d CPU(s), GOMAXPROCS %d, wrk -t%d -c%d -d%s, %d round(s) per path, keep-alive, loopback\n",
 		proxy, runtime.NumCPU(), runtime.GOMAXPROCS(0), c.threads, c.connections, c.duration, c.runs)

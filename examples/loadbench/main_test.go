@@ -28,6 +28,8 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"stray argument", []string{"extra"}},
 		{"unknown flag", []string{"-nope"}},
 		{"two baselines", []string{"-bare", "-net-http"}},
+		{"plain I/O of a relay", []string{"-relay", "-plain-io"}},
+		{"plain I/O of nginx", []string{"-nginx", "-plain-io"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,13 +84,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestRunBaselines measures the plain ReverseProxy and the Handler on
-// net/http alone with the same paths.
+// TestRunBaselines measures the plain ReverseProxy, the Handler on net/http
+// alone and the dispatch with plain net.Conn I/O with the same paths.
 func TestRunBaselines(t *testing.T) {
 	if _, err := lookWrk(""); err != nil {
 		realtest.Missing(t, "%v", err)
 	}
-	for flag, title := range map[string]string{"-bare": "a bare httputil.ReverseProxy", "-net-http": "net/http's server alone"} {
+	for flag, title := range map[string]string{"-bare": "a bare httputil.ReverseProxy", "-net-http": "net/http's server alone",
+		"-plain-io": "sockets read and written through net.Conn"} {
 		t.Run(flag, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()

@@ -51,14 +51,22 @@ func (r staticRouter) Route(user string) (t3fleet.Instance, bool) {
 	return in, ok
 }
 
+// stackOptions say which dispatch startStack builds.
+type stackOptions struct {
+	// bare: once paired, the dispatch is replaced by a plain
+	// httputil.ReverseProxy over the same transport: the floor of what any
+	// net/http proxy costs on this machine, to tell the dispatch's own cost
+	// from the hop's.
+	bare bool
+	// netHTTP: the Front's fast path off.
+	netHTTP bool
+	// plainIO: sockets read and written through net.Conn (PlainIO).
+	plainIO bool
+}
+
 // startStack starts the upstream, the dispatch in front of it, and pairs one
 // browser session through the dispatch the way a first visit does.
-//
-// With bare, once paired, the dispatch is replaced by a plain
-// httputil.ReverseProxy over the same transport: the floor of what any
-// net/http proxy costs on this machine, to tell the dispatch's own cost from
-// the hop's.
-func startStack(ctx context.Context, logw io.Writer, bare, netHTTP bool) (*stack, error) {
+func startStack(ctx context.Context, logw io.Writer, o stackOptions) (*stack, error) {
 	up, err := startUpstream(ctx, logw)
 	if err != nil {
 		return nil, err
@@ -72,6 +80,7 @@ func startStack(ctx context.Context, logw io.Writer, bare, netHTTP bool) (*stack
 	// The prober is the handler's default one (over the same transport),
 	// with a counter on the probes that leave it.
 	transport := pairing.NewUpstreamTransport()
+	transport.PlainIO = o.plainIO
 	st.probes = &countingTransport{next: transport}
 	h := pairing.NewHandler(router, pairing.NewPairer(up.Minter, pairing.PairerOptions{Client: &http.Client{Transport: transport}}),
 		pairing.HandlerOptions{
@@ -97,14 +106,14 @@ func startStack(ctx context.Context, logw io.Writer, bare, netHTTP bool) (*stack
 	// state, net/http for the rest. -bare and -net-http turn the fast path
 	// off.
 	st.srv = pairing.NewFront(h, pairing.FrontOptions{Fallback: front, Reserved: []string{"/healthz", "/metrics"},
-		DisableFast: bare || netHTTP})
+		DisableFast: o.bare || o.netHTTP, PlainIO: o.plainIO})
 	go st.srv.Serve(ln)
 	st.proxyURL = "http://" + ln.Addr().String()
 	if st.cookie, err = st.pair(ctx); err != nil {
 		st.Close()
 		return nil, err
 	}
-	if bare {
+	if o.bare {
 		target, err := url.Parse(up.BaseURL)
 		if err != nil {
 			st.Close()
