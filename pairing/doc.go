@@ -35,8 +35,11 @@
 // would proxy (or pair, or refuse) is read, decided by the Handler's own
 // code and relayed on one goroutine per connection, over the
 // [UpstreamTransport]'s pool; anything else (WebSockets, chunked bodies,
-// unusual heads) is handed, with its bytes, to a net/http server. The Handler is
-// also an ordinary http.Handler for any server.
+// unusual heads) is handed, with its bytes, to a net/http server. On Linux
+// the fast path and the UpstreamTransport read and write their TCP sockets
+// with raw system calls under the runtime's poller, which keeps Go's sysmon
+// thread asleep under load ([FrontOptions].PlainIO turns that off). The
+// Handler is also an ordinary http.Handler for any server.
 //
 //	pairer := pairing.NewPairer(minter, pairing.PairerOptions{})
 //	h := pairing.NewHandler(table, pairer, pairing.HandlerOptions{Logger: logger, Registerer: prometheus.DefaultRegisterer})

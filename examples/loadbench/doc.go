@@ -1,10 +1,11 @@
 // Command loadbench measures the dispatch's throughput as a ratio to a direct
 // connection, on loopback, with wrk.
 //
-//	go run ./examples/loadbench                       # 3 rounds of 5 s per side and path
+//	go run ./examples/loadbench                       # 5 rounds of 5 s per side and path
 //	go run ./examples/loadbench -runs 5 -duration 10s -v
 //	go run ./examples/loadbench -only asset -cpuprofile /tmp/cpu.prof
 //	go run ./examples/loadbench -bare                 # a plain httputil.ReverseProxy instead
+//	go run ./examples/loadbench -plain-io             # the dispatch reading and writing through net.Conn, not raw system calls
 //	go run ./examples/loadbench -relay                # a Go TCP relay parsing no HTTP: the floor of a hop written in Go
 //	go run ./examples/loadbench -nginx                # a real nginx (keepalive upstream) in front of the same instance
 //	go run ./examples/loadbench -versus-nginx         # the dispatch and nginx in the same rounds: the dispatch's share of nginx's ratio

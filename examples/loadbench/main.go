@@ -61,7 +61,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.warmup, "warmup", time.Second, "one unmeasured pass per side before the rounds; 0 skips")
 	fs.IntVar(&c.connections, "connections", 32, "wrk keep-alive connections")
 	fs.IntVar(&c.threads, "threads", 2, "wrk threads")
-	fs.IntVar(&c.runs, "runs", 3, "rounds of (proxy, direct) passes per path; the median ratio is reported")
+	fs.IntVar(&c.runs, "runs", 5, "rounds of (proxy, direct) passes per path; the median ratio is reported")
 	fs.StringVar(&c.wrkPath, "wrk", "", "wrk binary (default: PATH, then "+DefaultWrkPath+")")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the proxy; the upstream runs as a child) covering the measured passes")
 	fs.BoolVar(&c.check, "check", false, "exit 1 when a ratio is below its target")
