@@ -102,13 +102,22 @@ func (f figure) String() string {
 	if f.BelowTarget {
 		verdict = "BELOW TARGET"
 	}
-	line := fmt.Sprintf("%s: proxy %.0f req/s, direct %.0f req/s, ratio %.2f (target >= %.2f) %s",
-		f.Path.Name, f.Proxy, f.Direct, f.Ratio, f.Path.Target, verdict)
+	line := fmt.Sprintf("%s: proxy %.0f req/s, direct %.0f req/s, ratio %s (target >= %.2f) %s",
+		f.Path.Name, f.Proxy, f.Direct, ratioText(f.Ratio, f.Path.Target), f.Path.Target, verdict)
 	if f.CPURatio > 0 && f.showCPU {
 		line += fmt.Sprintf("\n  %s: CPU per request (wrk + dispatch + instance) proxy %s, direct %s: cpu-cost ratio %.2f",
 			f.Path.Name, f.ProxyCPUPerOp.Round(100*time.Nanosecond), f.DirectCPUPerOp.Round(100*time.Nanosecond), f.CPURatio)
 	}
 	return line
+}
+
+// ratioText prints a ratio to two places, or three when two would show a
+// ratio below its target as the target itself ("0.60 BELOW TARGET").
+func ratioText(r, target float64) string {
+	if two := fmt.Sprintf("%.2f", r); r >= target || two != fmt.Sprintf("%.2f", target) {
+		return two
+	}
+	return fmt.Sprintf("%.3f", r)
 }
 
 // median of xs (the mean of the middle two for an even count); 0 when empty.

@@ -22,8 +22,8 @@ func (f versusFigure) String() string {
 	if f.Dispatch < f.Path.Target {
 		verdict = "BELOW TARGET"
 	}
-	return fmt.Sprintf("%s: the dispatch %.2f, nginx %.2f (ratios to direct, same rounds): the dispatch keeps %.2fx what nginx keeps (target >= %.2f) %s",
-		f.Path.Name, f.Dispatch, f.Nginx, f.Share, f.Path.Target, verdict)
+	return fmt.Sprintf("%s: the dispatch %s, nginx %.2f (ratios to direct, same rounds): the dispatch keeps %.2fx what nginx keeps (target >= %.2f) %s",
+		f.Path.Name, ratioText(f.Dispatch, f.Path.Target), f.Nginx, f.Share, f.Path.Target, verdict)
 }
 
 // versus is -versus-nginx: the dispatch and a real nginx in front of the
