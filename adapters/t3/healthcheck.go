@@ -1,7 +1,6 @@
 package t3
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -291,21 +290,22 @@ func sessionCheck(ctx context.Context, client *http.Client, baseURL string, cook
 }
 
 // matchPattern returns the first log line holding a migration-error pattern.
+// Every line is looked at, however long: logs is already bounded (readLogs,
+// maxServeOutput), and a scanner's line limit would end the scan at the
+// first long line, before an error logged after it.
 func matchPattern(logs string) string {
 	pats := MigrationErrorPatterns()
 	for i := range pats {
 		pats[i] = strings.ToLower(pats[i])
 	}
-	sc := bufio.NewScanner(strings.NewReader(logs))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		low := strings.ToLower(sc.Text())
+	for line := range strings.Lines(logs) {
+		low := strings.ToLower(line)
 		if namedMigrationFailed.MatchString(low) {
-			return strings.TrimSpace(sc.Text())
+			return strings.TrimSpace(line)
 		}
 		for _, p := range pats {
 			if strings.Contains(low, p) {
-				return strings.TrimSpace(sc.Text())
+				return strings.TrimSpace(line)
 			}
 		}
 	}

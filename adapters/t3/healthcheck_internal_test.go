@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -25,8 +26,11 @@ func TestMatchPattern(t *testing.T) {
 		{"NOT NULL constraint failed: auth_pairing_links.scopes", "NOT NULL constraint failed: auth_pairing_links.scopes"},
 		{"persistencesqlerror: insert", "persistencesqlerror: insert"},
 		{"the migration failed", "the migration failed"},
+		// A line longer than any scanner buffer does not end the scan.
+		{strings.Repeat("x", 3<<20) + "\r\nMigration \"31_X\" failed: boom\r\n", `Migration "31_X" failed: boom`},
+		{"a\n\n" + strings.Repeat("y", 2<<20), ""},
 	} {
-		assert.Equal(t, tc.want, matchPattern(tc.log), tc.log)
+		assert.Equal(t, tc.want, matchPattern(tc.log), tc.log[:min(len(tc.log), 200)])
 	}
 }
 
