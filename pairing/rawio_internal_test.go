@@ -165,6 +165,10 @@ func TestRawSocketWriteFailsOnAGonePeer(t *testing.T) {
 	var oe *net.OpError
 	require.ErrorAs(t, err, &oe)
 	assert.Equal(t, "write", oe.Op)
+	// The next write gets EPIPE, and the kernel sends SIGPIPE with it: the
+	// runtime ignores that signal for sockets, so the process lives on.
+	_, err = rw.Write([]byte("x"))
+	assert.ErrorIs(t, err, syscall.EPIPE)
 }
 
 func TestRawSocketWriteAfterCloseIsErrClosed(t *testing.T) {
