@@ -6,7 +6,7 @@
 //	go run ./examples/loadbench -only asset -cpuprofile /tmp/cpu.prof
 //	go run ./examples/loadbench -bare                 # a plain httputil.ReverseProxy instead
 //	go run ./examples/loadbench -plain-io             # the dispatch reading and writing through net.Conn, not raw system calls
-//	go run ./examples/loadbench -relay                # a Go TCP relay parsing no HTTP: the floor of a hop written in Go
+//	go run ./examples/loadbench -relay                # a Go TCP relay parsing no HTTP (goroutines, io.Copy)
 //	go run ./examples/loadbench -nginx                # a real nginx (keepalive upstream) in front of the same instance
 //	go run ./examples/loadbench -versus-nginx         # the dispatch and nginx in the same rounds: the dispatch's share of nginx's ratio
 //

@@ -70,7 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.bare, "bare", false, "measure a plain httputil.ReverseProxy instead of the dispatch (the floor of any net/http proxy here)")
 	fs.BoolVar(&c.netHTTP, "net-http", false, "measure the dispatch with its fast path off: every request on net/http's server")
 	fs.BoolVar(&c.plainIO, "plain-io", false, "the dispatch reads and writes its sockets through net.Conn, not with raw system calls (for comparison)")
-	fs.BoolVar(&c.relay, "relay", false, "measure a TCP relay in Go that parses no HTTP instead of the dispatch (the floor of a Go proxy hop here)")
+	fs.BoolVar(&c.relay, "relay", false, "measure a TCP relay in Go that parses no HTTP (goroutines, io.Copy) instead of the dispatch")
 	fs.BoolVar(&c.nginx, "nginx", false, "measure a real nginx (keep-alive upstream) instead of the dispatch: the issue's reference (needs nginx: apt-get install -y nginx-light)")
 	fs.StringVar(&c.nginxWork, "nginx-workers", DefaultNginxWorkers, "nginx worker_processes with -nginx or -versus-nginx (a number or auto)")
 	fs.BoolVar(&c.versusNginx, "versus-nginx", false, "measure the dispatch and a real nginx in the same rounds and print the dispatch's ratio as a share of nginx's (needs nginx)")
