@@ -3,6 +3,7 @@
 package pairing
 
 import (
+	"io"
 	"net"
 	"testing"
 
@@ -17,4 +18,28 @@ func TestRawSocketIsRawForTCP(t *testing.T) {
 
 	assert.IsType(t, &rawIO{}, socketIO(local, false))
 	assert.Equal(t, net.Conn(local), socketIO(local, true), "PlainIO")
+}
+
+// A Read or Write through the raw calls allocates nothing: the callbacks
+// are bound once per connection.
+func TestRawSocketAllocatesNothingPerCall(t *testing.T) {
+	local, peer := tcpPair(t)
+	rw := rawSocket(local)
+	msg := []byte("GET /assets/app.js HTTP/1.1\r\n\r\n")
+	buf := make([]byte, 64)
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := rw.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(peer, buf[:len(msg)]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := peer.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(rw, buf[:len(msg)]); err != nil {
+			t.Fatal(err)
+		}
+	})
+	assert.Zero(t, allocs)
 }
