@@ -34,7 +34,6 @@ type serveProc struct {
 	base    string  // its base dir
 	run     *runner // who it runs as
 	port    int
-	uid     uint32 // the serve's, who must own the listener on port
 	stolen  string // another user's listener found on port (waitReady)
 	baseURL string
 	client  *http.Client
@@ -54,7 +53,7 @@ func (h *HealthChecker) startReady(ctx context.Context, b rollout.Build, base st
 		if err != nil {
 			return nil, rollout.HealthReport{}, fmt.Errorf("free port: %w", err)
 		}
-		sp := &serveProc{exited: make(chan struct{}), out: &boundedBuffer{max: maxServeOutput}, base: base, run: run, port: port, uid: run.uid(),
+		sp := &serveProc{exited: make(chan struct{}), out: &boundedBuffer{max: maxServeOutput}, base: base, run: run, port: port,
 			baseURL: "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 			client:  &http.Client{Timeout: h.opts.RequestTimeout}}
 		argv := append([]string{b.Bin, "serve", "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--base-dir", base}, h.opts.ServeArgs...)
@@ -150,7 +149,7 @@ func (h *HealthChecker) waitReady(ctx context.Context, sp *serveProc) (rollout.H
 		default:
 		}
 		if _, err := serverVersion(ctx, sp.client, h.opts.RequestTimeout, sp.baseURL); err == nil {
-			if l := foreignListener(&hostfiles.TCPTable{}, sp.port, sp.uid); l != "" {
+			if l := foreignListener(&hostfiles.TCPTable{}, sp.port, sp.run.uid()); l != "" {
 				sp.stolen = l
 				return fail("port %d is held by another user's listener, %s", sp.port, l), false
 			}

@@ -91,7 +91,8 @@ func (r *runner) procAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setsid: true, Credential: cred}
 }
 
-// uid is the children's uid: the runner's, or this process's.
+// uid is the children's uid: the runner's, or this process's. The
+// serve's must own the listener on its port.
 func (r *runner) uid() uint32 {
 	if r == nil {
 		return uint32(os.Geteuid())
