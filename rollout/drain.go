@@ -91,13 +91,9 @@ func (r DrainResult) Line() string {
 	q := t3fleet.Printable
 	switch r.Outcome {
 	case DrainDone:
-		waiting := make([]string, len(r.Waiting))
-		for i, w := range r.Waiting {
-			waiting[i] = q(w)
-		}
 		return fmt.Sprintf("migrate-idle: migrated=%d [%s] cleared=%d waiting=%d [%s] stale=%d took=%s",
 			len(r.Migrated), strings.Join(r.Migrated, " "), len(r.Cleared), len(r.Waiting),
-			strings.Join(waiting, ", "), len(r.Stale), r.Took.Round(time.Millisecond))
+			strings.Join(printableEach(r.Waiting), ", "), len(r.Stale), r.Took.Round(time.Millisecond))
 	case DrainFrozen:
 		return "FROZEN: " + q(r.Reason)
 	case DrainLocked:

@@ -153,13 +153,19 @@ func SuspectBuilds(rs []WatchdogRestart, within time.Duration) []SuspectBuild {
 // String is the line `updater status` prints. Version and users are read
 // back from the watchdog's file: t3fleet.Printable.
 func (b SuspectBuild) String() string {
-	users := make([]string, len(b.Users))
-	for i, u := range b.Users {
-		users[i] = t3fleet.Printable(u)
-	}
 	return fmt.Sprintf("SUSPECT build %s: %d watchdog restart(s) within %s of its rollout at %s (users: %s; last %s)",
 		t3fleet.Printable(b.Version), b.Restarts, DefaultSuspectWithin, b.RolledOut.UTC().Format(time.RFC3339),
-		strings.Join(users, " "), b.Last.UTC().Format(time.RFC3339))
+		strings.Join(printableEach(b.Users), " "), b.Last.UTC().Format(time.RFC3339))
+}
+
+// printableEach is ss, each through t3fleet.Printable, for a list joined
+// into one line.
+func printableEach(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = t3fleet.Printable(s)
+	}
+	return out
 }
 
 // DrainWatchdogLines are the status lines of the idle drainer and the
