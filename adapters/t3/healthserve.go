@@ -132,20 +132,20 @@ var portInUse = regexp.MustCompile(`\bport \d+( on \S+)? is already in use`)
 // every user reads it in the serve's command line): one that does is
 // noted in sp.stolen, and the serve has lost its port.
 func (h *HealthChecker) waitReady(ctx context.Context, sp *serveProc) (rollout.HealthReport, bool) {
-	logs := sp.logs
 	deadline := time.NewTimer(h.opts.ReadyTimeout)
 	defer deadline.Stop()
 	wait := 20 * time.Millisecond
 	for {
-		if line := matchPattern(logs()); line != "" {
+		if line := matchPattern(sp.logs()); line != "" {
 			return fail("log shows a migration error: %s", line), false
 		}
 		select {
 		case <-sp.exited:
-			if line := matchPattern(logs()); line != "" {
+			logs := sp.logs() // all it wrote: read once
+			if line := matchPattern(logs); line != "" {
 				return fail("serve exited (%v): %s", sp.waitErr, line), false
 			}
-			return fail("serve exited before answering (%v): %s", sp.waitErr, lastLine(logs())), false
+			return fail("serve exited before answering (%v): %s", sp.waitErr, lastLine(logs)), false
 		default:
 		}
 		if _, err := serverVersion(ctx, sp.client, h.opts.RequestTimeout, sp.baseURL); err == nil {
