@@ -1,7 +1,6 @@
 package rollout
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -70,9 +69,8 @@ func (ff FreezeFile) Read() (*Freeze, error) {
 func ParseFreeze(content string) *Freeze {
 	var f Freeze
 	structured := false
-	sc := bufio.NewScanner(strings.NewReader(content))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+	for line := range strings.Lines(content) {
+		line = strings.TrimSpace(line)
 		if line == "" {
 			continue
 		}

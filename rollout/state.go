@@ -1,7 +1,6 @@
 package rollout
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -212,9 +211,8 @@ func (s State) DeadEnds() ([]DeadEnd, error) {
 		return nil, fmt.Errorf("read dead-ends: %w", err)
 	}
 	var out []DeadEnd
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}

@@ -1,7 +1,6 @@
 package rollout
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -75,9 +74,8 @@ func (s State) WatchdogRestarts() ([]WatchdogRestart, error) {
 	}
 	var out []WatchdogRestart
 	var bad int
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
 		if len(f) == 0 {
 			continue
 		}
