@@ -1,7 +1,6 @@
 package npm
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -244,16 +243,14 @@ func parseConfigGet(out string) npmConfig {
 // prefix match u (npm protects the key from `npm config get`). ${VAR} is
 // expanded from the environment as npm does.
 func tokenFromNpmrc(path string, u *url.URL, getenv func(string) string) string {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
 	want := "//" + u.Host + u.Path
 	best, bestLen := "", -1
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimSpace(line)
 		key, val, ok := strings.Cut(line, "=")
 		if !ok || !strings.HasSuffix(strings.TrimSpace(key), ":_authToken") {
 			continue

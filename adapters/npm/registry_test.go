@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,6 +137,7 @@ func TestRegistryTokenFromGlobalConfig(t *testing.T) {
 	}{
 		{"global only", "registry=" + srv.URL + "/\n", "Bearer g-token"},
 		{"the user's wins", "registry=" + srv.URL + "/\n//" + host + "/:_authToken=u-token\n", "Bearer u-token"},
+		{"after a line over 64 KiB", "registry=" + srv.URL + "/\n# " + strings.Repeat("x", 70<<10) + "\n//" + host + "/:_authToken=u-token\n", "Bearer u-token"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
