@@ -44,7 +44,8 @@ type FrontOptions struct {
 
 // Front serves a Handler on a listener. It carries the steady state itself,
 // one goroutine per connection, allocating per request little more than one
-// copy of each head and the request the Handler's decision reads: a GET or
+// copy of each head (the request the Handler's decision reads is built
+// over the connection's last one): a GET or
 // HEAD without a body, or a POST, PUT, PATCH or DELETE with a
 // Content-Length (sent on a fresh instance connection, since it may not be
 // sent twice), from a trusted
@@ -280,6 +281,7 @@ type fastConn struct {
 	lines     []byte  // the field lines being read
 	fieldBuf  []field // the fields being read
 	reqFields []field // the request's fields
+	req       reqScratch
 }
 
 // serve carries requests until one needs net/http, which then gets the
@@ -355,7 +357,7 @@ func (fc *fastConn) serve() {
 			handed = f.handOff(fc, HandoffReserved)
 			return
 		}
-		r := hd.request(remote)
+		r := hd.request(&fc.req, remote)
 		// The peer was checked once for the connection and the header's
 		// spelling and count by parseFastHead: what is left of
 		// IdentityResolver.User is the name itself.
@@ -372,7 +374,10 @@ func (fc *fastConn) serve() {
 			// they are buffered and sent from here, and the connection
 			// stays on this path.
 			fc.br.Discard(len(raw))
-			if !fc.answer(r.WithContext(f.ctx), p) {
+			// The Handler's answer may hand the request to work that
+			// outlives it (a pairing others wait for): it gets a copy of
+			// its own, not the connection's scratch.
+			if !fc.answer(r.Clone(f.ctx), p) {
 				return
 			}
 			continue

@@ -281,7 +281,7 @@ func requireSameRequest(t *testing.T, req *http.Request, hd *fastHead, ir *Ident
 		}
 	}
 	require.Equal(t, req.Header, got)
-	r := hd.request("192.0.2.1:4000")
+	r := hd.request(&reqScratch{}, "192.0.2.1:4000")
 	want := req.Header.Clone()
 	delete(want, ir.Header())
 	require.Equal(t, want, r.Header)

@@ -316,13 +316,35 @@ func fieldValueBytes(s string) bool {
 	return true
 }
 
+// reqScratch holds one connection's request while the Handler's plan reads
+// it. plan keeps nothing of the request itself (what it keeps are strings,
+// which point into the head's own copy), so each request of the connection
+// is built over the last one's map, slices and structs: a request costs no
+// allocation of its own, and the garbage collector runs less often under
+// load. A request that must outlive its turn is cloned first.
+type reqScratch struct {
+	r    http.Request
+	u    url.URL
+	hd   http.Header
+	vals []string
+}
+
 // request is the *http.Request the Handler's plan reads: method, header,
-// host, peer and a URL with the path and query. It has no context of its
-// own (plan takes one); the identity header is left out, as plan deletes
-// it. The values share one slice and the request its URL's allocation.
-func (h *fastHead) request(remoteAddr string) *http.Request {
-	hd := make(http.Header, len(h.fields))
-	vals := make([]string, len(h.fields))
+// host, peer and a URL with the path and query, built in s (valid until the
+// next call on s). It has no context of its own (plan takes one); the
+// identity header is left out, as plan deletes it.
+func (h *fastHead) request(s *reqScratch, remoteAddr string) *http.Request {
+	if s.hd == nil {
+		s.hd = make(http.Header, len(h.fields))
+	} else {
+		clear(s.hd)
+	}
+	if cap(s.vals) < len(h.fields) {
+		s.vals = make([]string, len(h.fields))
+	}
+	vals := s.vals[:len(h.fields)]
+	clear(vals) // the last head's strings go with it
+	hd := s.hd
 	for i, f := range h.fields {
 		if f.kind == identityField {
 			continue
@@ -338,18 +360,14 @@ func (h *fastHead) request(remoteAddr string) *http.Request {
 		vals[i] = f.value
 		hd[k] = vals[i : i+1 : i+1]
 	}
-	ru := &struct {
-		r http.Request
-		u url.URL
-	}{}
-	ru.u = url.URL{Path: h.path, RawQuery: h.query}
+	s.u = url.URL{Path: h.path, RawQuery: h.query}
 	if rawPathNeeded(h.path) {
-		ru.u.RawPath = h.path // as url.Parse: the path as sent (no escapes here), so EscapedPath gives it back
+		s.u.RawPath = h.path // as url.Parse: the path as sent (no escapes here), so EscapedPath gives it back
 	}
-	ru.r = http.Request{Method: h.method, URL: &ru.u, Proto: "HTTP/1.1",
+	s.r = http.Request{Method: h.method, URL: &s.u, Proto: "HTTP/1.1",
 		ProtoMajor: 1, ProtoMinor: 1, Header: hd, Host: h.host, RemoteAddr: remoteAddr, RequestURI: h.target,
 		Body: http.NoBody, ContentLength: max(h.length, 0)}
-	return &ru.r
+	return &s.r
 }
 
 // rawPathNeeded reports whether url.URL would escape a byte of p (which the

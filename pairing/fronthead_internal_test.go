@@ -37,6 +37,7 @@ func FuzzParseFastHead(f *testing.F) {
 	} {
 		f.Add(s)
 	}
+	var scratch reqScratch // every request built over the last one's
 	f.Fuzz(func(t *testing.T, raw string) {
 		i := strings.Index(raw, "\r\n\r\n")
 		if i < 0 {
@@ -69,7 +70,7 @@ func FuzzParseFastHead(f *testing.F) {
 		require.Equal(t, []string{h.user}, req.Header.Values(ir.Header()))
 		// The request the plan reads is net/http's, less the identity
 		// header, which plan deletes anyway.
-		r := h.request("192.0.2.1:4000")
+		r := h.request(&scratch, "192.0.2.1:4000")
 		req.Header.Del(ir.Header())
 		require.Equal(t, req.Header, r.Header)
 		require.Equal(t, req.Method, r.Method)
@@ -79,6 +80,40 @@ func FuzzParseFastHead(f *testing.F) {
 		require.Equal(t, req.URL.RawQuery, r.URL.RawQuery)
 		require.Equal(t, req.ContentLength, r.ContentLength)
 	})
+}
+
+// A connection's requests are built in one scratch: the next one keeps
+// nothing of the last (no field, no value, no path), and a clone taken of
+// the last (what a pairing answer gets) does not change under it.
+func TestRequestScratchKeepsNothingOfTheLastRequest(t *testing.T) {
+	ir := NewIdentityResolver("", nil)
+	parse := func(raw string) *fastHead {
+		h, ok := parseFastHead([]byte(raw), ir, nil)
+		require.True(t, ok, "%q", raw)
+		return &h
+	}
+	first := parse("GET /first?a=1 HTTP/1.1\r\nHost: h\r\nAccept: a\r\nX-Y: 1\r\naccept: b\r\n" +
+		"X-Authentik-Username: ana\r\nCookie: t3_session=one\r\n\r\n")
+	second := parse("POST /b/c HTTP/1.1\r\nHost: i\r\nX-Authentik-Username: bo\r\nAccept: z\r\nContent-Length: 3\r\n\r\n")
+
+	var s reqScratch
+	r1 := first.request(&s, "192.0.2.1:4000")
+	kept := r1.Clone(t.Context())
+	want1 := first.request(&reqScratch{}, "192.0.2.1:4000").Clone(t.Context())
+	require.Equal(t, []string{"a", "b"}, r1.Header.Values("Accept"))
+
+	r2 := second.request(&s, "192.0.2.2:4000")
+	fresh := second.request(&reqScratch{}, "192.0.2.2:4000")
+	require.Equal(t, fresh.Header, r2.Header, "nothing of the first request's fields")
+	require.Equal(t, http.Header{"Accept": {"z"}, "Content-Length": {"3"}}, r2.Header)
+	require.Equal(t, *fresh.URL, *r2.URL)
+	require.Equal(t, "POST", r2.Method)
+	require.Equal(t, int64(3), r2.ContentLength)
+	require.Equal(t, "192.0.2.2:4000", r2.RemoteAddr)
+
+	require.Equal(t, want1.Header, kept.Header, "the clone is the first request's own")
+	require.Equal(t, *want1.URL, *kept.URL)
+	require.Equal(t, "GET", kept.Method)
 }
 
 // fieldValue reads eight bytes at a time: it must say what the byte loop

@@ -58,7 +58,7 @@ func benchFastPathWork(b *testing.B, opts HandlerOptions) {
 		if !ok {
 			b.Fatal("the head is not the fast path's")
 		}
-		r := hd.request("127.0.0.1:50000")
+		r := hd.request(&fc.req, "127.0.0.1:50000")
 		user, err := h.identity.name(hd.user)
 		p := h.plan(f.ctx, r, user, err)
 		writeFastRequest(up, &hd, "127.0.0.1")
