@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -39,12 +41,25 @@ func tcpPair(t *testing.T) (local, peer *net.TCPConn) {
 	return c.(*net.TCPConn), s.(*net.TCPConn)
 }
 
+// waitingInPoller waits until a goroutine started by the test named
+// testName is parked in the runtime's poller, waiting for its socket: what
+// the test does next then reaches a Read that found nothing and waits.
+func waitingInPoller(t *testing.T, testName string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "internal/poll.runtime_pollWait") && strings.Contains(g, "."+testName+".") {
+				return
+			}
+		}
+	}
+	t.Fatal("the Read never waited in the poller")
+}
+
 func TestRawSocketReadWaitsForWhatComesLater(t *testing.T) {
 	local, peer := tcpPair(t)
 	rw := rawSocket(local)
-	// Sent once the Read has most likely found nothing and begun to wait;
-	// either order must give the bytes.
-	time.AfterFunc(50*time.Millisecond, func() { peer.Write([]byte("GET / HTTP/1.1\r\n")) })
 	got := make(chan []byte, 1)
 	go func() {
 		buf := make([]byte, 64)
@@ -52,6 +67,9 @@ func TestRawSocketReadWaitsForWhatComesLater(t *testing.T) {
 		assert.NoError(t, err)
 		got <- buf[:n]
 	}()
+	waitingInPoller(t, "TestRawSocketReadWaitsForWhatComesLater")
+	_, err := peer.Write([]byte("GET / HTTP/1.1\r\n"))
+	require.NoError(t, err)
 	select {
 	case b := <-got:
 		assert.Equal(t, "GET / HTTP/1.1\r\n", string(b))
@@ -64,16 +82,18 @@ func TestRawSocketReadEnds(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		setup func(t *testing.T, local, peer *net.TCPConn)
-		check func(t *testing.T, err error)
+		// waiting, when set, runs once the Read waits in the poller.
+		waiting func(t *testing.T, local, peer *net.TCPConn)
+		check   func(t *testing.T, err error)
 	}{
 		{"the peer closed: EOF",
-			func(t *testing.T, _, peer *net.TCPConn) { require.NoError(t, peer.Close()) },
+			func(t *testing.T, _, peer *net.TCPConn) { require.NoError(t, peer.Close()) }, nil,
 			func(t *testing.T, err error) { assert.Equal(t, io.EOF, err) }},
 		{"the peer reset",
 			func(t *testing.T, _, peer *net.TCPConn) {
 				require.NoError(t, peer.SetLinger(0))
 				require.NoError(t, peer.Close())
-			},
+			}, nil,
 			func(t *testing.T, err error) {
 				assert.ErrorIs(t, err, syscall.ECONNRESET)
 				var oe *net.OpError
@@ -83,7 +103,7 @@ func TestRawSocketReadEnds(t *testing.T) {
 		{"the deadline passed: a timeout",
 			func(t *testing.T, local, _ *net.TCPConn) {
 				require.NoError(t, local.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
-			},
+			}, nil,
 			func(t *testing.T, err error) {
 				assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
 				var ne net.Error
@@ -91,9 +111,8 @@ func TestRawSocketReadEnds(t *testing.T) {
 				assert.True(t, ne.Timeout(), "the fast path tells an idle timeout by net.Error's Timeout")
 			}},
 		{"closed here while waiting (the janitor's close)",
-			func(t *testing.T, local, _ *net.TCPConn) {
-				time.AfterFunc(50*time.Millisecond, func() { local.Close() })
-			},
+			func(*testing.T, *net.TCPConn, *net.TCPConn) {},
+			func(t *testing.T, local, _ *net.TCPConn) { require.NoError(t, local.Close()) },
 			func(t *testing.T, err error) { assert.ErrorIs(t, err, net.ErrClosed) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,6 +124,10 @@ func TestRawSocketReadEnds(t *testing.T) {
 				_, err := rw.Read(make([]byte, 64))
 				done <- err
 			}()
+			if tc.waiting != nil {
+				waitingInPoller(t, "TestRawSocketReadEnds")
+				tc.waiting(t, local, peer)
+			}
 			select {
 			case err := <-done:
 				tc.check(t, err)
